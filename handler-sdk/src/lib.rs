@@ -1,0 +1,161 @@
+//! sockhost-sdk: write sockhost request handlers in safe Rust.
+//!
+//! A plugin implements [`Handler`] (Python's `BaseRequestHandler`: `setup`,
+//! `handle`, `finish`, plus the optional server hooks `verify_request`,
+//! `handle_timeout`, `service_actions`, `handle_error`) and exports it with
+//! [`export_handler!`]. The SDK owns the ABI side: it fills the plugin table,
+//! keeps the per-request state, turns every error and every panic into a
+//! failure of that one request (never an abort of the worker), flushes
+//! `wfile` at `finish`, and routes logs into the daemon.
+//!
+//! ```ignore
+//! use sockhost_sdk::{export_handler, Handler, Listener, Request, Result};
+//! use std::io::{BufRead, Write};
+//! struct Upper;
+//! impl Handler for Upper {
+//!     fn create(_l: &Listener) -> Result<Self> { Ok(Upper) }
+//!     fn handle(&self, req: &mut Request) -> Result<()> {
+//!         let mut line = String::new();
+//!         while req.rfile().read_line(&mut line)? > 0 {
+//!             req.wfile().write_all(line.to_uppercase().as_bytes())?;
+//!             line.clear();
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! export_handler!(Upper);
+//! ```
+//!
+//! The raw ABI lives in [`sys`], mirrored from `include/sockhost.h`.
+
+pub mod sys;
+
+mod entry;
+mod log;
+mod request;
+
+pub use log::{log, log_enabled, Level};
+pub use request::{Kind, RFile, Request, Socket, WFile};
+
+/// The error type handlers return; any error converts into it with `?`.
+pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// `Result` with the SDK's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Dispatch mode of the listener (the socketserver mixin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mixin {
+    /// One request at a time, inline in the worker.
+    Sync,
+    /// A thread per request: hooks run concurrently on one instance.
+    Thread,
+    /// A process per request: request hooks run in a forked child.
+    Fork,
+}
+
+/// The listener an instance serves, as handed to [`Handler::create`].
+#[derive(Clone, Debug)]
+pub struct Listener {
+    /// The listener's `name` from the config.
+    pub name: String,
+    /// The configured address, as written.
+    pub address: String,
+    /// `libc::AF_INET`, `AF_INET6` or `AF_UNIX`.
+    pub family: i32,
+    /// The socket type.
+    pub kind: Kind,
+    /// The dispatch mode.
+    pub mixin: Mixin,
+    /// `[listener.config]`, as-is (empty when absent).
+    pub config: toml::Table,
+}
+
+/// Who is asking, as [`Handler::verify_request`] sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Client<'a> {
+    /// The client address as text (see [`Request::client`]).
+    pub address: &'a str,
+    /// Stream or datagram.
+    pub kind: Kind,
+    /// Datagram payload; empty for streams.
+    pub data: &'a [u8],
+}
+
+/// A request handler: one instance per listener, shared by every request.
+///
+/// In thread mode the hooks of different requests run concurrently on the
+/// same instance, hence `Sync`. In fork mode request hooks run in a child
+/// process, so changes they make to `self` do not outlive the request.
+pub trait Handler: Send + Sync + Sized + 'static {
+    /// Build the instance for `listener`. An error stops the listener from
+    /// starting (or rolls a reload back) and is logged with its message.
+    fn create(listener: &Listener) -> Result<Self>;
+    /// Prepare for one request. An error skips `handle` and `finish`.
+    fn setup(&self, _req: &mut Request) -> Result<()> {
+        Ok(())
+    }
+    /// Serve one request.
+    fn handle(&self, req: &mut Request) -> Result<()>;
+    /// Clean up after one request; runs whenever `setup` succeeded. The SDK
+    /// flushes `wfile` after it.
+    fn finish(&self, _req: &mut Request) -> Result<()> {
+        Ok(())
+    }
+    /// Veto a client before dispatch; runs in the worker's main loop.
+    fn verify_request(&self, _client: &Client) -> bool {
+        true
+    }
+    /// Runs after the listener's `timeout` passed without a request.
+    fn handle_timeout(&self) {}
+    /// Runs on every turn of the serve loop.
+    fn service_actions(&self) {}
+    /// Runs when a request hook failed; the daemon has already logged
+    /// `message`. The connection is still open.
+    fn handle_error(&self, _req: &mut Request, _message: &str) {}
+}
+
+/// Exports a [`Handler`] as a sockhost plugin: defines the version record
+/// and the entry function. Use it once per plugin crate (`crate-type =
+/// ["cdylib"]`). The plugin's name and version default to the crate's.
+#[macro_export]
+macro_rules! export_handler {
+    ($ty:ty) => {
+        $crate::export_handler!(
+            $ty,
+            name = env!("CARGO_PKG_NAME"),
+            version = env!("CARGO_PKG_VERSION")
+        );
+    };
+    ($ty:ty, name = $name:expr, version = $version:expr) => {
+        /// The ABI version record the host checks before running any code.
+        #[allow(non_upper_case_globals)]
+        #[unsafe(no_mangle)]
+        pub static sockhost_abi: $crate::sys::sockhost_abi_record =
+            $crate::sys::sockhost_abi_record::CURRENT;
+
+        /// The plugin's entry function.
+        ///
+        /// # Safety
+        /// Called by the host only, with the pointers the ABI promises.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn sockhost_plugin_init(
+            host: *const $crate::sys::sockhost_host,
+            plugin: *mut $crate::sys::sockhost_plugin,
+        ) -> i32 {
+            // SAFETY: forwarded unchanged; the host guarantees both pointers.
+            unsafe {
+                $crate::__private::init::<$ty>(
+                    host,
+                    plugin,
+                    concat!($name, "\0").as_ptr().cast(),
+                    concat!($version, "\0").as_ptr().cast(),
+                )
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::entry::init;
+}

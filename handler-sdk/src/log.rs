@@ -1,0 +1,61 @@
+//! Logging into the daemon through the host table.
+//!
+//! Owns the process-wide pointer to the host's function table (set once by
+//! the entry function). Before the entry function ran, or with a host that
+//! offers no log function, messages go nowhere: a plugin never writes to
+//! the daemon's stderr behind its back.
+
+use crate::sys;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+static HOST: AtomicPtr<sys::sockhost_host> = AtomicPtr::new(std::ptr::null_mut());
+
+pub(crate) fn set_host(host: *const sys::sockhost_host) {
+    HOST.store(host.cast_mut(), Ordering::Release);
+}
+
+/// The host table, once the entry function has run.
+pub(crate) fn host() -> Option<&'static sys::sockhost_host> {
+    let ptr = HOST.load(Ordering::Acquire);
+    // SAFETY: the ABI promises the host table is static and immutable for the
+    // life of the process; the pointer is either null or that table.
+    unsafe { ptr.as_ref() }
+}
+
+/// Log levels, most severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+    Trace = 5,
+}
+
+/// Log `msg` at `level` into the daemon's log, tagged with this plugin.
+pub fn log(level: Level, msg: &str) {
+    if let Some(f) = host().and_then(|h| h.log) {
+        // SAFETY: the host's log function takes a UTF-8 pointer and length,
+        // both valid for this call.
+        unsafe { f(level as i32, msg.as_ptr().cast(), msg.len()) }
+    }
+}
+
+/// Whether a message at `level` would be logged (skip costly formatting).
+pub fn log_enabled(level: Level) -> bool {
+    match host().and_then(|h| h.log_enabled) {
+        // SAFETY: a plain function of an integer, offered by the host.
+        Some(f) => unsafe { f(level as i32) != 0 },
+        None => false,
+    }
+}
+
+/// `log!(Level::Info, "format", args...)`: formats only when enabled.
+#[macro_export]
+macro_rules! log {
+    ($level:expr, $($arg:tt)+) => {
+        if $crate::log_enabled($level) {
+            $crate::log($level, &format!($($arg)+));
+        }
+    };
+}

@@ -1,0 +1,259 @@
+//! One request as a handler sees it: Python's StreamRequestHandler and
+//! DatagramRequestHandler in one type.
+//!
+//! Stream: `rfile` is a buffered reader and `wfile` a buffered writer on the
+//! connected socket, `socket()` the unbuffered socket. Datagram: `rfile`
+//! reads the datagram's bytes, `wfile` collects the reply, sent as one
+//! datagram when the request finishes; `reply` sends one at once. The socket
+//! is borrowed: the daemon closes it, never the handler.
+
+use crate::log::host;
+use crate::sys;
+use std::any::Any;
+use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Read, Write};
+use std::os::fd::RawFd;
+
+/// Stream or datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Stream,
+    Datagram,
+}
+
+impl Kind {
+    pub(crate) fn from_socktype(t: i32) -> Kind {
+        if t == libc::SOCK_DGRAM {
+            Kind::Datagram
+        } else {
+            Kind::Stream
+        }
+    }
+}
+
+/// A borrowed connected socket: unbuffered `Read` and `Write`. Writes never
+/// raise SIGPIPE; a closed peer is an `io::Error`.
+#[derive(Debug)]
+pub struct Socket(RawFd);
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: the fd is the request's socket, open until finish; the
+            // buffer is valid for `buf.len()` bytes.
+            let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: as in read; MSG_NOSIGNAL turns SIGPIPE into EPIPE.
+            let n =
+                unsafe { libc::send(self.0, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The request's input: the socket, buffered, or the datagram's bytes.
+#[derive(Debug)]
+pub enum RFile {
+    Stream(BufReader<Socket>),
+    Datagram(Cursor<&'static [u8]>),
+}
+
+impl Read for RFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            RFile::Stream(r) => r.read(buf),
+            RFile::Datagram(c) => c.read(buf),
+        }
+    }
+}
+
+impl BufRead for RFile {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            RFile::Stream(r) => r.fill_buf(),
+            RFile::Datagram(c) => c.fill_buf(),
+        }
+    }
+    fn consume(&mut self, amt: usize) {
+        match self {
+            RFile::Stream(r) => r.consume(amt),
+            RFile::Datagram(c) => c.consume(amt),
+        }
+    }
+}
+
+/// The request's output: the socket, buffered, or the reply datagram.
+#[derive(Debug)]
+pub enum WFile {
+    Stream(BufWriter<Socket>),
+    Datagram(Vec<u8>),
+}
+
+impl Write for WFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            WFile::Stream(w) => w.write(buf),
+            WFile::Datagram(v) => v.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            WFile::Stream(w) => w.flush(),
+            WFile::Datagram(_) => Ok(()),
+        }
+    }
+}
+
+/// What the SDK keeps per request, behind `sockhost_request.user`.
+#[derive(Default)]
+pub(crate) struct State {
+    rfile: Option<RFile>,
+    wfile: Option<WFile>,
+    user: Option<Box<dyn Any + Send>>,
+}
+
+/// One request, handed to every hook of [`crate::Handler`].
+pub struct Request<'a> {
+    raw: &'a mut sys::sockhost_request,
+    state: &'a mut State,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(raw: &'a mut sys::sockhost_request, state: &'a mut State) -> Self {
+        Request { raw, state }
+    }
+
+    /// Stream or datagram.
+    pub fn kind(&self) -> Kind {
+        Kind::from_socktype(self.raw.socktype)
+    }
+
+    /// The client address as text: `127.0.0.1:PORT`, `[::1]:PORT`, a unix
+    /// path, `@name` (abstract), or empty for an unnamed unix peer.
+    pub fn client(&self) -> &str {
+        // SAFETY: the host's strings are valid UTF-8 for the request's life.
+        unsafe { crate::entry::str_of(&self.raw.client) }
+    }
+
+    /// The socket's address family (`libc::AF_*`).
+    pub fn family(&self) -> i32 {
+        self.raw.family
+    }
+
+    /// The raw socket: connected (stream) or listening (datagram). Borrowed.
+    pub fn fd(&self) -> RawFd {
+        self.raw.fd
+    }
+
+    /// The datagram's bytes; empty for streams.
+    pub fn data(&self) -> &[u8] {
+        datagram_bytes(self.raw)
+    }
+
+    /// The connected socket, unbuffered (stream requests).
+    pub fn socket(&self) -> Socket {
+        Socket(self.raw.fd)
+    }
+
+    /// Buffered input (StreamRequestHandler.rfile / DatagramRequestHandler).
+    pub fn rfile(&mut self) -> &mut RFile {
+        let raw = &*self.raw;
+        self.state
+            .rfile
+            .get_or_insert_with(|| match Kind::from_socktype(raw.socktype) {
+                Kind::Stream => RFile::Stream(BufReader::new(Socket(raw.fd))),
+                Kind::Datagram => RFile::Datagram(Cursor::new(datagram_bytes_static(raw))),
+            })
+    }
+
+    /// Buffered output, flushed (stream) or sent as one datagram after
+    /// `finish`.
+    pub fn wfile(&mut self) -> &mut WFile {
+        let raw = &*self.raw;
+        self.state
+            .wfile
+            .get_or_insert_with(|| match Kind::from_socktype(raw.socktype) {
+                Kind::Stream => WFile::Stream(BufWriter::new(Socket(raw.fd))),
+                Kind::Datagram => WFile::Datagram(Vec::new()),
+            })
+    }
+
+    /// Datagram requests: send `buf` to the client now, as one datagram.
+    pub fn reply(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(f) = host().and_then(|h| h.reply) else {
+            return Err(io::Error::other("the host offers no reply function"));
+        };
+        // SAFETY: the request pointer is the host's own, live for this call;
+        // the buffer is valid for its length.
+        let n = unsafe { f(self.raw, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Per-request storage of the handler's own, created on first use and
+    /// dropped after `finish`.
+    pub fn user<T: Default + Send + 'static>(&mut self) -> &mut T {
+        let slot = &mut self.state.user;
+        if !slot.as_ref().is_some_and(|b| b.is::<T>()) {
+            *slot = Some(Box::new(T::default()));
+        }
+        match slot.as_mut().and_then(|b| b.downcast_mut::<T>()) {
+            Some(v) => v,
+            None => unreachable!("the slot was just filled with a T"),
+        }
+    }
+
+    /// Flush `wfile`: write out a stream's buffer, or send the collected
+    /// datagram reply (if any).
+    pub(crate) fn flush_wfile(&mut self) -> io::Result<()> {
+        match self.state.wfile.take() {
+            Some(WFile::Stream(mut w)) => w.flush(),
+            Some(WFile::Datagram(v)) if !v.is_empty() => self.reply(&v).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn datagram_bytes(raw: &sys::sockhost_request) -> &[u8] {
+    if raw.data.is_null() || raw.data_len == 0 {
+        return &[];
+    }
+    // SAFETY: the host promises `data` points to `data_len` bytes that live
+    // until the request's finish returns.
+    unsafe { std::slice::from_raw_parts(raw.data, raw.data_len) }
+}
+
+/// The datagram's bytes with the lifetime the SDK needs to keep a reader on
+/// them in `State`. Sound because `State` is dropped when the request ends
+/// (finish, or a failed setup), before the host frees the bytes.
+fn datagram_bytes_static(raw: &sys::sockhost_request) -> &'static [u8] {
+    if raw.data.is_null() || raw.data_len == 0 {
+        return &[];
+    }
+    // SAFETY: see the function comment: the slice never outlives the request.
+    unsafe { std::slice::from_raw_parts(raw.data, raw.data_len) }
+}
