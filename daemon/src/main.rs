@@ -1,1 +1,72 @@
-fn main() {}
+//! The `sockhostd` command line: parse flags, set up logging, run the
+//! master (or `--check`), and map the outcome to the exit status: 0 clean
+//! stop or check passed, 1 bad config, plugin or bind failure, 2 bad
+//! command line (clap's own status for usage errors).
+
+use clap::Parser;
+use sockhostd::logging::{self, LogTarget};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Python's socketserver as a daemon: listeners from a TOML file, request
+/// handlers from plugins.
+#[derive(Debug, Parser)]
+#[command(name = "sockhostd", version, about, long_about = None)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "PATH",
+        default_value = "/etc/sockhost/sockhost.toml"
+    )]
+    config: PathBuf,
+    /// Validate the config and load every plugin (calling create), then exit.
+    #[arg(long)]
+    check: bool,
+    /// Detach as a classic double-forked daemon (needs --pid-file).
+    #[arg(long, requires = "pid_file", conflicts_with = "check")]
+    daemonize: bool,
+    /// Where --daemonize writes the daemon's pid.
+    #[arg(long, value_name = "PATH", requires = "daemonize")]
+    pid_file: Option<PathBuf>,
+    /// Log destination: the journal when stderr is the journal (auto), stderr, or journald.
+    #[arg(long, value_enum, default_value_t = LogTarget::Auto)]
+    log: LogTarget,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log) {
+        eprintln!("sockhostd: {e}");
+        return ExitCode::from(1);
+    }
+    let result = if cli.check {
+        run_check(&cli)
+    } else if cli.daemonize {
+        let pid_file = cli.pid_file.clone().unwrap_or_default();
+        sockhostd::daemonize::run(&cli.config, &pid_file).map_err(anyhow::Error::from)
+    } else {
+        sockhostd::master::run(&cli.config).map_err(anyhow::Error::from)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            if !logging::stderr_is_journal() {
+                eprintln!("sockhostd: {e:#}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_check(cli: &Cli) -> anyhow::Result<()> {
+    let config = sockhostd::master::check(&cli.config)?;
+    println!(
+        "{}: OK ({} listeners, every plugin loaded and created)",
+        config.file.display(),
+        config.listeners.len()
+    );
+    Ok(())
+}

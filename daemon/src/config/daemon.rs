@@ -1,0 +1,57 @@
+//! The `[daemon]` table: raw serde struct to [`DaemonConfig`].
+//!
+//! Owns the daemon-wide keys and their defaults. Promises: `plugin_dir` comes
+//! back absolute (relative to the main file's folder, which is also the
+//! default); the user and group exist. Never expands includes (see `include`).
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::ConfigError;
+use super::model::DaemonConfig;
+use super::raw::RawDaemon;
+use super::source::Source;
+use super::values::{self as v, Account};
+
+/// The default `shutdown_timeout`.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Validate `[daemon]` of the main file `src` (absent: all defaults).
+pub fn build(src: &Source, raw: Option<&Spanned<RawDaemon>>) -> Result<DaemonConfig, ConfigError> {
+    let Some(raw) = raw.map(Spanned::get_ref) else {
+        return Ok(defaults(src));
+    };
+    let mut daemon = defaults(src);
+    if let Some(dir) = &raw.plugin_dir {
+        if dir.get_ref().is_empty() {
+            return Err(src.value_error(dir, "daemon.plugin_dir", "plugin_dir is empty"));
+        }
+        daemon.plugin_dir = src.folder.join(dir.get_ref());
+    }
+    if let Some(include) = &raw.include {
+        daemon.include = include
+            .get_ref()
+            .iter()
+            .map(|p| p.get_ref().clone())
+            .collect();
+    }
+    if let Some(t) = &raw.shutdown_timeout {
+        daemon.shutdown_timeout = v::seconds(src, t, "daemon.shutdown_timeout", true)?;
+    }
+    daemon.user = v::opt_account(src, &raw.user, "daemon.user", Account::User)?;
+    daemon.group = v::opt_account(src, &raw.group, "daemon.group", Account::Group)?;
+    daemon.strict_plugin_permissions = v::flag(&raw.strict_plugin_permissions, true);
+    Ok(daemon)
+}
+
+fn defaults(src: &Source) -> DaemonConfig {
+    DaemonConfig {
+        plugin_dir: src.folder.clone(),
+        include: Vec::new(),
+        shutdown_timeout: SHUTDOWN_TIMEOUT,
+        user: None,
+        group: None,
+        strict_plugin_permissions: true,
+    }
+}

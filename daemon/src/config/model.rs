@@ -1,0 +1,202 @@
+//! The validated configuration the daemon runs from.
+//!
+//! Owns the public types: [`Config`], [`DaemonConfig`], [`ListenerConfig`]
+//! and the enumerations. Promises: a value of these types has passed every
+//! check in this module's siblings (ranges, combinations, paths are
+//! absolute, handlers exist); defaults are filled in. Never touches the disk
+//! or sockets itself.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use super::error::Location;
+
+/// The whole configuration: the main file plus its drop-ins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The main config file (absolute).
+    pub file: PathBuf,
+    pub daemon: DaemonConfig,
+    /// Listeners in file order: the main file first, then each drop-in.
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// `[daemon]`, with defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// Absolute; defaults to the main config file's folder.
+    pub plugin_dir: PathBuf,
+    /// The include patterns as written.
+    pub include: Vec<String>,
+    /// Default 10 s.
+    pub shutdown_timeout: Duration,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Default true.
+    pub strict_plugin_permissions: bool,
+}
+
+/// Address family of a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Inet,
+    Inet6,
+    Unix,
+}
+
+/// Socket type of a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockType {
+    Stream,
+    Dgram,
+}
+
+/// Dispatch mode of a listener (socketserver's mix-in classes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mixin {
+    Sync,
+    Thread,
+    Fork,
+}
+
+/// Where a listener binds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address {
+    Inet(SocketAddr),
+    /// An absolute filesystem path.
+    Unix(PathBuf),
+    /// A Linux abstract socket name, without the leading `@`.
+    Abstract(String),
+}
+
+impl Family {
+    /// Every value, in the order error messages list them.
+    pub const ALL: [Family; 3] = [Family::Inet, Family::Inet6, Family::Unix];
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Inet6 => "inet6",
+            Family::Unix => "unix",
+        }
+    }
+}
+
+impl SockType {
+    /// Every value, in the order error messages list them.
+    pub const ALL: [SockType; 2] = [SockType::Stream, SockType::Dgram];
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SockType::Stream => "stream",
+            SockType::Dgram => "dgram",
+        }
+    }
+}
+
+impl Mixin {
+    /// Every value, in the order error messages list them.
+    pub const ALL: [Mixin; 3] = [Mixin::Sync, Mixin::Thread, Mixin::Fork];
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mixin::Sync => "sync",
+            Mixin::Thread => "thread",
+            Mixin::Fork => "fork",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for SockType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Mixin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Inet(addr) => write!(f, "{addr}"),
+            Address::Unix(path) => write!(f, "{}", path.display()),
+            Address::Abstract(name) => write!(f, "@{name}"),
+        }
+    }
+}
+
+/// One `[[listener]]`, validated, with defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerConfig {
+    pub name: String,
+    /// The listener's `[[listener]]` header (or inline table).
+    pub defined_at: Location,
+    pub family: Family,
+    pub socktype: SockType,
+    pub address: Address,
+    /// The address as written in the file.
+    pub address_text: String,
+    pub mixin: Mixin,
+    /// Absolute, resolved against `plugin_dir`; an existing regular file.
+    pub handler: PathBuf,
+    /// Where the `handler` value is written.
+    pub handler_at: Location,
+    pub request_queue_size: i32,
+    pub allow_reuse_address: bool,
+    pub allow_reuse_port: bool,
+    pub timeout: Option<Duration>,
+    pub max_packet_size: usize,
+    pub max_children: usize,
+    pub max_threads: usize,
+    pub daemon_threads: bool,
+    pub block_on_close: bool,
+    pub connection_timeout: Option<Duration>,
+    pub disable_nagle_algorithm: bool,
+    pub workers: usize,
+    pub allow: Vec<ipnet::IpNet>,
+    pub deny: Vec<ipnet::IpNet>,
+    pub allow_uids: Vec<u32>,
+    pub allow_gids: Vec<u32>,
+    pub max_connections_per_source: Option<usize>,
+    pub rate_limit_per_source: Option<f64>,
+    pub refuse_message: Option<String>,
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// `[listener.config]` as written (empty if absent).
+    pub config: toml::Table,
+    /// The same table as a TOML document ("" if empty).
+    pub config_toml: String,
+}
+
+impl ListenerConfig {
+    /// True when every setting is equal, so a reload may keep this
+    /// listener's worker; only where things are written (`defined_at`,
+    /// `handler_at`) is ignored. False means the worker must be restarted.
+    pub fn same_settings(&self, other: &ListenerConfig) -> bool {
+        let mut mine = self.clone();
+        mine.defined_at = other.defined_at.clone();
+        mine.handler_at = other.handler_at.clone();
+        mine == *other
+    }
+
+    /// True when the listening socket can be kept across a reload:
+    /// same family, socket type and address.
+    pub fn same_socket(&self, other: &ListenerConfig) -> bool {
+        self.family == other.family
+            && self.socktype == other.socktype
+            && self.address == other.address
+    }
+}

@@ -1,0 +1,159 @@
+//! The serde mirror of the TOML files, one field per key.
+//!
+//! Owns the shape of the files: which tables and keys exist and the TOML type
+//! of each. Promises: unknown keys are rejected (serde lists the allowed
+//! ones), every value keeps its span for later errors, and a type mismatch is
+//! reported in TOML's words. Never checks ranges, paths or combinations: that
+//! is the validated model's job.
+
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+type Opt<T> = Option<Spanned<T>>;
+
+/// The main config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawMain {
+    pub daemon: Opt<RawDaemon>,
+    #[serde(default)]
+    pub listener: Vec<Spanned<RawListener>>,
+}
+
+/// A drop-in file: `daemon` is only accepted here to report it clearly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawDropIn {
+    pub daemon: Opt<IgnoredAny>,
+    #[serde(default)]
+    pub listener: Vec<Spanned<RawListener>>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawDaemon {
+    pub plugin_dir: Opt<String>,
+    pub include: Opt<Vec<Spanned<String>>>,
+    pub shutdown_timeout: Opt<Number>,
+    pub user: Opt<String>,
+    pub group: Opt<String>,
+    pub strict_plugin_permissions: Opt<bool>,
+}
+
+/// One `[[listener]]`. Required keys are optional here so that a missing
+/// one is reported at the listener's own table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawListener {
+    pub name: Opt<String>,
+    pub family: Opt<String>,
+    #[serde(rename = "type")]
+    pub socktype: Opt<String>,
+    pub address: Opt<String>,
+    pub mixin: Opt<String>,
+    pub handler: Opt<String>,
+    pub request_queue_size: Opt<Int>,
+    pub allow_reuse_address: Opt<bool>,
+    pub allow_reuse_port: Opt<bool>,
+    pub timeout: Opt<Number>,
+    pub max_packet_size: Opt<Int>,
+    pub max_children: Opt<Int>,
+    pub max_threads: Opt<Int>,
+    pub daemon_threads: Opt<bool>,
+    pub block_on_close: Opt<bool>,
+    pub connection_timeout: Opt<Number>,
+    pub disable_nagle_algorithm: Opt<bool>,
+    pub workers: Opt<Int>,
+    pub allow: Opt<Vec<Spanned<String>>>,
+    pub deny: Opt<Vec<Spanned<String>>>,
+    pub allow_uids: Opt<Vec<Spanned<Int>>>,
+    pub allow_gids: Opt<Vec<Spanned<Int>>>,
+    pub max_connections_per_source: Opt<Int>,
+    pub rate_limit_per_source: Opt<Number>,
+    pub refuse_message: Opt<String>,
+    pub mode: Opt<OctalText>,
+    pub owner: Opt<String>,
+    pub group: Opt<String>,
+    pub config: Opt<toml::Table>,
+}
+
+/// A TOML integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Int(pub i64);
+
+/// A TOML integer or float, as f64.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Number(pub f64);
+
+/// A string meant to hold octal digits, such as "0660".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OctalText(pub String);
+
+struct IntVisitor;
+
+impl Visitor<'_> for IntVisitor {
+    type Value = Int;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int, E> {
+        Ok(Int(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int, E> {
+        i64::try_from(v)
+            .map(Int)
+            .map_err(|_| E::custom(format!("integer {v} is too large")))
+    }
+}
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_i64(IntVisitor)
+    }
+}
+
+struct NumberVisitor;
+
+impl Visitor<'_> for NumberVisitor {
+    type Value = Number;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number (integer or float)")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Number, E> {
+        Ok(Number(v as f64))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Number, E> {
+        Ok(Number(v as f64))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Number, E> {
+        Ok(Number(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_f64(NumberVisitor)
+    }
+}
+
+struct OctalVisitor;
+
+impl Visitor<'_> for OctalVisitor {
+    type Value = OctalText;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an octal string such as \"0660\"")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OctalText, E> {
+        Ok(OctalText(v.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for OctalText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(OctalVisitor)
+    }
+}

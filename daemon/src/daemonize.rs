@@ -1,0 +1,149 @@
+//! `--daemonize --pid-file PATH`: the classic double-fork daemon.
+//!
+//! The invoking process returns only when the daemon is ready (exit 0) or
+//! failed to start (exit 1, with the daemon's reason on stderr): a readiness
+//! pipe carries `OK` or the error text. The daemon runs in its own session,
+//! with the working folder `/`, stdin and stdout on /dev/null (stderr is
+//! kept: the operator chooses where it goes, or uses --log journald). The
+//! pid file is written atomically (temp file + rename) and removed on exit.
+
+use crate::master::{self, StartError};
+use nix::unistd::{fork, setsid, ForkResult};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Why `--daemonize` failed (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonizeError {
+    #[error("{0}")]
+    Start(String),
+    #[error("daemonize: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Fork into the background and run the master there.
+pub fn run(config: &Path, pid_file: &Path) -> Result<(), DaemonizeError> {
+    let pid_file = std::path::absolute(pid_file)?;
+    let config = std::path::absolute(config)?;
+    let (read, write) = crate::signals::pipe()?;
+    // SAFETY: single-threaded at this point (before the master starts).
+    match unsafe { fork() }.map_err(std::io::Error::from)? {
+        ForkResult::Parent { .. } => {
+            drop(write);
+            wait_for_daemon(read)
+        }
+        ForkResult::Child => {
+            drop(read);
+            let code = daemon_side(&config, &pid_file, write);
+            // SAFETY: leave without running the parent's exit handlers twice.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+fn wait_for_daemon(read: OwnedFd) -> Result<(), DaemonizeError> {
+    set_blocking(&read);
+    let mut text = String::new();
+    let _ = std::fs::File::from(read).read_to_string(&mut text);
+    match text.strip_prefix("OK") {
+        Some(_) => Ok(()),
+        None if text.is_empty() => Err(DaemonizeError::Start(
+            "the daemon exited before it was ready".into(),
+        )),
+        None => Err(DaemonizeError::Start(text.trim().to_string())),
+    }
+}
+
+fn set_blocking(fd: &OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+}
+
+/// The first child: new session, second fork; the grandchild is the daemon.
+fn daemon_side(config: &Path, pid_file: &Path, write: OwnedFd) -> i32 {
+    let mut report = std::fs::File::from(write);
+    if let Err(e) = setsid() {
+        let _ = write!(report, "setsid: {e}");
+        return 1;
+    }
+    // SAFETY: still single-threaded.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => 0,
+        Ok(ForkResult::Child) => daemon_main(config, pid_file, report),
+        Err(e) => {
+            let _ = write!(report, "fork: {e}");
+            1
+        }
+    }
+}
+
+fn daemon_main(config: &Path, pid_file: &Path, mut report: std::fs::File) -> i32 {
+    if let Err(e) = detach_stdio() {
+        let _ = write!(report, "cannot detach: {e}");
+        return 1;
+    }
+    if let Err(e) = write_pid_file(pid_file) {
+        let _ = write!(report, "pid file {}: {e}", pid_file.display());
+        return 1;
+    }
+    let guard = PidFileGuard(pid_file.to_path_buf());
+    let mut report = Some(report);
+    let result = master::run_with(config, || {
+        if let Some(mut r) = report.take() {
+            let _ = r.write_all(b"OK");
+        }
+    });
+    drop(guard);
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if let Some(mut r) = report.take() {
+                let _ = write!(r, "{}", describe(&e));
+            }
+            1
+        }
+    }
+}
+
+fn describe(e: &StartError) -> String {
+    e.to_string()
+}
+
+fn detach_stdio() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    std::env::set_current_dir("/")?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for fd in [0, 1] {
+        // SAFETY: dup2 onto the standard fds; `null` stays open across it.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Write our pid to `path` atomically: a temp file beside it, then rename.
+fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Removes the pid file when the daemon exits.
+struct PidFileGuard(PathBuf);
+
+impl Drop for PidFileGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

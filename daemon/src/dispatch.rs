@@ -1,0 +1,63 @@
+//! Dispatch modes: socketserver's `process_request` overrides, one trait
+//! with three implementations.
+//!
+//! - [`SyncMixIn`]: handle inline, one request at a time (BaseServer).
+//! - [`ThreadingMixIn`]: a named thread per request, at most `max_threads`
+//!   at once; at the cap the loop stops accepting (connections wait in the
+//!   backlog, none refused). Finished threads leave nothing behind; a
+//!   thread's end wakes the loop through an eventfd.
+//! - [`ForkingMixIn`]: a child process per request, at most `max_children`;
+//!   children are reaped in `service_actions` (`collect_children`), woken by
+//!   SIGCHLD. A child always ends in `_exit`. Forking is refused when the
+//!   worker has more than one thread (a fork could deadlock the child).
+
+pub mod fork;
+mod thread;
+
+pub use fork::ForkingMixIn;
+pub use thread::ThreadingMixIn;
+
+use crate::config::{ListenerConfig, Mixin};
+use crate::server::{finish_request, Request, Shared};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The part of the server a mixin overrides.
+pub trait Dispatch {
+    /// Whether a new request may be taken now (below the cap).
+    fn has_capacity(&self) -> bool;
+    /// An fd that becomes readable when capacity may have come back.
+    fn wake_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// socketserver's `process_request`.
+    fn process_request(&mut self, request: Request, shared: &Arc<Shared>);
+    /// The mixin's part of `service_actions` (fork: reap children).
+    fn service_actions(&mut self) {}
+    /// The mixin's part of `server_close`: wait for requests in flight when
+    /// `block`, up to `timeout`.
+    fn server_close(&mut self, timeout: Duration, block: bool);
+}
+
+/// The dispatch a listener's `mixin` names.
+pub fn for_listener(l: &ListenerConfig) -> Box<dyn Dispatch> {
+    match l.mixin {
+        Mixin::Sync => Box::new(SyncMixIn),
+        Mixin::Thread => Box::new(ThreadingMixIn::new(l)),
+        Mixin::Fork => Box::new(ForkingMixIn::new(l)),
+    }
+}
+
+/// BaseServer's own `process_request`: finish the request inline.
+pub struct SyncMixIn;
+
+impl Dispatch for SyncMixIn {
+    fn has_capacity(&self) -> bool {
+        true
+    }
+    fn process_request(&mut self, request: Request, shared: &Arc<Shared>) {
+        finish_request(shared, request);
+    }
+    fn server_close(&mut self, _timeout: Duration, _block: bool) {}
+}

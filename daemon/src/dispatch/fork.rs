@@ -1,0 +1,200 @@
+//! ForkingMixIn: a child process per request, bounded by `max_children`.
+//!
+//! Promises: the worker forks only while it is single-threaded; a child
+//! runs `finish_request` and ends in `_exit`, never returning into the
+//! loop; children are reaped without blocking on every loop turn
+//! (`collect_children`), so none stays a zombie; each exit is logged
+//! (debug when clean, warn on a non-zero status or a signal); at the cap no
+//! new request is taken until a child exits; `server_close` waits up to the
+//! deadline, then sends SIGTERM, then SIGKILL, and says so.
+
+use super::Dispatch;
+use crate::config::ListenerConfig;
+use crate::server::{close_request, finish_request, Request, Shared};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Child {
+    client: String,
+    started: Instant,
+}
+
+pub struct ForkingMixIn {
+    max_children: usize,
+    children: HashMap<Pid, Child>,
+}
+
+impl ForkingMixIn {
+    pub fn new(l: &ListenerConfig) -> ForkingMixIn {
+        ForkingMixIn {
+            max_children: l.max_children,
+            children: HashMap::new(),
+        }
+    }
+
+    /// socketserver's `collect_children`: reap every child that has exited
+    /// (never blocking), logging each.
+    pub fn collect_children(&mut self) {
+        while !self.children.is_empty() {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => self.reaped(status),
+            }
+        }
+    }
+
+    fn reaped(&mut self, status: WaitStatus) {
+        let Some(pid) = status.pid() else { return };
+        let Some(child) = self.children.remove(&pid) else {
+            return;
+        };
+        let ms = child.started.elapsed().as_millis();
+        let client = child.client.as_str();
+        match status {
+            WaitStatus::Exited(_, 0) => {
+                tracing::debug!(
+                    client,
+                    pid = pid.as_raw(),
+                    "request child exited after {ms} ms"
+                )
+            }
+            WaitStatus::Exited(_, code) => tracing::warn!(
+                client,
+                pid = pid.as_raw(),
+                "request child exited with status {code} after {ms} ms"
+            ),
+            WaitStatus::Signaled(_, sig, core) => tracing::warn!(
+                client,
+                pid = pid.as_raw(),
+                "request child killed by {}{} after {ms} ms",
+                sig.as_str(),
+                if core { " (core dumped)" } else { "" }
+            ),
+            _ => {}
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        for pid in self.children.keys() {
+            let _ = kill(*pid, sig);
+        }
+    }
+
+    /// Wait until every child is reaped or `deadline` passes.
+    fn wait_until(&mut self, deadline: Instant) {
+        while !self.children.is_empty() && Instant::now() < deadline {
+            self.collect_children();
+            if !self.children.is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Threads in this process, from /proc/self/status.
+pub fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
+    line["Threads:".len()..].trim().parse().ok()
+}
+
+/// Err(reason) when forking now would be unsafe.
+pub fn check_single_threaded() -> Result<(), String> {
+    match thread_count() {
+        Some(1) => Ok(()),
+        Some(n) => Err(format!(
+            "the worker has {n} threads (the plugin started some); forking a \
+             multi-threaded process can deadlock the child, so mixin = \"fork\" is refused"
+        )),
+        None => Err("cannot read /proc/self/status to check the thread count".into()),
+    }
+}
+
+impl Dispatch for ForkingMixIn {
+    fn has_capacity(&self) -> bool {
+        self.children.len() < self.max_children
+    }
+
+    fn process_request(&mut self, request: Request, shared: &Arc<Shared>) {
+        if let Err(why) = check_single_threaded() {
+            tracing::error!(client = request.ctx.client(), "not forking: {why}");
+            close_request(request);
+            return;
+        }
+        let client = request.ctx.client().to_string();
+        // SAFETY: the worker is single-threaded (checked just above), so the
+        // child cannot inherit a lock held by another thread.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => run_child(request, shared),
+            Ok(ForkResult::Parent { child }) => {
+                self.children.insert(
+                    child,
+                    Child {
+                        client,
+                        started: Instant::now(),
+                    },
+                );
+                close_request(request);
+            }
+            Err(e) => {
+                tracing::error!(client, "fork failed: {e}; the connection was closed");
+                close_request(request);
+            }
+        }
+    }
+
+    fn service_actions(&mut self) {
+        self.collect_children();
+    }
+
+    fn server_close(&mut self, timeout: Duration, block: bool) {
+        self.collect_children();
+        if !block || self.children.is_empty() {
+            return;
+        }
+        self.wait_until(Instant::now() + timeout);
+        if self.children.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            "{} request children still running after shutdown_timeout ({timeout:?}); sending SIGTERM",
+            self.children.len()
+        );
+        self.signal_all(Signal::SIGTERM);
+        self.wait_until(Instant::now() + Duration::from_secs(1));
+        if !self.children.is_empty() {
+            tracing::warn!(
+                "{} request children ignored SIGTERM; sending SIGKILL",
+                self.children.len()
+            );
+            self.signal_all(Signal::SIGKILL);
+            self.wait_until(Instant::now() + Duration::from_secs(1));
+        }
+    }
+}
+
+/// The child's whole life: serve the request, then `_exit`. Never returns.
+fn run_child(request: Request, shared: &Arc<Shared>) -> ! {
+    crate::signals::reset_to_default(&[
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ]);
+    if request.sock.is_some() {
+        // A stream child needs only its connection, not the listening socket.
+        // SAFETY: closing our copy of the listening fd; nothing in the child
+        // uses it for stream requests.
+        unsafe { libc::close(shared.server_fd) };
+    }
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        finish_request(shared, request)
+    }));
+    // SAFETY: _exit ends the child without running the parent's atexit
+    // handlers or destructors (socketserver's os._exit).
+    unsafe { libc::_exit(if ok.is_ok() { 0 } else { 70 }) }
+}

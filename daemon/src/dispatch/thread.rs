@@ -1,0 +1,146 @@
+//! ThreadingMixIn: a thread per request, bounded by `max_threads`.
+//!
+//! Promises: never more than `max_threads` request threads; no join handle
+//! or other record of a finished thread is kept (CPython's bpo-37193); every
+//! thread is named after the listener; `server_close` waits for running
+//! threads when `block_on_close` (and not `daemon_threads`), up to the
+//! deadline, and says how many it left behind.
+
+use super::Dispatch;
+use crate::config::ListenerConfig;
+use crate::poll::wait_readable;
+use crate::server::{finish_request, Request, Shared};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counts running request threads; a finishing thread bumps the eventfd.
+struct Active {
+    running: AtomicUsize,
+    done: OwnedFd,
+}
+
+impl Active {
+    fn finished(&self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a live u64 to our eventfd.
+        unsafe { libc::write(self.done.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reading 8 bytes into a live u64 from our non-blocking eventfd.
+        unsafe { libc::read(self.done.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+/// Decrements the running count even if the request panics past the SDK.
+struct Finished(Arc<Active>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finished();
+    }
+}
+
+pub struct ThreadingMixIn {
+    max_threads: usize,
+    thread_name: String,
+    active: Arc<Active>,
+    span: tracing::Span,
+}
+
+impl ThreadingMixIn {
+    pub fn new(l: &ListenerConfig) -> ThreadingMixIn {
+        ThreadingMixIn {
+            max_threads: l.max_threads,
+            thread_name: thread_name(&l.name),
+            active: Arc::new(Active {
+                running: AtomicUsize::new(0),
+                done: eventfd(),
+            }),
+            span: tracing::Span::current(),
+        }
+    }
+
+    fn running(&self) -> usize {
+        self.active.running.load(Ordering::Acquire)
+    }
+}
+
+/// Thread names are cut to the kernel's 15 bytes (what `top -H` shows).
+fn thread_name(listener: &str) -> String {
+    let mut end = listener.len().min(15);
+    while !listener.is_char_boundary(end) {
+        end -= 1;
+    }
+    listener[..end].to_string()
+}
+
+fn eventfd() -> OwnedFd {
+    // SAFETY: eventfd has no memory-safety preconditions.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        // Only under descriptor exhaustion at worker start; the worker
+        // reports this as a start failure.
+        panic!("eventfd: {}", io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+impl Dispatch for ThreadingMixIn {
+    fn has_capacity(&self) -> bool {
+        self.running() < self.max_threads
+    }
+
+    fn wake_fd(&self) -> Option<RawFd> {
+        Some(self.active.done.as_raw_fd())
+    }
+
+    /// Start a thread to process the request (`process_request_thread`).
+    fn process_request(&mut self, request: Request, shared: &Arc<Shared>) {
+        self.active.running.fetch_add(1, Ordering::AcqRel);
+        let guard = Finished(Arc::clone(&self.active));
+        let shared = Arc::clone(shared);
+        let span = self.span.clone();
+        let spawned = std::thread::Builder::new()
+            .name(self.thread_name.clone())
+            .spawn(move || {
+                let _in = span.enter();
+                let _guard = guard;
+                finish_request(&shared, request);
+            });
+        // On failure the closure is dropped: the connection closes and the
+        // guard gives the slot back.
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a request thread: {e}; the connection was closed");
+        }
+    }
+
+    fn service_actions(&mut self) {
+        self.active.drain();
+    }
+
+    fn server_close(&mut self, timeout: Duration, block: bool) {
+        if !block {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        while self.running() > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "{} request threads still running after shutdown_timeout ({timeout:?}); exiting without them",
+                    self.running()
+                );
+                return;
+            }
+            let _ = wait_readable(&[self.active.done.as_raw_fd()], Some(left));
+            self.active.drain();
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! One `poll(2)` wrapper shared by every loop: wait until one of a few fds
+//! is readable, a timeout passes, or a signal interrupts.
+//!
+//! Promises: EINTR is not an error (it returns with no fd ready, so the
+//! caller re-checks its signal pipe); a `None` timeout waits forever.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Readiness of the fds passed to [`wait_readable`], in the same order.
+pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = match timeout {
+        None => -1,
+        // Round up so a 0.4 ms deadline does not spin at 0 ms.
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+    };
+    // SAFETY: pfds is a live, correctly sized array of pollfd.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(err);
+    }
+    Ok(pfds.iter().map(|p| p.fd >= 0 && p.revents != 0).collect())
+}

@@ -1,0 +1,385 @@
+//! The socketserver core, by socketserver's names: one `Server` serves one
+//! listener inside a worker process.
+//!
+//! `serve_forever` → `_handle_request_noblock` → `get_request` →
+//! `verify_request` → `process_request` (the step a mixin overrides, see
+//! `dispatch`) → `finish_request` (the handler's `setup`, `handle`,
+//! `finish`; `finish` whenever `setup` succeeded) → `shutdown_request` →
+//! `close_request`; plus `handle_error`, `handle_timeout`,
+//! `service_actions`, `shutdown`, `server_close` and `fileno`.
+//!
+//! Promises: the loop sleeps in one poll over the listening socket, the
+//! signal pipe and the mixin's wake fd (no polling interval); garbage from a
+//! client fails only that request; an oversized datagram is dropped and
+//! counted, never truncated and handed on.
+
+use crate::access::AccessControl;
+use crate::backoff::AcceptBackoff;
+use crate::config::{ListenerConfig, SockType};
+use crate::dispatch::{self, Dispatch};
+use crate::plugin::{Instance, RequestCtx};
+use crate::poll::wait_readable;
+use crate::signals::SignalPipe;
+use nix::sys::signal::Signal;
+use socket2::Socket;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A request as `get_request` returns it: what the handler will see, and
+/// (stream) the connection, owned here so dropping the request closes it.
+pub struct Request {
+    pub ctx: Box<RequestCtx>,
+    pub sock: Option<Socket>,
+}
+
+/// What request threads and children share with the server loop.
+pub struct Shared {
+    pub listener: ListenerConfig,
+    pub instance: Instance,
+    /// The listening socket (datagram replies go out through it).
+    pub server_fd: RawFd,
+}
+
+/// At most this many requests are taken per wake-up before the loop looks
+/// at signals again, so a flood cannot starve a stop request.
+const BATCH: usize = 64;
+
+/// One listener's server: the listening socket, the handler instance and
+/// the dispatch mode.
+pub struct Server {
+    shared: Arc<Shared>,
+    socket: Option<Socket>,
+    signals: SignalPipe,
+    dispatch: Box<dyn Dispatch>,
+    access: AccessControl,
+    shutdown_requested: bool,
+    last_activity: Instant,
+    recv_buf: Vec<MaybeUninit<u8>>,
+    oversized: OversizeLog,
+    backoff: AcceptBackoff,
+}
+
+impl Server {
+    /// A server for `listener` on `socket`, calling `instance`.
+    pub fn new(
+        listener: ListenerConfig,
+        socket: Socket,
+        instance: Instance,
+        signals: SignalPipe,
+    ) -> Server {
+        let shared = Arc::new(Shared {
+            server_fd: socket.as_raw_fd(),
+            listener,
+            instance,
+        });
+        let dispatch = dispatch::for_listener(&shared.listener);
+        let access = AccessControl::new(&shared.listener);
+        let buf_len = match shared.listener.socktype {
+            SockType::Dgram => shared.listener.max_packet_size + 1,
+            SockType::Stream => 0,
+        };
+        Server {
+            shared,
+            socket: Some(socket),
+            signals,
+            dispatch,
+            access,
+            shutdown_requested: false,
+            last_activity: Instant::now(),
+            recv_buf: vec![MaybeUninit::uninit(); buf_len],
+            oversized: OversizeLog::default(),
+            backoff: AcceptBackoff::default(),
+        }
+    }
+
+    fn listener(&self) -> &ListenerConfig {
+        &self.shared.listener
+    }
+
+    /// socketserver's `fileno`: the listening socket's fd (-1 once closed).
+    pub fn fileno(&self) -> RawFd {
+        self.socket.as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// Serve until `shutdown` (SIGTERM/SIGINT), then return.
+    pub fn serve_forever(&mut self) -> io::Result<()> {
+        while !self.shutdown_requested {
+            let can_accept = self.dispatch.has_capacity() && self.backoff.ready();
+            let fds = [
+                self.signals.fd(),
+                if can_accept { self.fileno() } else { -1 },
+                self.dispatch.wake_fd().unwrap_or(-1),
+            ];
+            let ready = wait_readable(&fds, self.poll_timeout(can_accept))?;
+            if ready[0] {
+                self.handle_signals();
+            }
+            if ready[1] && !self.shutdown_requested {
+                self._handle_request_noblock();
+            } else if can_accept && self.timeout_expired() {
+                self.handle_timeout();
+            }
+            self.service_actions();
+        }
+        Ok(())
+    }
+
+    /// socketserver's `handle_request`: wait for one request (up to
+    /// `timeout`, then `handle_timeout`) and handle it.
+    pub fn handle_request(&mut self) -> io::Result<()> {
+        let ready = wait_readable(&[self.fileno()], self.listener().timeout)?;
+        if ready[0] {
+            self._handle_request_noblock();
+        } else {
+            self.handle_timeout();
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&self, can_accept: bool) -> Option<Duration> {
+        let idle = self.listener().timeout.filter(|_| can_accept);
+        let idle = idle.map(|t| t.saturating_sub(self.last_activity.elapsed()));
+        match (idle, self.backoff.remaining()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn timeout_expired(&self) -> bool {
+        self.listener()
+            .timeout
+            .is_some_and(|t| self.last_activity.elapsed() >= t)
+    }
+
+    fn handle_signals(&mut self) {
+        for sig in self.signals.drain() {
+            match sig {
+                Signal::SIGTERM | Signal::SIGINT => self.shutdown(),
+                _ => {} // SIGCHLD: service_actions reaps after this turn.
+            }
+        }
+    }
+
+    /// socketserver's `shutdown`: stop the loop after this turn.
+    pub fn shutdown(&mut self) {
+        if !self.shutdown_requested {
+            tracing::info!("stopping: no new requests; finishing those in flight");
+        }
+        self.shutdown_requested = true;
+    }
+
+    /// Take every request waiting now (up to a batch), without blocking.
+    #[allow(non_snake_case)]
+    fn _handle_request_noblock(&mut self) {
+        for _ in 0..BATCH {
+            let mut request = match self.get_request() {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    self.backoff.failed(&self.shared.listener.name, &e);
+                    return;
+                }
+            };
+            self.backoff.succeeded(&self.shared.listener.name);
+            self.last_activity = Instant::now();
+            if self.verify_request(&mut request) {
+                self.process_request(request);
+            } else {
+                shutdown_request(request);
+            }
+            if !self.dispatch.has_capacity() {
+                return;
+            }
+        }
+    }
+
+    /// socketserver's `get_request`: accept a connection, or receive a
+    /// datagram. `None` when nothing is waiting (or a datagram was dropped).
+    fn get_request(&mut self) -> io::Result<Option<Request>> {
+        let Some(sock) = self.socket.as_ref() else {
+            return Ok(None);
+        };
+        let l = &self.shared.listener;
+        let outcome = match l.socktype {
+            SockType::Stream => sock.accept().map(|(s, peer)| {
+                let ctx = RequestCtx::new(s.as_raw_fd(), l.family, l.socktype, peer, Vec::new());
+                Some(Request { ctx, sock: Some(s) })
+            }),
+            SockType::Dgram => self.receive_datagram(),
+        };
+        match outcome {
+            Err(e) if is_transient(&e) => Ok(None),
+            other => other,
+        }
+    }
+
+    fn receive_datagram(&mut self) -> io::Result<Option<Request>> {
+        let Some(sock) = self.socket.as_ref() else {
+            return Ok(None);
+        };
+        let (n, peer) = sock.recv_from_with_flags(&mut self.recv_buf, libc::MSG_TRUNC)?;
+        let max = self.shared.listener.max_packet_size;
+        if n > max {
+            self.oversized.record(
+                &self.shared.listener.name,
+                &crate::transport::describe(&peer),
+                n,
+                max,
+            );
+            return Ok(None);
+        }
+        // SAFETY: recvfrom initialised the first n bytes (n <= buffer size).
+        let data =
+            unsafe { std::slice::from_raw_parts(self.recv_buf.as_ptr().cast::<u8>(), n) }.to_vec();
+        let l = &self.shared.listener;
+        let ctx = RequestCtx::new(self.shared.server_fd, l.family, l.socktype, peer, data);
+        Ok(Some(Request { ctx, sock: None }))
+    }
+
+    /// socketserver's `verify_request`: the built-in access control, then
+    /// the plugin's hook. Runs before any fork or thread.
+    fn verify_request(&mut self, request: &mut Request) -> bool {
+        if !self.access.allowed(request.ctx.peer()) {
+            tracing::debug!(client = request.ctx.client(), "refused by allow/deny");
+            return false;
+        }
+        if !self.shared.instance.verify_request(&mut request.ctx) {
+            tracing::debug!(
+                client = request.ctx.client(),
+                "refused by the plugin's verify_request"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// socketserver's `process_request`: hand over to the mixin.
+    fn process_request(&mut self, request: Request) {
+        self.dispatch.process_request(request, &self.shared);
+    }
+
+    /// socketserver's `handle_timeout`: the plugin's hook, then reset.
+    pub fn handle_timeout(&mut self) {
+        self.last_activity = Instant::now();
+        self.dispatch.service_actions();
+        self.shared.instance.handle_timeout();
+    }
+
+    /// socketserver's `service_actions`: the mixin's (fork: reap children)
+    /// then the plugin's.
+    pub fn service_actions(&mut self) {
+        self.dispatch.service_actions();
+        self.shared.instance.service_actions();
+    }
+
+    /// socketserver's `server_close`: close the listening socket, wait for
+    /// requests in flight (`block_on_close`, up to `shutdown_timeout`), and
+    /// destroy the handler instance.
+    pub fn server_close(mut self, shutdown_timeout: Duration) {
+        self.socket = None;
+        let l = &self.shared.listener;
+        let block = l.block_on_close && !l.daemon_threads;
+        self.dispatch.server_close(shutdown_timeout, block);
+        drop(self.dispatch);
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => shared.instance.destroy(),
+            Err(_) => {
+                tracing::warn!("requests still running at exit; the plugin's destroy is skipped")
+            }
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+    )
+}
+
+/// socketserver's `finish_request`: build the handler's request and run
+/// `setup`, `handle`, `finish` (finish whenever setup succeeded), reporting
+/// failures through `handle_error`; then `shutdown_request`.
+pub fn finish_request(shared: &Shared, mut request: Request) {
+    if let Some(sock) = &request.sock {
+        configure_connection(&shared.listener, sock);
+    }
+    let (inst, ctx) = (&shared.instance, &mut request.ctx);
+    match inst.setup(ctx) {
+        Err(e) => handle_error(shared, ctx, "setup", &e),
+        Ok(()) => {
+            if let Err(e) = inst.handle(ctx) {
+                handle_error(shared, ctx, "handle", &e);
+            }
+            if let Err(e) = inst.finish(ctx) {
+                handle_error(shared, ctx, "finish", &e);
+            }
+        }
+    }
+    shutdown_request(request);
+}
+
+/// `connection_timeout` and `disable_nagle_algorithm` on an accepted socket.
+fn configure_connection(l: &ListenerConfig, sock: &Socket) {
+    let _ = sock.set_nonblocking(false);
+    if let Some(t) = l.connection_timeout {
+        let _ = sock.set_read_timeout(Some(t));
+        let _ = sock.set_write_timeout(Some(t));
+    }
+    if l.disable_nagle_algorithm {
+        let _ = sock.set_tcp_nodelay(true);
+    }
+}
+
+/// socketserver's `handle_error`: log with listener and client, then the
+/// plugin's hook. The connection is still open.
+pub fn handle_error(shared: &Shared, ctx: &mut RequestCtx, hook: &str, message: &str) {
+    tracing::error!(client = ctx.client(), "{hook}: {message}");
+    shared.instance.handle_error(ctx, message);
+}
+
+/// socketserver's `shutdown_request`: end the conversation (stream:
+/// shutdown for writing so the peer sees EOF), then `close_request`.
+pub fn shutdown_request(request: Request) {
+    if let Some(sock) = &request.sock {
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+    }
+    close_request(request);
+}
+
+/// socketserver's `close_request`: release the request's socket.
+pub fn close_request(request: Request) {
+    drop(request);
+}
+
+/// Counts dropped oversized datagrams; warns at most once every 10 s.
+#[derive(Default)]
+struct OversizeLog {
+    dropped: u64,
+    reported: u64,
+    last_warn: Option<Instant>,
+}
+
+impl OversizeLog {
+    fn record(&mut self, listener: &str, client: &str, size: usize, max: usize) {
+        self.dropped += 1;
+        if self
+            .last_warn
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        let since = self.dropped - self.reported;
+        tracing::warn!(
+            listener,
+            client,
+            "dropped a {size}-byte datagram (max_packet_size = {max}); {since} dropped since the last warning, {} in all",
+            self.dropped
+        );
+        self.reported = self.dropped;
+        self.last_warn = Some(Instant::now());
+    }
+}

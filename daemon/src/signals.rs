@@ -1,0 +1,131 @@
+//! Signals delivered as bytes on a self-pipe, so each loop (master, worker)
+//! waits on one fd with poll and never does work inside a handler.
+//!
+//! Owns the process-wide write end the handler writes to. The handler only
+//! calls `write(2)` (async-signal-safe) with the signal number as one byte.
+//! After a fork the child calls [`SignalPipe::install`] again to get a pipe
+//! of its own, or [`reset_to_default`] before running request code.
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The write end of the current pipe; -1 before install.
+static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let saved = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let fd = WRITE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is one live byte.
+        // A full pipe (EAGAIN) is fine: the loop is already due to wake.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+    // SAFETY: restore errno for the interrupted code.
+    unsafe { *libc::__errno_location() = saved };
+}
+
+/// The read end of the self-pipe, and the signals routed to it.
+#[derive(Debug)]
+pub struct SignalPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    signals: Vec<Signal>,
+}
+
+impl SignalPipe {
+    /// Route `signals` to a fresh non-blocking, close-on-exec pipe. Replaces
+    /// any pipe installed earlier in this process (e.g. inherited by fork).
+    pub fn install(signals: &[Signal]) -> io::Result<SignalPipe> {
+        let (read, write) = pipe()?;
+        WRITE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
+            SigSet::empty(),
+        );
+        for &sig in signals {
+            // SAFETY: the handler only calls async-signal-safe functions.
+            unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
+        }
+        Ok(SignalPipe {
+            read,
+            write,
+            signals: signals.to_vec(),
+        })
+    }
+
+    /// The fd to poll for readability.
+    pub fn fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// Every signal received since the last call, in order.
+    pub fn drain(&self) -> Vec<Signal> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reading into a live stack buffer from our own pipe.
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            out.extend(
+                buf[..n as usize]
+                    .iter()
+                    .filter_map(|&b| Signal::try_from(b as i32).ok()),
+            );
+        }
+        out
+    }
+
+    /// The raw write end, for code that must close it in a child.
+    pub fn write_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+
+    /// The signals this pipe carries.
+    pub fn signals(&self) -> &[Signal] {
+        &self.signals
+    }
+}
+
+/// Restore default dispositions for `signals` and stop writing to the pipe:
+/// used in a forked request child, which must die on SIGTERM like any
+/// process and must not wake its parent's loop.
+pub fn reset_to_default(signals: &[Signal]) {
+    WRITE_FD.store(-1, Ordering::SeqCst);
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for &sig in signals {
+        // SAFETY: installing SIG_DFL has no safety requirements.
+        let _ = unsafe { sigaction(sig, &dfl) };
+    }
+}
+
+/// A non-blocking, close-on-exec pipe.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-int array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raised_signal_arrives_as_a_byte_on_the_pipe() {
+        let pipe = SignalPipe::install(&[Signal::SIGUSR2]).expect("install");
+        nix::sys::signal::raise(Signal::SIGUSR2).expect("raise");
+        assert_eq!(pipe.drain(), vec![Signal::SIGUSR2]);
+        assert!(pipe.drain().is_empty(), "drain empties the pipe");
+        reset_to_default(&[Signal::SIGUSR2]);
+    }
+}

@@ -1,0 +1,144 @@
+//! A worker process: serves ONE listener with its plugin.
+//!
+//! Forked by the master (never exec'd). The worker closes what belongs to
+//! the master and to other listeners, dies with the master
+//! (PR_SET_PDEATHSIG), loads the plugin (the master never does), calls
+//! `create`, reports `READY` (or `ERROR reason`) on its control socket, and
+//! only starts serving when the master answers `GO`, so a generation starts
+//! whole or not at all. On SIGTERM/SIGINT it stops accepting, finishes what
+//! is in flight (up to `shutdown_timeout`), destroys the instance and exits 0.
+//! In check mode (`sockhostd --check`) it stops after `create`/`destroy`.
+
+use crate::config::{DaemonConfig, ListenerConfig, Mixin};
+use crate::plugin::{self, Instance};
+use crate::server::Server;
+use crate::signals::SignalPipe;
+use nix::sys::signal::Signal;
+use socket2::Socket;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+
+/// What the master hands a freshly forked worker.
+pub struct WorkerArgs<'a> {
+    pub listener: &'a ListenerConfig,
+    pub daemon: &'a DaemonConfig,
+    /// The listening socket (None in check mode).
+    pub socket: Option<Socket>,
+    /// This worker's end of its control socket.
+    pub ctrl: UnixStream,
+    /// Fds of the master's that this process must close.
+    pub close_fds: Vec<RawFd>,
+    pub master_pid: i32,
+    pub generation: u64,
+    pub check_only: bool,
+}
+
+/// The signals a worker routes to its loop.
+pub const WORKER_SIGNALS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGCHLD,
+];
+
+/// The worker's whole life. Never returns: the process exits here.
+pub fn worker_main(args: WorkerArgs) -> ! {
+    for fd in &args.close_fds {
+        // SAFETY: closing fds inherited from the master that this process
+        // does not own and never uses.
+        unsafe { libc::close(*fd) };
+    }
+    let span =
+        tracing::info_span!("worker", listener = %args.listener.name, generation = args.generation);
+    let _in = span.enter();
+    let mut ctrl = args.ctrl.try_clone().ok();
+    let code = match run(args) {
+        Ok(()) => 0,
+        Err(msg) => {
+            tracing::error!("{msg}");
+            if let Some(c) = ctrl.as_mut() {
+                let _ = writeln!(c, "ERROR {}", msg.replace('\n', " | "));
+            }
+            1
+        }
+    };
+    // SAFETY: ending the worker without unwinding into the master's stack
+    // frames it inherited through fork.
+    unsafe { libc::_exit(code) }
+}
+
+fn run(args: WorkerArgs) -> Result<(), String> {
+    die_with_master(args.master_pid)?;
+    set_process_name(&args.listener.name);
+    let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
+    let l = args.listener;
+    if args.daemon.strict_plugin_permissions {
+        let uid = crate::privileges::effective_daemon_uid(args.daemon.user.as_deref())
+            .map_err(|e| format!("[daemon] user: {e}"))?;
+        crate::config::check_plugin_permissions(&l.handler, uid)
+            .map_err(|why| format!("plugin {}: refused: {why}", l.handler.display()))?;
+    }
+    let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
+    let instance = Instance::create(plugin, l).map_err(|e| e.to_string())?;
+    if l.mixin == Mixin::Fork {
+        if let Err(why) = crate::dispatch::fork::check_single_threaded() {
+            instance.destroy();
+            return Err(format!("listener `{}`: {why}", l.name));
+        }
+    }
+    tracing::debug!(plugin = %plugin.name, version = %plugin.version, "plugin loaded");
+    let mut ctrl = args.ctrl;
+    if args.check_only {
+        instance.destroy();
+        let _ = writeln!(ctrl, "READY");
+        return Ok(());
+    }
+    writeln!(ctrl, "READY").map_err(|e| format!("control socket: {e}"))?;
+    if !wait_for_go(&ctrl) {
+        instance.destroy();
+        return Ok(()); // the master aborted the generation
+    }
+    let Some(socket) = args.socket else {
+        return Err("no listening socket".into());
+    };
+    let mut server = Server::new(l.clone(), socket, instance, signals);
+    let served = server.serve_forever();
+    server.server_close(args.daemon.shutdown_timeout);
+    served.map_err(|e| format!("serve loop failed: {e}"))
+}
+
+/// Block until the master says `GO` (true) or closes the socket (false).
+fn wait_for_go(ctrl: &UnixStream) -> bool {
+    let mut line = String::new();
+    let mut reader = BufReader::new(ctrl);
+    matches!(reader.read_line(&mut line), Ok(n) if n > 0 && line.trim() == "GO")
+}
+
+/// Ask for SIGTERM when the master dies, and check it has not already.
+fn die_with_master(master_pid: i32) -> Result<(), String> {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != master_pid {
+        return Err("the master exited while this worker started".into());
+    }
+    Ok(())
+}
+
+/// `sockhostd:NAME` (cut to the kernel's 15 bytes) in `ps` and `top`.
+fn set_process_name(listener: &str) {
+    let mut name: Vec<u8> = format!("shd:{listener}").into_bytes();
+    name.truncate(15);
+    name.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
