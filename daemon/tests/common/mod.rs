@@ -1,0 +1,526 @@
+//! Test harness: start the real `sockhostd` binary on a temp-dir config and
+//! talk to it over real sockets.
+//!
+//! Promises: every daemon is started with a deadline and killed (with its
+//! workers) when the handle drops, so no test leaves a process behind;
+//! listeners may bind port 0, the harness learns the real addresses from
+//! the daemon's `ready:` log line; temp folders are removed on drop.
+//! Plugins come from the cargo target folder: run `cargo build --workspace`
+//! before `cargo test` (the README's test command does both).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The deadline for anything a test waits on.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The sockhostd binary cargo built for these tests.
+pub fn sockhostd() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sockhostd"))
+}
+
+/// The folder holding the workspace's build outputs (target/debug).
+pub fn target_dir() -> PathBuf {
+    sockhostd()
+        .parent()
+        .map(Path::to_path_buf)
+        .expect("binary has a parent folder")
+}
+
+/// A plugin built by the workspace: `plugin("sockhost_echo")`.
+pub fn plugin(stem: &str) -> PathBuf {
+    let p = target_dir().join(format!("lib{stem}.so"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// A temp folder removed on drop.
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(tag: &str) -> TestDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("sockhost-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TestDir { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// One `[[listener]]` table. `extra` is appended verbatim (more keys, or a
+/// `[listener.config]` table).
+pub fn listener(
+    name: &str,
+    family: &str,
+    ty: &str,
+    address: &str,
+    mixin: &str,
+    handler: &Path,
+    extra: &str,
+) -> String {
+    format!(
+        "[[listener]]\nname = \"{name}\"\nfamily = \"{family}\"\ntype = \"{ty}\"\naddress = \"{address}\"\n\
+         mixin = \"{mixin}\"\nhandler = \"{}\"\n{extra}\n",
+        handler.display()
+    )
+}
+
+/// A running daemon. Dropping it kills the daemon and its workers.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: TestDir,
+    pub config: PathBuf,
+    log: Arc<Mutex<String>>,
+    pub addrs: HashMap<String, String>,
+}
+
+/// How a daemon that failed to start ended.
+#[derive(Debug)]
+pub struct Failed {
+    pub status: ExitStatus,
+    pub log: String,
+}
+
+impl Daemon {
+    /// Start on `config` (written to a fresh temp dir); panic if it does not
+    /// become ready.
+    pub fn start(config: &str) -> Daemon {
+        Daemon::try_start(config)
+            .unwrap_or_else(|f| panic!("daemon failed to start ({}):\n{}", f.status, f.log))
+    }
+
+    pub fn try_start(config: &str) -> Result<Daemon, Failed> {
+        let dir = TestDir::new("d");
+        let path = dir.write("sockhost.toml", config);
+        Daemon::try_start_in(dir, path, &[])
+    }
+
+    /// Start on an existing config file inside `dir`, with extra args.
+    pub fn try_start_in(dir: TestDir, config: PathBuf, args: &[&str]) -> Result<Daemon, Failed> {
+        let mut child = Command::new(sockhostd())
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .arg("--log")
+            .arg("stderr")
+            .env(
+                "SOCKHOST_LOG",
+                std::env::var("SOCKHOST_TEST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sockhostd");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                }
+                line.clear();
+            }
+        });
+        let mut d = Daemon {
+            child: Some(child),
+            dir,
+            config,
+            log,
+            addrs: HashMap::new(),
+        };
+        let start = Instant::now();
+        loop {
+            if let Some(line) = d.log().lines().find(|l| l.contains(" ready: ")) {
+                d.addrs = parse_ready(line);
+                return Ok(d);
+            }
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                std::thread::sleep(Duration::from_millis(50)); // let the log drain
+                d.child = None;
+                return Err(Failed {
+                    status,
+                    log: d.log(),
+                });
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "daemon not ready within {DEADLINE:?}:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("daemon running")
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle` (true) or the deadline passes.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The address listener `name` is bound to, as the daemon logged it.
+    pub fn addr(&self, name: &str) -> String {
+        self.addrs
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no listener {name} in {:?}", self.addrs))
+    }
+
+    pub fn inet(&self, name: &str) -> SocketAddr {
+        self.addr(name).parse().expect("inet address")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGTERM, then wait for exit (SIGKILL at the deadline).
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        self.signal(libc::SIGTERM);
+        let status = self
+            .wait_exit(DEADLINE)
+            .expect("daemon did not stop within the deadline");
+        std::thread::sleep(Duration::from_millis(50));
+        (status, self.log())
+    }
+
+    /// Wait for the daemon to exit on its own.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = c.id() as i32;
+            for w in child_pids(pid) {
+                // SAFETY: killing the worker groups our daemon started.
+                unsafe { libc::kill(-w, libc::SIGKILL) };
+                // SAFETY: as above.
+                unsafe { libc::kill(w, libc::SIGKILL) };
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Direct children of `pid` (from /proc).
+pub fn child_pids(pid: i32) -> Vec<i32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// `name=addr (mixin)` pairs from the `ready:` line.
+fn parse_ready(line: &str) -> HashMap<String, String> {
+    let list = line.split(" ready: ").nth(1).unwrap_or("");
+    let list = list.split(" listeners=").next().unwrap_or(list);
+    list.split(", ")
+        .filter_map(|part| {
+            let (name, rest) = part.split_once('=')?;
+            let addr = rest.rsplit_once(" (").map_or(rest, |(a, _)| a);
+            Some((name.trim().to_string(), addr.trim().to_string()))
+        })
+        .collect()
+}
+
+// ---- clients -----------------------------------------------------------------
+
+/// A connected stream to any listener kind.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Connect to a daemon-logged address: `1.2.3.4:P`, `[::1]:P`, a path or `@name`.
+    pub fn connect(addr: &str) -> std::io::Result<Stream> {
+        let s = if let Some(name) = addr.strip_prefix('@') {
+            use std::os::linux::net::SocketAddrExt;
+            let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            Stream::Unix(UnixStream::connect_addr(&sa)?)
+        } else if addr.starts_with('/') {
+            Stream::Unix(UnixStream::connect(addr)?)
+        } else {
+            let sa: SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+            Stream::Tcp(TcpStream::connect_timeout(&sa, DEADLINE)?)
+        };
+        s.set_timeout(Some(DEADLINE));
+        Ok(s)
+    }
+
+    pub fn set_timeout(&self, t: Option<Duration>) {
+        match self {
+            Stream::Tcp(s) => {
+                let _ = s.set_read_timeout(t);
+                let _ = s.set_write_timeout(t);
+            }
+            Stream::Unix(s) => {
+                let _ = s.set_read_timeout(t);
+                let _ = s.set_write_timeout(t);
+            }
+        }
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+
+    /// Read until EOF.
+    pub fn read_all(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.read_to_end(&mut v)?;
+        Ok(v)
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A probe conversation over one stream connection.
+pub struct Probe {
+    reader: BufReader<Stream>,
+}
+
+impl Probe {
+    pub fn connect(addr: &str) -> Probe {
+        Probe {
+            reader: BufReader::new(
+                Stream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}")),
+            ),
+        }
+    }
+
+    /// Send one command line, return the reply line without its `\n`.
+    pub fn cmd(&mut self, command: &str) -> String {
+        self.try_cmd(command)
+            .unwrap_or_else(|e| panic!("probe {command}: {e}"))
+    }
+
+    pub fn try_cmd(&mut self, command: &str) -> std::io::Result<String> {
+        self.reader
+            .get_mut()
+            .write_all(format!("{command}\n").as_bytes())?;
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        Ok(line.trim_end_matches('\n').to_string())
+    }
+
+    pub fn stream(&mut self) -> &mut Stream {
+        self.reader.get_mut()
+    }
+}
+
+/// A datagram client for any listener kind; unix clients bind a path in
+/// `dir` so the server can reply.
+pub enum Dgram {
+    Udp(UdpSocket, SocketAddr),
+    Unix(UnixDatagram),
+}
+
+impl Dgram {
+    pub fn connect(addr: &str, dir: &Path) -> Dgram {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = if addr.starts_with('/') || addr.starts_with('@') {
+            let me = dir.join(format!("client-{}.sock", N.fetch_add(1, Ordering::SeqCst)));
+            let _ = std::fs::remove_file(&me);
+            let s = UnixDatagram::bind(&me).expect("bind unix client");
+            if let Some(name) = addr.strip_prefix('@') {
+                use std::os::linux::net::SocketAddrExt;
+                let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                    .expect("abstract");
+                s.connect_addr(&sa).expect("connect abstract");
+            } else {
+                s.connect(addr).expect("connect unix dgram");
+            }
+            Dgram::Unix(s)
+        } else {
+            let sa: SocketAddr = addr.parse().expect("inet address");
+            let local = if sa.is_ipv6() {
+                "[::1]:0"
+            } else {
+                "127.0.0.1:0"
+            };
+            let s = UdpSocket::bind(local).expect("bind udp client");
+            Dgram::Udp(s, sa)
+        };
+        d.set_timeout(Some(DEADLINE));
+        d
+    }
+
+    pub fn set_timeout(&self, t: Option<Duration>) {
+        let _ = match self {
+            Dgram::Udp(s, _) => s.set_read_timeout(t),
+            Dgram::Unix(s) => s.set_read_timeout(t),
+        };
+    }
+
+    pub fn send(&self, data: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Dgram::Udp(s, to) => s.send_to(data, to),
+            Dgram::Unix(s) => s.send(data),
+        }
+    }
+
+    pub fn recv(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 65536];
+        let n = match self {
+            Dgram::Udp(s, _) => s.recv(&mut buf)?,
+            Dgram::Unix(s) => s.recv(&mut buf)?,
+        };
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// A probe command as one datagram; the reply without its `\n`.
+    pub fn cmd(&self, command: &str) -> String {
+        self.send(command.as_bytes()).expect("send datagram");
+        let reply = self
+            .recv()
+            .unwrap_or_else(|e| panic!("no reply to {command}: {e}"));
+        String::from_utf8_lossy(&reply)
+            .trim_end_matches('\n')
+            .to_string()
+    }
+}
+
+/// Run `sockhostd` with `args` to completion (for --check, --help, ...).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(sockhostd())
+        .args(args)
+        .env("SOCKHOST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sockhostd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Thread ids of a process, from /proc.
+pub fn thread_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Open fds of a process, from /proc.
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Children of `pid` in state Z (zombies).
+pub fn zombie_children(pid: i32) -> Vec<i32> {
+    child_pids(pid)
+        .into_iter()
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+                .unwrap_or(false)
+        })
+        .collect()
+}
