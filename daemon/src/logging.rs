@@ -46,9 +46,16 @@ pub fn stderr_is_journal() -> bool {
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
+/// Where log lines end up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sink {
+    Stderr,
+    Journal,
+}
+
 /// Install the global subscriber. Err when the journal was asked for and
 /// cannot be reached.
-pub fn init(target: LogTarget) -> Result<(), String> {
+pub fn init(target: LogTarget) -> Result<Sink, String> {
     let use_journal = match target {
         LogTarget::Journald => true,
         LogTarget::Stderr => false,
@@ -62,7 +69,8 @@ pub fn init(target: LogTarget) -> Result<(), String> {
             .with(filter())
             .with(layer)
             .try_init()
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(Sink::Journal)
     } else {
         let ansi = std::io::stderr().is_terminal();
         let fmt = tracing_subscriber::fmt::layer()
@@ -73,6 +81,7 @@ pub fn init(target: LogTarget) -> Result<(), String> {
             .with(filter())
             .with(fmt)
             .try_init()
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(Sink::Stderr)
     }
 }

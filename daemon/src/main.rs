@@ -37,10 +37,13 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(cli.log) {
-        eprintln!("sockhostd: {e}");
-        return ExitCode::from(1);
-    }
+    let sink = match logging::init(cli.log) {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("sockhostd: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let result = if cli.check {
         run_check(&cli)
     } else if cli.daemonize {
@@ -52,8 +55,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Once in the log; once more on stderr when the log is the
+            // journal and stderr is a terminal or file the operator reads.
             tracing::error!("{e:#}");
-            if !logging::stderr_is_journal() {
+            if sink == logging::Sink::Journal && !logging::stderr_is_journal() {
                 eprintln!("sockhostd: {e:#}");
             }
             ExitCode::from(1)

@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 /// Why the daemon could not start (exit status 1).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{0}")]
+    #[error(transparent)]
     Bind(#[from] BindError),
     #[error("{0}")]
     Worker(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

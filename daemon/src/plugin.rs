@@ -5,6 +5,9 @@
 //! refuses another major or a newer minor with a message naming the path,
 //! what was found and what is needed. Libraries are opened RTLD_NOW |
 //! RTLD_LOCAL and never closed (a new plugin generation is a new process).
+//! The library is loaded from a private in-memory copy (memfd), so an
+//! operator overwriting the `.so` in place (`cp new.so old.so`) cannot crash
+//! a running worker; the new file is picked up by the next generation.
 //! The host function table handed to plugins lives here.
 
 use crate::config::{Family, ListenerConfig, Mixin, SockType};
@@ -12,7 +15,7 @@ use crate::transport;
 use socket2::SockAddr;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -49,11 +52,20 @@ pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
         reason,
     };
     let flags = libc::RTLD_NOW | libc::RTLD_LOCAL;
+    let copy = private_copy(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let copy_path = format!("/proc/self/fd/{}", copy.as_raw_fd());
     // SAFETY: loading runs the library's initialisers; that is the trust an
     // operator grants by naming the plugin. The handle is never closed.
-    let lib = unsafe { libloading::os::unix::Library::open(Some(path), flags) }
-        .map_err(|e| fail(format!("cannot load: {e}")))?;
-    // SAFETY: reading the address of a data symbol; not dereferenced here.
+    let lib = unsafe { libloading::os::unix::Library::open(Some(copy_path.as_str()), flags) }
+        .map_err(|e| {
+            fail(format!(
+                "cannot load: {}",
+                e.to_string()
+                    .replace(&copy_path, &path.display().to_string())
+            ))
+        })?;
+    drop(copy); // the mapping outlives the fd
+                // SAFETY: reading the address of a data symbol; not dereferenced here.
     let record = unsafe { lib.get::<*const sys::sockhost_abi_record>(sys::SOCKHOST_ABI_SYMBOL) }
         .map(|s| *s)
         .map_err(|_| {
@@ -98,6 +110,25 @@ pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
         table,
     };
     Ok(Box::leak(Box::new(plugin)))
+}
+
+/// Copy the file at `path` into an anonymous, sealed-off memory file.
+fn private_copy(path: &Path) -> std::io::Result<OwnedFd> {
+    let mut src = std::fs::File::open(path)?;
+    if !src.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let name = c"sockhost-plugin";
+    // SAFETY: memfd_create with a static NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut dst = std::fs::File::from(owned);
+    std::io::copy(&mut src, &mut dst)?;
+    Ok(OwnedFd::from(dst))
 }
 
 /// Refuse a record that is not ours, another major, or a newer minor.
