@@ -80,7 +80,7 @@ pub(crate) fn bind_all<'a>(
     for l in listeners {
         match transport::bind(l) {
             Ok(s) => {
-                tracing::debug!(listener = %l.name, "bound {}", transport::local_description(&s));
+                tracing::info!(listener = %l.name, "bound {} ({} {})", transport::local_description(&s), l.family, l.socktype);
                 sockets.insert(l.name.clone(), s);
                 bound.push(l);
             }

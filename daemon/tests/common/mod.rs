@@ -524,3 +524,77 @@ pub fn zombie_children(pid: i32) -> Vec<i32> {
         })
         .collect()
 }
+
+impl Probe {
+    /// A probe conversation over an already connected stream.
+    pub fn from_stream(s: Stream) -> Probe {
+        Probe {
+            reader: BufReader::new(s),
+        }
+    }
+}
+
+// ---- dispatch, hook and crash helpers ---------------------------------------
+
+/// Stop aborting test plugins from writing core files (soft limit only);
+/// daemons started afterwards inherit it.
+pub fn no_core_dumps() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a live local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_CORE, &mut lim);
+        lim.rlim_cur = 0;
+        libc::setrlimit(libc::RLIMIT_CORE, &lim);
+    }
+}
+
+/// The state letter of a process (`R`, `S`, `Z`, ...), None once it is gone.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Whether `pid` has exited (gone from /proc, or a zombie nobody reaped yet).
+pub fn is_dead(pid: i32) -> bool {
+    matches!(proc_state(pid), None | Some('Z') | Some('X'))
+}
+
+/// The kernel name (`comm`) of thread `tid` of process `pid`.
+pub fn comm(pid: i32, tid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+/// The live worker of daemon `master` serving listener `name`, found by its
+/// process name `shd:NAME` (cut to 15 bytes, like the kernel does).
+pub fn worker_of(master: i32, name: &str) -> Option<i32> {
+    let mut want = format!("shd:{name}");
+    want.truncate(15);
+    child_pids(master)
+        .into_iter()
+        .find(|&w| !is_dead(w) && comm(w, w) == want)
+}
+
+/// Poll `f` every 10 ms until it returns Some, or `within` passes.
+pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One stream request to a probe listener: connect, one command, close.
+pub fn stream_cmd(addr: &str, command: &str) -> String {
+    Probe::connect(addr).cmd(command)
+}
