@@ -79,8 +79,7 @@ fn reload(d: &Daemon) -> String {
         if count(&log) > before {
             let line = log
                 .lines()
-                .filter(|l| l.contains("reload done") || l.contains("reload failed"))
-                .last();
+                .rfind(|l| l.contains("reload done") || l.contains("reload failed"));
             return line.unwrap_or_default().to_string();
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -93,8 +92,7 @@ fn bound_addr(d: &Daemon, name: &str) -> String {
     let log = d.log();
     let line = log
         .lines()
-        .filter(|l| l.contains("bound ") && l.contains(&format!("listener={name}")))
-        .last()
+        .rfind(|l| l.contains("bound ") && l.contains(&format!("listener={name}")))
         .unwrap_or_else(|| panic!("no bound line for {name}:\n{log}"));
     let after = line.split("bound ").nth(1).unwrap_or("");
     after.split(' ').next().unwrap_or("").to_string()
