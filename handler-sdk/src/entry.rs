@@ -177,59 +177,76 @@ unsafe fn free_state(req: *mut sys::sockhost_request) {
     }
 }
 
+/// Build the handler from the host's listener.
+///
+/// # Safety
+/// `listener` must be null or the host's listener, valid for this call.
+unsafe fn build<H: Handler>(listener: *const sys::sockhost_listener) -> crate::Result<H> {
+    // SAFETY: per the function contract.
+    let l = unsafe { listener.as_ref() }.ok_or("no listener")?;
+    // SAFETY: host strings, valid for this call (the same for each below).
+    let config = toml::from_str(unsafe { str_of(&l.config_toml) })
+        .map_err(|e| format!("[listener.config]: {e}"))?;
+    let listener = Listener {
+        // SAFETY: as above.
+        name: unsafe { str_of(&l.name) }.to_string(),
+        // SAFETY: as above.
+        address: unsafe { str_of(&l.address) }.to_string(),
+        family: l.family,
+        kind: Kind::from_socktype(l.socktype),
+        mixin: match l.mixin {
+            sys::SOCKHOST_MIXIN_THREAD => Mixin::Thread,
+            sys::SOCKHOST_MIXIN_FORK => Mixin::Fork,
+            _ => Mixin::Sync,
+        },
+        config,
+    };
+    H::create(&listener)
+}
+
 unsafe extern "C" fn create<H: Handler>(
     listener: *const sys::sockhost_listener,
     out: *mut *mut c_void,
     error: *mut *const c_char,
 ) -> i32 {
-    let mut result = None;
-    let status = guarded(std::ptr::null_mut(), || {
-        // SAFETY: the host passes a listener valid for this call.
-        let l = unsafe { listener.as_ref() }.ok_or("no listener")?;
-        let listener = Listener {
-            // SAFETY: host strings, valid for this call.
-            name: unsafe { str_of(&l.name) }.to_string(),
-            // SAFETY: as above.
-            address: unsafe { str_of(&l.address) }.to_string(),
-            family: l.family,
-            kind: Kind::from_socktype(l.socktype),
-            mixin: match l.mixin {
-                sys::SOCKHOST_MIXIN_THREAD => Mixin::Thread,
-                sys::SOCKHOST_MIXIN_FORK => Mixin::Fork,
-                _ => Mixin::Sync,
-            },
-            // SAFETY: as above.
-            config: toml::from_str(unsafe { str_of(&l.config_toml) })
-                .map_err(|e| format!("[listener.config]: {e}"))?,
-        };
-        result = Some(H::create(&listener).map_err(|e| e.to_string()));
-        Ok(())
-    });
-    let outcome = match (status, result) {
-        (sys::SOCKHOST_OK, Some(Ok(h))) => Ok(h),
-        (_, Some(Err(msg))) => Err(msg),
-        _ => Err("create panicked (see the log)".to_string()),
+    // Every failure, a bad [listener.config], an error or a panic, goes back
+    // through `*error` with its own message: that is what the host logs.
+    // SAFETY: the host passes a listener valid for this call.
+    let outcome = match catch_unwind(AssertUnwindSafe(|| unsafe { build::<H>(listener) })) {
+        Ok(built) => built.map_err(|e| e.to_string()),
+        Err(payload) => Err(panic_message(payload.as_ref())),
     };
     match outcome {
-        Ok(h) => {
+        Ok(h) if !out.is_null() => {
             // SAFETY: `out` is the host's slot for the instance.
             unsafe { *out = Box::into_raw(Box::new(h)).cast() };
             sys::SOCKHOST_OK
         }
+        Ok(h) => {
+            quiet("destroy", || drop(h));
+            set_create_error(error, "the host passed no instance slot".to_string());
+            sys::SOCKHOST_ERROR
+        }
         Err(msg) => {
-            let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-            CREATE_ERROR.with(|slot| {
-                let mut slot = slot.borrow_mut();
-                if !error.is_null() {
-                    // SAFETY: the host's out-pointer; the string stays alive in
-                    // the thread-local until the next create on this thread.
-                    unsafe { *error = c.as_ptr() };
-                }
-                *slot = Some(c);
-            });
+            set_create_error(error, msg);
             sys::SOCKHOST_ERROR
         }
     }
+}
+
+/// Hand `msg` to the host through `error`, keeping it alive in a
+/// thread-local until the next failed create on this thread.
+fn set_create_error(error: *mut *const c_char, msg: String) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    CREATE_ERROR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if !error.is_null() {
+            // SAFETY: the host's out-pointer; the string stays alive in the
+            // thread-local until the next failed create on this thread.
+            unsafe { *error = c.as_ptr() };
+        }
+        *slot = Some(c);
+    });
 }
 
 unsafe extern "C" fn destroy<H: Handler>(ptr: *mut c_void) {
@@ -338,8 +355,26 @@ unsafe extern "C" fn handle_error<H: Handler>(
     let text = sys::sockhost_str { ptr: msg, len };
     // SAFETY: as above.
     let message = unsafe { str_of(&text) }.to_string();
+    // The host may call this after a failed setup or after finish, when the
+    // request has no SDK state any more: then the state made here is this
+    // call's alone, so flush what the handler wrote and free it again
+    // (nothing else would: finish does not run after it).
+    // SAFETY: as above.
+    let had_state = unsafe { req.as_ref() }.is_some_and(|r| !r.user.is_null());
     quiet("handle_error", || {
         // SAFETY: as above.
-        unsafe { with_request(req, true, |r| h.handle_error(r, &message)) };
+        unsafe {
+            with_request(req, true, |r| {
+                h.handle_error(r, &message);
+                if !had_state {
+                    // Best effort: the request is failing already.
+                    let _ = r.flush_wfile();
+                }
+            })
+        };
     });
+    if !had_state {
+        // SAFETY: as above.
+        unsafe { free_state(req) };
+    }
 }

@@ -73,32 +73,39 @@ impl Write for Socket {
 }
 
 /// The request's input: the socket, buffered, or the datagram's bytes.
+///
+/// Opaque on purpose: the datagram reader holds the host's bytes with a
+/// `'static` lifetime the SDK cannot express, so handing out the inner
+/// reader would let safe code keep them past the request.
 #[derive(Debug)]
-pub enum RFile {
+pub struct RFile(Input);
+
+#[derive(Debug)]
+enum Input {
     Stream(BufReader<Socket>),
     Datagram(Cursor<&'static [u8]>),
 }
 
 impl Read for RFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            RFile::Stream(r) => r.read(buf),
-            RFile::Datagram(c) => c.read(buf),
+        match &mut self.0 {
+            Input::Stream(r) => r.read(buf),
+            Input::Datagram(c) => c.read(buf),
         }
     }
 }
 
 impl BufRead for RFile {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        match self {
-            RFile::Stream(r) => r.fill_buf(),
-            RFile::Datagram(c) => c.fill_buf(),
+        match &mut self.0 {
+            Input::Stream(r) => r.fill_buf(),
+            Input::Datagram(c) => c.fill_buf(),
         }
     }
     fn consume(&mut self, amt: usize) {
-        match self {
-            RFile::Stream(r) => r.consume(amt),
-            RFile::Datagram(c) => c.consume(amt),
+        match &mut self.0 {
+            Input::Stream(r) => r.consume(amt),
+            Input::Datagram(c) => c.consume(amt),
         }
     }
 }
@@ -166,8 +173,10 @@ impl<'a> Request<'a> {
         self.raw.fd
     }
 
-    /// The datagram's bytes; empty for streams.
-    pub fn data(&self) -> &[u8] {
+    /// The datagram's bytes; empty for streams. The slice lives as long as
+    /// the request, not the borrow of `self`, so `req.reply(req.data())`
+    /// echoes a datagram without copying it.
+    pub fn data(&self) -> &'a [u8] {
         datagram_bytes(self.raw)
     }
 
@@ -182,8 +191,8 @@ impl<'a> Request<'a> {
         self.state
             .rfile
             .get_or_insert_with(|| match Kind::from_socktype(raw.socktype) {
-                Kind::Stream => RFile::Stream(BufReader::new(Socket(raw.fd))),
-                Kind::Datagram => RFile::Datagram(Cursor::new(datagram_bytes_static(raw))),
+                Kind::Stream => RFile(Input::Stream(BufReader::new(Socket(raw.fd)))),
+                Kind::Datagram => RFile(Input::Datagram(Cursor::new(datagram_bytes(raw)))),
             })
     }
 
@@ -238,22 +247,16 @@ impl<'a> Request<'a> {
     }
 }
 
-fn datagram_bytes(raw: &sys::sockhost_request) -> &[u8] {
+/// The datagram's bytes, for a lifetime the caller picks: `'a` of the
+/// `Request<'a>` (they are the host's buffer, not part of the request
+/// struct, unchanged until the request's finish returns), or `'static` for
+/// the reader kept in `State`, sound because `State` is dropped when the
+/// request ends (finish, or a failed setup), before the host frees them.
+fn datagram_bytes<'a>(raw: &sys::sockhost_request) -> &'a [u8] {
     if raw.data.is_null() || raw.data_len == 0 {
         return &[];
     }
     // SAFETY: the host promises `data` points to `data_len` bytes that live
-    // until the request's finish returns.
-    unsafe { std::slice::from_raw_parts(raw.data, raw.data_len) }
-}
-
-/// The datagram's bytes with the lifetime the SDK needs to keep a reader on
-/// them in `State`. Sound because `State` is dropped when the request ends
-/// (finish, or a failed setup), before the host frees the bytes.
-fn datagram_bytes_static(raw: &sys::sockhost_request) -> &'static [u8] {
-    if raw.data.is_null() || raw.data_len == 0 {
-        return &[];
-    }
-    // SAFETY: see the function comment: the slice never outlives the request.
+    // until the request's finish returns; every `Request<'a>` ends before.
     unsafe { std::slice::from_raw_parts(raw.data, raw.data_len) }
 }
