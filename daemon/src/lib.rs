@@ -20,5 +20,6 @@ pub mod reload;
 pub mod server;
 pub mod signals;
 pub mod spawn;
+pub mod systemd;
 pub mod transport;
 pub mod worker;

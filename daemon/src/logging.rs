@@ -64,7 +64,8 @@ pub fn init(target: LogTarget) -> Result<Sink, String> {
     if use_journal {
         let layer = tracing_journald::layer()
             .map_err(|e| format!("cannot reach the systemd journal: {e}"))?
-            .with_syslog_identifier("sockhostd".into());
+            .with_syslog_identifier("sockhostd".into())
+            .with_field_prefix(None);
         tracing_subscriber::registry()
             .with(filter())
             .with(layer)

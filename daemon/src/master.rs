@@ -13,13 +13,15 @@
 //! kills them at once; unix socket files are removed on exit.
 
 use crate::config::{self, Config, ConfigError, ListenerConfig};
+use crate::privileges;
 use crate::signals::SignalPipe;
 use crate::spawn::{self, describe_status, Outcome, Worker, READY_TIMEOUT};
+use crate::systemd::{self, Notifier};
 use crate::transport::{self, BindError};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use socket2::Socket;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -66,6 +68,10 @@ pub struct Master {
     pub(crate) signals: SignalPipe,
     pub(crate) generation: u64,
     pub(crate) plugin_ids: HashMap<String, Option<crate::reload::FileId>>,
+    pub(crate) notifier: Notifier,
+    /// Listeners whose socket came from the service manager: their unix
+    /// socket files are systemd's, never removed by us.
+    pub(crate) inherited: HashSet<String>,
     respawns: Vec<Respawn>,
     crashes: HashMap<(String, usize), u32>,
     stop_deadline: Option<Instant>,
@@ -102,8 +108,29 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
 /// [`run`], calling `on_ready` once every listener serves.
 pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), StartError> {
     let config = config::load(config_path)?;
+    raise_fd_limit();
     let signals = SignalPipe::install(&MASTER_SIGNALS)?;
-    let sockets = bind_all(&config.listeners)?;
+    let mut sockets = systemd::match_inherited(&config.listeners, systemd::take_inherited());
+    let inherited: HashSet<String> = sockets.keys().cloned().collect();
+    let to_bind = config
+        .listeners
+        .iter()
+        .filter(|l| !inherited.contains(&l.name));
+    sockets.extend(bind_all(to_bind)?);
+    let d = &config.daemon;
+    if let Err(e) = give_unix_files_to_user(&config, &inherited)
+        .and_then(|()| privileges::drop_privileges(d.user.as_deref(), d.group.as_deref()))
+    {
+        config
+            .listeners
+            .iter()
+            .filter(|l| !inherited.contains(&l.name))
+            .for_each(transport::remove_unix_file);
+        return Err(StartError::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot drop privileges: {e}"),
+        )));
+    }
     let mut master = Master {
         config,
         sockets,
@@ -111,6 +138,8 @@ pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), Start
         signals,
         generation: 1,
         plugin_ids: HashMap::new(),
+        notifier: Notifier::from_env(),
+        inherited,
         respawns: Vec::new(),
         crashes: HashMap::new(),
         stop_deadline: None,
@@ -136,6 +165,7 @@ pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), Start
         env!("CARGO_PKG_VERSION"),
         master.summary()
     );
+    master.notifier.ready(&master.status_line());
     on_ready();
     master.main_loop();
     master.remove_unix_files();
@@ -143,7 +173,49 @@ pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), Start
     Ok(())
 }
 
+/// The master raises its soft RLIMIT_NOFILE to the hard limit: workers
+/// inherit it, and a busy thread-mode worker needs a descriptor per client.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
+            }
+        }
+    }
+}
+
+/// With `[daemon] user`, unix socket files we created belong to that user
+/// unless the listener names an `owner`, so the daemon can remove them.
+fn give_unix_files_to_user(config: &Config, inherited: &HashSet<String>) -> std::io::Result<()> {
+    let Some(user) = config.daemon.user.as_deref() else {
+        return Ok(());
+    };
+    let (uid, _) = privileges::lookup_user(user)?;
+    for l in config
+        .listeners
+        .iter()
+        .filter(|l| l.owner.is_none() && !inherited.contains(&l.name))
+    {
+        if let config::Address::Unix(path) = &l.address {
+            std::os::unix::fs::chown(path, Some(uid), None)?;
+        }
+    }
+    Ok(())
+}
+
 impl Master {
+    /// The one-line STATUS= for the service manager.
+    pub(crate) fn status_line(&self) -> String {
+        format!(
+            "serving {} listeners with {} workers (generation {})",
+            self.config.listeners.len(),
+            self.workers.len(),
+            self.generation
+        )
+    }
+
     /// "echo=127.0.0.1:7000 (thread), ..." for logs.
     pub(crate) fn summary(&self) -> String {
         let parts: Vec<String> = self
@@ -276,16 +348,15 @@ impl Master {
 
     fn next_timer(&self) -> Option<Instant> {
         let respawn = self.respawns.iter().map(|r| r.at).min();
-        match (
-            respawn.filter(|_| self.stop_deadline.is_none()),
-            self.stop_deadline,
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let respawn = respawn.filter(|_| self.stop_deadline.is_none());
+        [respawn, self.stop_deadline, self.notifier.watchdog_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn run_timers(&mut self) {
+        self.notifier.watchdog_tick();
         let now = Instant::now();
         if let Some(deadline) = self.stop_deadline {
             if now >= deadline && !self.workers.is_empty() {
@@ -321,6 +392,7 @@ impl Master {
             self.workers.len(),
             timeout
         );
+        self.notifier.stopping();
         self.respawns.clear();
         for w in &mut self.workers {
             w.draining = true;
@@ -428,7 +500,12 @@ impl Master {
     }
 
     pub(crate) fn remove_unix_files(&self) {
-        for l in &self.config.listeners {
+        for l in self
+            .config
+            .listeners
+            .iter()
+            .filter(|l| !self.inherited.contains(&l.name))
+        {
             transport::remove_unix_file(l);
         }
     }

@@ -86,7 +86,18 @@ impl Master {
         let t0 = Instant::now();
         let old_gen = self.generation;
         tracing::info!("SIGHUP: reloading {}", self.config.file.display());
-        match self.try_reload() {
+        self.notifier.reloading();
+        let outcome = self.try_reload();
+        match &outcome {
+            Ok(_) => self
+                .notifier
+                .ready(&format!("reloaded: {}", self.status_line())),
+            Err(_) => self.notifier.ready(&format!(
+                "reload failed, nothing changed: {}",
+                self.status_line()
+            )),
+        }
+        match outcome {
             Ok(plan) => tracing::info!(
                 generation = self.generation,
                 "reload done in {:.1} ms: generation {}, added [{}], removed [{}], changed [{}], kept [{}]",

@@ -49,11 +49,16 @@ pub fn worker_main(args: WorkerArgs) -> ! {
         // does not own and never uses.
         unsafe { libc::close(*fd) };
     }
-    let span =
-        tracing::info_span!("worker", listener = %args.listener.name, generation = args.generation);
+    crate::systemd::clear_env_in_worker();
+    let span = tracing::info_span!(
+        "worker",
+        listener = %args.listener.name,
+        generation = args.generation,
+        plugin = tracing::field::Empty
+    );
     let _in = span.enter();
     let mut ctrl = args.ctrl.try_clone().ok();
-    let code = match run(args) {
+    let code = match run(args, &span) {
         Ok(()) => 0,
         Err(msg) => {
             tracing::error!("{msg}");
@@ -68,7 +73,7 @@ pub fn worker_main(args: WorkerArgs) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn run(args: WorkerArgs) -> Result<(), String> {
+fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     die_with_master(args.master_pid)?;
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
@@ -87,7 +92,8 @@ fn run(args: WorkerArgs) -> Result<(), String> {
             return Err(format!("listener `{}`: {why}", l.name));
         }
     }
-    tracing::debug!(plugin = %plugin.name, version = %plugin.version, "plugin loaded");
+    span.record("plugin", plugin.name.as_str());
+    tracing::debug!(version = %plugin.version, path = %l.handler.display(), "plugin loaded");
     let mut ctrl = args.ctrl;
     if args.check_only {
         instance.destroy();

@@ -132,12 +132,24 @@ impl Daemon {
 
     /// Start on an existing config file inside `dir`, with extra args.
     pub fn try_start_in(dir: TestDir, config: PathBuf, args: &[&str]) -> Result<Daemon, Failed> {
-        let mut child = Command::new(sockhostd())
-            .arg("-c")
+        let mut cmd = Command::new(sockhostd());
+        cmd.arg("-c")
             .arg(&config)
             .args(args)
             .arg("--log")
-            .arg("stderr")
+            .arg("stderr");
+        Daemon::try_start_cmd(dir, config, cmd)
+    }
+
+    /// Start from a prepared command (a wrapper such as
+    /// systemd-socket-activate, extra environment); stdio and the log
+    /// filter are set here.
+    pub fn try_start_cmd(
+        dir: TestDir,
+        config: PathBuf,
+        mut cmd: Command,
+    ) -> Result<Daemon, Failed> {
+        let mut child = cmd
             .env(
                 "SOCKHOST_LOG",
                 std::env::var("SOCKHOST_TEST_LOG").unwrap_or_else(|_| "debug".into()),
