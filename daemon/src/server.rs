@@ -190,7 +190,7 @@ impl Server {
             } else {
                 shutdown_request(request);
             }
-            if !self.dispatch.has_capacity() {
+            if !self.dispatch.has_capacity() || crate::signals::pending() {
                 return;
             }
         }

@@ -9,13 +9,27 @@
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 /// The write end of the current pipe; -1 before install.
 static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set by the handler, cleared by `drain`: lets a busy loop notice a signal
+/// without a system call.
+static PENDING: AtomicBool = AtomicBool::new(false);
+/// Seconds for a last-resort `alarm(2)` armed by the first SIGTERM/SIGINT
+/// (0: none). SIGALRM's default action ends a process whose stop hangs.
+static ALARM_ON_STOP: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     let saved = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    PENDING.store(true, Ordering::Relaxed);
+    let alarm_secs = ALARM_ON_STOP.swap(0, Ordering::Relaxed);
+    if alarm_secs > 0 && (sig == libc::SIGTERM || sig == libc::SIGINT) {
+        // SAFETY: alarm(2) is async-signal-safe.
+        unsafe { libc::alarm(alarm_secs) };
+    } else if alarm_secs > 0 {
+        ALARM_ON_STOP.store(alarm_secs, Ordering::Relaxed);
+    }
     let fd = WRITE_FD.load(Ordering::Relaxed);
     if fd >= 0 {
         let byte = sig as u8;
@@ -64,6 +78,7 @@ impl SignalPipe {
 
     /// Every signal received since the last call, in order.
     pub fn drain(&self) -> Vec<Signal> {
+        PENDING.store(false, Ordering::Relaxed);
         let mut out = Vec::new();
         let mut buf = [0u8; 64];
         loop {
@@ -93,11 +108,24 @@ impl SignalPipe {
     }
 }
 
+/// Whether a signal arrived since the last `drain` (no system call).
+pub fn pending() -> bool {
+    PENDING.load(Ordering::Relaxed)
+}
+
+/// Arm a backstop: the first SIGTERM/SIGINT starts `alarm(secs)`, so a
+/// process whose graceful stop hangs (a request stuck in a blocking read)
+/// is ended by SIGALRM. 0 disarms.
+pub fn alarm_on_stop(secs: u32) {
+    ALARM_ON_STOP.store(secs, Ordering::Relaxed);
+}
+
 /// Restore default dispositions for `signals` and stop writing to the pipe:
 /// used in a forked request child, which must die on SIGTERM like any
 /// process and must not wake its parent's loop.
 pub fn reset_to_default(signals: &[Signal]) {
     WRITE_FD.store(-1, Ordering::SeqCst);
+    ALARM_ON_STOP.store(0, Ordering::SeqCst);
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for &sig in signals {
         // SAFETY: installing SIG_DFL has no safety requirements.

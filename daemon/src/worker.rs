@@ -77,6 +77,10 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     die_with_master(args.master_pid)?;
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
+    // Backstop for a stop that hangs: shutdown_timeout for requests in
+    // flight, plus time to kill stragglers, then SIGALRM ends the worker.
+    let grace = args.daemon.shutdown_timeout.as_secs_f64().ceil() as u32 + 3;
+    crate::signals::alarm_on_stop(grace);
     let l = args.listener;
     if args.daemon.strict_plugin_permissions {
         let uid = crate::privileges::effective_daemon_uid(args.daemon.user.as_deref())

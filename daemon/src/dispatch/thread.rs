@@ -4,7 +4,9 @@
 //! or other record of a finished thread is kept (CPython's bpo-37193); every
 //! thread is named after the listener; `server_close` waits for running
 //! threads when `block_on_close` (and not `daemon_threads`), up to the
-//! deadline, and says how many it left behind.
+//! deadline, and says how many it left behind; a thread counts as running
+//! until it has let go of the shared instance, so when none runs the
+//! instance can be destroyed.
 
 use super::Dispatch;
 use crate::config::ListenerConfig;
@@ -37,12 +39,20 @@ impl Active {
     }
 }
 
-/// Decrements the running count even if the request panics past the SDK.
-struct Finished(Arc<Active>);
+/// A request thread's hold on the server: gives the slot back when the
+/// thread ends, even if the request panics past the SDK. The thread's
+/// reference to the shared instance is released first, so once the running
+/// count reaches zero `server_close` finds the instance unshared and can
+/// destroy it.
+struct Finished {
+    active: Arc<Active>,
+    shared: Option<Arc<Shared>>,
+}
 
 impl Drop for Finished {
     fn drop(&mut self) {
-        self.0.finished();
+        drop(self.shared.take());
+        self.active.finished();
     }
 }
 
@@ -104,15 +114,19 @@ impl Dispatch for ThreadingMixIn {
     /// Start a thread to process the request (`process_request_thread`).
     fn process_request(&mut self, request: Request, shared: &Arc<Shared>) {
         self.active.running.fetch_add(1, Ordering::AcqRel);
-        let guard = Finished(Arc::clone(&self.active));
-        let shared = Arc::clone(shared);
+        let guard = Finished {
+            active: Arc::clone(&self.active),
+            shared: Some(Arc::clone(shared)),
+        };
         let span = self.span.clone();
         let spawned = std::thread::Builder::new()
             .name(self.thread_name.clone())
             .spawn(move || {
                 let _in = span.enter();
-                let _guard = guard;
-                finish_request(&shared, request);
+                let guard = guard;
+                if let Some(shared) = &guard.shared {
+                    finish_request(shared, request);
+                }
             });
         // On failure the closure is dropped: the connection closes and the
         // guard gives the slot back.

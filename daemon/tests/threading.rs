@@ -1,0 +1,185 @@
+//! ThreadingMixIn (and the sync baseline) against the real daemon:
+//! `max_threads` makes clients wait (never refused) and bounds the threads
+//! running at once, request threads carry the listener's name, the worker's
+//! thread count returns to its baseline, and neither mixin leaks a
+//! descriptor over 1,000 requests.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn probe_listener(name: &str, ty: &str, mixin: &str, extra: &str) -> String {
+    let probe = plugin("sockhost_probe");
+    listener(name, "inet", ty, "127.0.0.1:0", mixin, &probe, extra)
+}
+
+fn worker(d: &Daemon, name: &str) -> i32 {
+    worker_of(d.pid(), name).unwrap_or_else(|| panic!("no worker for {name}:\n{}", d.log()))
+}
+
+/// Protects: with `max_threads = 2`, six concurrent `SLEEP 300` clients are
+/// all answered, never more than two at a time (reply timing, and the
+/// worker's /proc thread count), and the thread count returns to baseline.
+#[test]
+fn max_threads_makes_clients_wait_never_refuses_and_bounds_concurrency() {
+    let d = Daemon::start(&probe_listener(
+        "capped",
+        "stream",
+        "thread",
+        "max_threads = 2",
+    ));
+    let (addr, w) = (d.addr("capped"), worker(&d, "capped"));
+    let baseline = thread_count(w);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || (stream_cmd(&addr, "SLEEP 300"), start.elapsed()))
+        })
+        .collect();
+    let mut most = 0;
+    while clients.iter().any(|c| !c.is_finished()) {
+        most = most.max(thread_count(w));
+        assert!(start.elapsed() < DEADLINE, "clients not answered in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut times: Vec<Duration> = clients
+        .into_iter()
+        .map(|c| {
+            let (reply, at) = c.join().expect("client thread");
+            assert_eq!(reply, "SLEPT 300", "every waiting client is answered");
+            at
+        })
+        .collect();
+    times.sort();
+    // Two at a time: the k-th reply (1-based) cannot come before ceil(k/2) × 300 ms.
+    for (i, at) in times.iter().enumerate() {
+        let floor = Duration::from_millis(300 * (i as u64 / 2 + 1));
+        assert!(
+            *at >= floor,
+            "reply {} after {at:?} < {floor:?}: {times:?}",
+            i + 1
+        );
+    }
+    // + 2 request threads, + 1 for a finished thread the kernel has not
+    // yet removed when its slot is reused.
+    assert!(
+        most <= baseline + 3,
+        "worker had {most} threads (baseline {baseline}, max_threads 2)"
+    );
+    assert!(most >= baseline + 2, "requests ran on threads: saw {most}");
+    let back = wait_for(Duration::from_secs(3), || {
+        (thread_count(w) == baseline).then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "threads {} ≠ baseline {baseline}",
+        thread_count(w)
+    );
+    assert!(
+        !d.log().contains("refused"),
+        "nothing refused:\n{}",
+        d.log()
+    );
+}
+
+/// Protects: each request thread carries the listener's name (cut to the
+/// kernel's 15 bytes), visible in /proc/PID/task/TID/comm, stream and dgram.
+#[test]
+fn request_threads_are_named_after_the_listener() {
+    let cfg = probe_listener("reporting-api-v2", "stream", "thread", "")
+        + &probe_listener("dgram-named", "dgram", "thread", "");
+    let d = Daemon::start(&cfg);
+    let w = worker(&d, "reporting-api-v2");
+    let mut p = Probe::connect(&d.addr("reporting-api-v2"));
+    let tid: i32 = p.cmd("TID").parse().expect("tid");
+    assert_ne!(tid, w, "not the worker's main thread");
+    assert_eq!(
+        comm(w, tid),
+        "reporting-api-v",
+        "stream request thread name"
+    );
+    // A datagram thread ends with its request: catch it while it sleeps.
+    let wd = worker(&d, "dgram-named");
+    let c = Dgram::connect(&d.addr("dgram-named"), &d.dir.path);
+    c.send(b"SLEEP 400").expect("send");
+    let named = wait_for(Duration::from_secs(2), || {
+        let tasks = std::fs::read_dir(format!("/proc/{wd}/task")).ok()?;
+        tasks
+            .filter_map(|t| t.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .find(|&t| t != wd && comm(wd, t) == "dgram-named")
+    });
+    assert!(
+        named.is_some(),
+        "no request thread named `dgram-named` in {wd}"
+    );
+    assert_eq!(c.recv().expect("reply"), b"SLEPT 400\n");
+}
+
+/// Protects: finished request threads leave nothing behind: after 60
+/// requests (stream and datagram) the thread count is back to baseline.
+#[test]
+fn thread_count_returns_to_baseline_after_requests_finish() {
+    let cfg =
+        probe_listener("ts", "stream", "thread", "") + &probe_listener("td", "dgram", "thread", "");
+    let d = Daemon::start(&cfg);
+    let (ws, wd) = (worker(&d, "ts"), worker(&d, "td"));
+    let (bs, bd) = (thread_count(ws), thread_count(wd));
+    let addr = d.addr("ts");
+    let clients: Vec<_> = (0..30)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || stream_cmd(&addr, &format!("SLEEP {}", i % 5 * 20)))
+        })
+        .collect();
+    let c = Dgram::connect(&d.addr("td"), &d.dir.path);
+    (0..30).for_each(|i| assert_eq!(c.cmd(&format!("ECHO {i}")), i.to_string()));
+    for t in clients {
+        assert!(t.join().expect("client").starts_with("SLEPT"));
+    }
+    for (name, w, base) in [("stream", ws, bs), ("dgram", wd, bd)] {
+        let back = wait_for(Duration::from_secs(3), || {
+            (thread_count(w) == base).then_some(())
+        });
+        assert!(
+            back.is_some(),
+            "{name}: threads {} ≠ baseline {base}",
+            thread_count(w)
+        );
+    }
+}
+
+/// Protects: a thread or sync worker's descriptor count after 1,000
+/// requests equals the count before, stream and datagram.
+#[test]
+fn thread_and_sync_worker_fd_count_is_unchanged_after_1000_requests() {
+    let mut cfg = String::new();
+    for (name, ty, mixin) in [
+        ("ts", "stream", "thread"),
+        ("td", "dgram", "thread"),
+        ("ss", "stream", "sync"),
+        ("sd", "dgram", "sync"),
+    ] {
+        cfg.push_str(&probe_listener(name, ty, mixin, ""));
+    }
+    let d = Daemon::start(&cfg);
+    for name in ["ts", "td", "ss", "sd"] {
+        let w = worker(&d, name);
+        let before = fd_count(w);
+        let addr = d.addr(name);
+        if name.ends_with('s') {
+            (0..1000).for_each(|_| assert_eq!(stream_cmd(&addr, "PING"), "PONG"));
+        } else {
+            let c = Dgram::connect(&addr, &d.dir.path);
+            (0..1000).for_each(|_| assert_eq!(c.cmd("PING"), "PONG"));
+        }
+        let settled = wait_for(Duration::from_secs(3), || {
+            (fd_count(w) == before).then_some(())
+        });
+        assert!(
+            settled.is_some(),
+            "{name}: worker {w} had {before} fds, now {}",
+            fd_count(w)
+        );
+    }
+}
