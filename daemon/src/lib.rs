@@ -8,9 +8,13 @@
 
 pub mod access;
 pub mod backoff;
+pub mod check;
 pub mod config;
 pub mod daemonize;
 pub mod dispatch;
+pub mod gate;
+pub mod host;
+pub mod limits;
 pub mod logging;
 pub mod master;
 pub mod plugin;

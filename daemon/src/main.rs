@@ -67,7 +67,7 @@ fn main() -> ExitCode {
 }
 
 fn run_check(cli: &Cli) -> anyhow::Result<()> {
-    let config = sockhostd::master::check(&cli.config)?;
+    let config = sockhostd::check::check(&cli.config)?;
     println!(
         "{}: OK ({} listeners, every plugin loaded and created)",
         config.file.display(),

@@ -108,7 +108,7 @@ pub fn run(config_path: &Path) -> Result<(), StartError> {
 /// [`run`], calling `on_ready` once every listener serves.
 pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), StartError> {
     let config = config::load(config_path)?;
-    raise_fd_limit();
+    privileges::raise_fd_limit();
     let signals = SignalPipe::install(&MASTER_SIGNALS)?;
     let mut sockets = systemd::match_inherited(&config.listeners, systemd::take_inherited());
     let inherited: HashSet<String> = sockets.keys().cloned().collect();
@@ -118,7 +118,7 @@ pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), Start
         .filter(|l| !inherited.contains(&l.name));
     sockets.extend(bind_all(to_bind)?);
     let d = &config.daemon;
-    if let Err(e) = give_unix_files_to_user(&config, &inherited)
+    if let Err(e) = privileges::give_unix_files_to_user(&config, &inherited)
         .and_then(|()| privileges::drop_privileges(d.user.as_deref(), d.group.as_deref()))
     {
         config
@@ -170,38 +170,6 @@ pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), Start
     master.main_loop();
     master.remove_unix_files();
     tracing::info!("stopped");
-    Ok(())
-}
-
-/// The master raises its soft RLIMIT_NOFILE to the hard limit: workers
-/// inherit it, and a busy thread-mode worker needs a descriptor per client.
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
-            }
-        }
-    }
-}
-
-/// With `[daemon] user`, unix socket files we created belong to that user
-/// unless the listener names an `owner`, so the daemon can remove them.
-fn give_unix_files_to_user(config: &Config, inherited: &HashSet<String>) -> std::io::Result<()> {
-    let Some(user) = config.daemon.user.as_deref() else {
-        return Ok(());
-    };
-    let (uid, _) = privileges::lookup_user(user)?;
-    for l in config
-        .listeners
-        .iter()
-        .filter(|l| l.owner.is_none() && !inherited.contains(&l.name))
-    {
-        if let config::Address::Unix(path) = &l.address {
-            std::os::unix::fs::chown(path, Some(uid), None)?;
-        }
-    }
     Ok(())
 }
 
@@ -512,31 +480,3 @@ impl Master {
 }
 
 use nix::unistd::Pid;
-
-/// `sockhostd --check`: validate the config and, in a child per listener,
-/// load its plugin and call `create`/`destroy`. Binds nothing.
-pub fn check(config_path: &Path) -> Result<Config, StartError> {
-    let config = config::load(config_path)?;
-    let mut workers = Vec::new();
-    for l in &config.listeners {
-        workers.push(spawn::spawn_check(&config, l)?);
-    }
-    let refs: Vec<&Worker> = workers.iter().collect();
-    let outcomes = spawn::wait_ready(&refs, -1, Instant::now() + READY_TIMEOUT);
-    let failures: Vec<String> = workers
-        .iter()
-        .filter_map(|w| match outcomes.get(&w.pid) {
-            Some(Outcome::Ready) => None,
-            Some(Outcome::Failed(why)) => Some(format!("listener `{}`: {why}", w.listener)),
-            None => Some(format!("listener `{}`: no report", w.listener)),
-        })
-        .collect();
-    for w in &workers {
-        let _ = waitpid(w.pid, None);
-    }
-    if failures.is_empty() {
-        Ok(config)
-    } else {
-        Err(StartError::Worker(failures.join("; ")))
-    }
-}

@@ -8,16 +8,14 @@
 //! The library is loaded from a private in-memory copy (memfd), so an
 //! operator overwriting the `.so` in place (`cp new.so old.so`) cannot crash
 //! a running worker; the new file is picked up by the next generation.
-//! The host function table handed to plugins lives here.
+//! The host function table handed to plugins lives in `host`.
 
 use crate::config::{Family, ListenerConfig, Mixin, SockType};
-use crate::transport;
-use socket2::SockAddr;
+pub use crate::host::RequestCtx;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// Why a plugin was refused; always names the path.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +39,6 @@ pub struct Plugin {
 unsafe impl Send for Plugin {}
 // SAFETY: as above; shared references only read the table.
 unsafe impl Sync for Plugin {}
-
-/// The plugin name for log lines from the host's log function.
-static PLUGIN_NAME: OnceLock<String> = OnceLock::new();
 
 /// Load and check the plugin at `path`; the result lives for the process.
 pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
@@ -90,7 +85,7 @@ pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
     let _never_closed = lib.into_raw();
     let mut table = sys::sockhost_plugin::empty();
     // SAFETY: HOST is static; `table` is zeroed with its size set.
-    let rc = unsafe { init(&HOST, &mut table) };
+    let rc = unsafe { init(&crate::host::HOST, &mut table) };
     if rc != sys::SOCKHOST_OK {
         return Err(fail(format!(
             "entry function `{}` failed ({rc})",
@@ -102,7 +97,7 @@ pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
     }
     let name = static_str(table.name).unwrap_or_else(|| file_stem(path));
     let version = static_str(table.version).unwrap_or_default();
-    let _ = PLUGIN_NAME.set(name.clone());
+    let _ = crate::host::PLUGIN_NAME.set(name.clone());
     let plugin = Plugin {
         path: path.to_path_buf(),
         name,
@@ -172,192 +167,7 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-// ---- the host function table ------------------------------------------
-
-static HOST: sys::sockhost_host = sys::sockhost_host {
-    size: std::mem::size_of::<sys::sockhost_host>() as u32,
-    abi_major: sys::SOCKHOST_ABI_MAJOR,
-    abi_minor: sys::SOCKHOST_ABI_MINOR,
-    log: Some(host_log),
-    log_enabled: Some(host_log_enabled),
-    set_error: Some(host_set_error),
-    reply: Some(host_reply),
-};
-
-const TARGET: &str = "sockhost::plugin";
-
-unsafe extern "C" fn host_log(level: i32, msg: *const c_char, len: usize) {
-    if msg.is_null() {
-        return;
-    }
-    // SAFETY: the plugin passes `len` readable bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
-    let text = String::from_utf8_lossy(bytes);
-    let plugin = PLUGIN_NAME.get().map(String::as_str).unwrap_or("?");
-    match level {
-        sys::SOCKHOST_LOG_ERROR => tracing::error!(target: TARGET, plugin, "{text}"),
-        sys::SOCKHOST_LOG_WARN => tracing::warn!(target: TARGET, plugin, "{text}"),
-        sys::SOCKHOST_LOG_INFO => tracing::info!(target: TARGET, plugin, "{text}"),
-        sys::SOCKHOST_LOG_DEBUG => tracing::debug!(target: TARGET, plugin, "{text}"),
-        _ => tracing::trace!(target: TARGET, plugin, "{text}"),
-    }
-}
-
-unsafe extern "C" fn host_log_enabled(level: i32) -> i32 {
-    let on = match level {
-        sys::SOCKHOST_LOG_ERROR => tracing::enabled!(target: TARGET, tracing::Level::ERROR),
-        sys::SOCKHOST_LOG_WARN => tracing::enabled!(target: TARGET, tracing::Level::WARN),
-        sys::SOCKHOST_LOG_INFO => tracing::enabled!(target: TARGET, tracing::Level::INFO),
-        sys::SOCKHOST_LOG_DEBUG => tracing::enabled!(target: TARGET, tracing::Level::DEBUG),
-        _ => tracing::enabled!(target: TARGET, tracing::Level::TRACE),
-    };
-    on as i32
-}
-
-/// The `RequestCtx` behind a request pointer a plugin handed back.
-///
-/// # Safety
-/// `req` must be the `raw` field of a live `RequestCtx` (every request the
-/// host passes out is), or null.
-unsafe fn ctx_of<'a>(req: *mut sys::sockhost_request) -> Option<&'a mut RequestCtx> {
-    // SAFETY: per the function contract, host_private points at the ctx.
-    unsafe {
-        req.as_ref()
-            .and_then(|r| r.host_private.cast::<RequestCtx>().as_mut())
-    }
-}
-
-unsafe extern "C" fn host_set_error(
-    req: *mut sys::sockhost_request,
-    msg: *const c_char,
-    len: usize,
-) {
-    // SAFETY: the plugin passes back the request we gave it, and `len` bytes.
-    let (Some(ctx), false) = (unsafe { ctx_of(req) }, msg.is_null()) else {
-        return;
-    };
-    // SAFETY: as above.
-    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
-    ctx.error = Some(String::from_utf8_lossy(bytes).into_owned());
-}
-
-unsafe extern "C" fn host_reply(
-    req: *mut sys::sockhost_request,
-    buf: *const c_void,
-    len: usize,
-) -> isize {
-    // SAFETY: the plugin passes back the request we gave it.
-    let Some(ctx) = (unsafe { ctx_of(req) }) else {
-        return -1;
-    };
-    // SAFETY: sendto on the request's socket with the plugin's buffer of
-    // `len` bytes and the client's address, both live for this call.
-    unsafe {
-        libc::sendto(
-            ctx.raw.fd,
-            buf,
-            len,
-            libc::MSG_NOSIGNAL,
-            ctx.peer.as_ptr().cast(),
-            ctx.peer.len(),
-        )
-    }
-}
-
-// ---- requests ------------------------------------------------------------
-
-/// One request as the host hands it to the plugin. Boxed so the raw
-/// struct's address (and `host_private`, pointing back here) stays put.
-pub struct RequestCtx {
-    raw: sys::sockhost_request,
-    client: CString,
-    peer: SockAddr,
-    data: Vec<u8>,
-    /// The message a hook attached with `set_error`.
-    pub error: Option<String>,
-}
-
-// SAFETY: the raw pointers point into this same box (client, peer, data) or
-// are the plugin's per-request slot, which the ABI ties to the request, not
-// to a thread; the request is handled by one thread at a time.
-unsafe impl Send for RequestCtx {}
-
-impl RequestCtx {
-    /// A request: `fd` is the connected (stream) or listening (dgram)
-    /// socket, `data` the datagram (empty for streams).
-    pub fn new(
-        fd: RawFd,
-        family: Family,
-        socktype: SockType,
-        peer: SockAddr,
-        data: Vec<u8>,
-    ) -> Box<Self> {
-        let text = transport::describe(&peer);
-        let client = CString::new(text).unwrap_or_default();
-        let mut ctx = Box::new(RequestCtx {
-            raw: sys::sockhost_request {
-                size: std::mem::size_of::<sys::sockhost_request>() as u32,
-                socktype: socktype_raw(socktype),
-                fd,
-                family: family_raw(family),
-                client: sys::sockhost_str {
-                    ptr: std::ptr::null(),
-                    len: 0,
-                },
-                client_addr: std::ptr::null(),
-                client_addr_len: 0,
-                reserved: 0,
-                data: std::ptr::null(),
-                data_len: 0,
-                user: std::ptr::null_mut(),
-                host_private: std::ptr::null_mut(),
-            },
-            client,
-            peer,
-            data,
-            error: None,
-        });
-        ctx.fix_pointers();
-        ctx
-    }
-
-    fn fix_pointers(&mut self) {
-        self.raw.client = sys::sockhost_str {
-            ptr: self.client.as_ptr(),
-            len: self.client.as_bytes().len(),
-        };
-        self.raw.client_addr = self.peer.as_ptr().cast();
-        self.raw.client_addr_len = self.peer.len();
-        if socktype_raw(SockType::Dgram) == self.raw.socktype {
-            self.raw.data = self.data.as_ptr();
-            self.raw.data_len = self.data.len();
-        }
-        self.raw.host_private = (self as *mut RequestCtx).cast();
-    }
-
-    /// The client's socket address.
-    pub fn peer(&self) -> &SockAddr {
-        &self.peer
-    }
-
-    /// The client address as text.
-    pub fn client(&self) -> &str {
-        self.client.to_str().unwrap_or("")
-    }
-
-    fn raw_ptr(&mut self) -> *mut sys::sockhost_request {
-        &mut self.raw
-    }
-
-    /// Take the hook's error message, or a generic one.
-    fn take_error(&mut self, hook: &str, rc: i32) -> String {
-        self.error
-            .take()
-            .unwrap_or_else(|| format!("{hook} failed ({rc})"))
-    }
-}
-
-fn family_raw(f: Family) -> i32 {
+pub(crate) fn family_raw(f: Family) -> i32 {
     match f {
         Family::Inet => libc::AF_INET,
         Family::Inet6 => libc::AF_INET6,
@@ -365,7 +175,7 @@ fn family_raw(f: Family) -> i32 {
     }
 }
 
-fn socktype_raw(t: SockType) -> i32 {
+pub(crate) fn socktype_raw(t: SockType) -> i32 {
     match t {
         SockType::Stream => libc::SOCK_STREAM,
         SockType::Dgram => libc::SOCK_DGRAM,
@@ -471,10 +281,10 @@ impl Instance {
         let Some(f) = self.plugin.table.verify_request else {
             return true;
         };
-        let fd = std::mem::replace(&mut ctx.raw.fd, -1);
+        let fd = ctx.swap_fd(-1);
         // SAFETY: instance and request are live for the call.
         let rc = unsafe { f(self.ptr, ctx.raw_ptr()) };
-        ctx.raw.fd = fd;
+        ctx.swap_fd(fd);
         rc == sys::SOCKHOST_OK
     }
 

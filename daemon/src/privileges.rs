@@ -1,10 +1,12 @@
 //! Users, groups and dropping root: `[daemon] user`/`group` and the unix
-//! socket file `owner`/`group`.
+//! socket file `owner`/`group`; and the open-file limit the master raises.
 //!
 //! Promises: a drop clears supplementary groups, sets the group before the
 //! user, and fails loudly (never half-dropped) when any step fails.
 
+use crate::config::Config;
 use nix::unistd::{Gid, Group, Uid, User};
+use std::collections::HashSet;
 use std::io;
 
 /// Resolve a user name (or numeric id) to (uid, primary gid).
@@ -62,6 +64,41 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
     if let Some(uid) = uid {
         let u = Uid::from_raw(uid);
         nix::unistd::setresuid(u, u, u).map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// The master raises its soft RLIMIT_NOFILE to the hard limit: workers
+/// inherit it, and a busy thread-mode worker needs a descriptor per client.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
+            }
+        }
+    }
+}
+
+/// With `[daemon] user`, unix socket files we created belong to that user
+/// unless the listener names an `owner`, so the daemon can remove them.
+pub fn give_unix_files_to_user(
+    config: &Config,
+    inherited: &HashSet<String>,
+) -> std::io::Result<()> {
+    let Some(user) = config.daemon.user.as_deref() else {
+        return Ok(());
+    };
+    let (uid, _) = lookup_user(user)?;
+    for l in config
+        .listeners
+        .iter()
+        .filter(|l| l.owner.is_none() && !inherited.contains(&l.name))
+    {
+        if let crate::config::Address::Unix(path) = &l.address {
+            std::os::unix::fs::chown(path, Some(uid), None)?;
+        }
     }
     Ok(())
 }

@@ -53,6 +53,14 @@ struct Plan {
 impl Master {
     fn plan(&self, new: &Config) -> Plan {
         let mut plan = Plan::default();
+        let (old_d, new_d) = (&self.config.daemon, &new.daemon);
+        if old_d.user != new_d.user || old_d.group != new_d.group {
+            tracing::warn!("[daemon] user/group changed: privileges were dropped at start, so this takes a restart");
+        }
+        // Workers carry the daemon settings they started with (shutdown
+        // timeout, plugin checks): a change restarts every listener.
+        let daemon_changed = old_d.shutdown_timeout != new_d.shutdown_timeout
+            || old_d.strict_plugin_permissions != new_d.strict_plugin_permissions;
         for l in &new.listeners {
             match self.config.listeners.iter().find(|o| o.name == l.name) {
                 None => {
@@ -62,7 +70,7 @@ impl Master {
                 Some(old) => {
                     let same_plugin =
                         self.plugin_ids.get(&l.name).cloned().flatten() == FileId::of(&l.handler);
-                    if old.same_settings(l) && same_plugin {
+                    if old.same_settings(l) && same_plugin && !daemon_changed {
                         plan.kept.push(l.name.clone());
                     } else {
                         plan.changed.push(l.name.clone());

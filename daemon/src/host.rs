@@ -1,0 +1,212 @@
+//! The host's side of each call into a plugin: the host function table
+//! (`log`, `log_enabled`, `set_error`, `reply`) and the request a plugin
+//! sees (`RequestCtx`, the boxed `sockhost_request` plus the memory it
+//! points into).
+//!
+//! Promises: every pointer a plugin receives stays valid until the request
+//! ends; host functions may be called from any thread; a plugin that
+//! passes back a pointer we did not give it gets -1 or nothing, never a
+//! crash of our making.
+
+use crate::config::{Family, SockType};
+use crate::plugin::{family_raw, socktype_raw};
+use crate::transport;
+use socket2::SockAddr;
+use sockhost_sdk::sys;
+use std::ffi::{c_char, c_void, CString};
+use std::os::fd::RawFd;
+use std::sync::OnceLock;
+
+/// The plugin name for log lines from the host's log function.
+pub(crate) static PLUGIN_NAME: OnceLock<String> = OnceLock::new();
+
+// ---- the host function table ------------------------------------------
+
+pub(crate) static HOST: sys::sockhost_host = sys::sockhost_host {
+    size: std::mem::size_of::<sys::sockhost_host>() as u32,
+    abi_major: sys::SOCKHOST_ABI_MAJOR,
+    abi_minor: sys::SOCKHOST_ABI_MINOR,
+    log: Some(host_log),
+    log_enabled: Some(host_log_enabled),
+    set_error: Some(host_set_error),
+    reply: Some(host_reply),
+};
+
+const TARGET: &str = "sockhost::plugin";
+
+unsafe extern "C" fn host_log(level: i32, msg: *const c_char, len: usize) {
+    if msg.is_null() {
+        return;
+    }
+    // SAFETY: the plugin passes `len` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+    let text = String::from_utf8_lossy(bytes);
+    let plugin = PLUGIN_NAME.get().map(String::as_str).unwrap_or("?");
+    match level {
+        sys::SOCKHOST_LOG_ERROR => tracing::error!(target: TARGET, plugin, "{text}"),
+        sys::SOCKHOST_LOG_WARN => tracing::warn!(target: TARGET, plugin, "{text}"),
+        sys::SOCKHOST_LOG_INFO => tracing::info!(target: TARGET, plugin, "{text}"),
+        sys::SOCKHOST_LOG_DEBUG => tracing::debug!(target: TARGET, plugin, "{text}"),
+        _ => tracing::trace!(target: TARGET, plugin, "{text}"),
+    }
+}
+
+unsafe extern "C" fn host_log_enabled(level: i32) -> i32 {
+    let on = match level {
+        sys::SOCKHOST_LOG_ERROR => tracing::enabled!(target: TARGET, tracing::Level::ERROR),
+        sys::SOCKHOST_LOG_WARN => tracing::enabled!(target: TARGET, tracing::Level::WARN),
+        sys::SOCKHOST_LOG_INFO => tracing::enabled!(target: TARGET, tracing::Level::INFO),
+        sys::SOCKHOST_LOG_DEBUG => tracing::enabled!(target: TARGET, tracing::Level::DEBUG),
+        _ => tracing::enabled!(target: TARGET, tracing::Level::TRACE),
+    };
+    on as i32
+}
+
+/// The `RequestCtx` behind a request pointer a plugin handed back.
+///
+/// # Safety
+/// `req` must be the `raw` field of a live `RequestCtx` (every request the
+/// host passes out is), or null.
+unsafe fn ctx_of<'a>(req: *mut sys::sockhost_request) -> Option<&'a mut RequestCtx> {
+    // SAFETY: per the function contract, host_private points at the ctx.
+    unsafe {
+        req.as_ref()
+            .and_then(|r| r.host_private.cast::<RequestCtx>().as_mut())
+    }
+}
+
+unsafe extern "C" fn host_set_error(
+    req: *mut sys::sockhost_request,
+    msg: *const c_char,
+    len: usize,
+) {
+    // SAFETY: the plugin passes back the request we gave it, and `len` bytes.
+    let (Some(ctx), false) = (unsafe { ctx_of(req) }, msg.is_null()) else {
+        return;
+    };
+    // SAFETY: as above.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+    ctx.error = Some(String::from_utf8_lossy(bytes).into_owned());
+}
+
+unsafe extern "C" fn host_reply(
+    req: *mut sys::sockhost_request,
+    buf: *const c_void,
+    len: usize,
+) -> isize {
+    // SAFETY: the plugin passes back the request we gave it.
+    let Some(ctx) = (unsafe { ctx_of(req) }) else {
+        return -1;
+    };
+    // SAFETY: sendto on the request's socket with the plugin's buffer of
+    // `len` bytes and the client's address, both live for this call.
+    unsafe {
+        libc::sendto(
+            ctx.raw.fd,
+            buf,
+            len,
+            libc::MSG_NOSIGNAL,
+            ctx.peer.as_ptr().cast(),
+            ctx.peer.len(),
+        )
+    }
+}
+
+// ---- requests ------------------------------------------------------------
+
+/// One request as the host hands it to the plugin. Boxed so the raw
+/// struct's address (and `host_private`, pointing back here) stays put.
+pub struct RequestCtx {
+    raw: sys::sockhost_request,
+    client: CString,
+    peer: SockAddr,
+    data: Vec<u8>,
+    /// The message a hook attached with `set_error`.
+    pub error: Option<String>,
+}
+
+// SAFETY: the raw pointers point into this same box (client, peer, data) or
+// are the plugin's per-request slot, which the ABI ties to the request, not
+// to a thread; the request is handled by one thread at a time.
+unsafe impl Send for RequestCtx {}
+
+impl RequestCtx {
+    /// A request: `fd` is the connected (stream) or listening (dgram)
+    /// socket, `data` the datagram (empty for streams).
+    pub fn new(
+        fd: RawFd,
+        family: Family,
+        socktype: SockType,
+        peer: SockAddr,
+        data: Vec<u8>,
+    ) -> Box<Self> {
+        let text = transport::describe(&peer);
+        let client = CString::new(text).unwrap_or_default();
+        let mut ctx = Box::new(RequestCtx {
+            raw: sys::sockhost_request {
+                size: std::mem::size_of::<sys::sockhost_request>() as u32,
+                socktype: socktype_raw(socktype),
+                fd,
+                family: family_raw(family),
+                client: sys::sockhost_str {
+                    ptr: std::ptr::null(),
+                    len: 0,
+                },
+                client_addr: std::ptr::null(),
+                client_addr_len: 0,
+                reserved: 0,
+                data: std::ptr::null(),
+                data_len: 0,
+                user: std::ptr::null_mut(),
+                host_private: std::ptr::null_mut(),
+            },
+            client,
+            peer,
+            data,
+            error: None,
+        });
+        ctx.fix_pointers();
+        ctx
+    }
+
+    fn fix_pointers(&mut self) {
+        self.raw.client = sys::sockhost_str {
+            ptr: self.client.as_ptr(),
+            len: self.client.as_bytes().len(),
+        };
+        self.raw.client_addr = self.peer.as_ptr().cast();
+        self.raw.client_addr_len = self.peer.len();
+        if socktype_raw(SockType::Dgram) == self.raw.socktype {
+            self.raw.data = self.data.as_ptr();
+            self.raw.data_len = self.data.len();
+        }
+        self.raw.host_private = (self as *mut RequestCtx).cast();
+    }
+
+    /// Replace the fd the plugin sees (verify_request gets -1); returns
+    /// the old one.
+    pub(crate) fn swap_fd(&mut self, fd: RawFd) -> RawFd {
+        std::mem::replace(&mut self.raw.fd, fd)
+    }
+
+    /// The client's socket address.
+    pub fn peer(&self) -> &SockAddr {
+        &self.peer
+    }
+
+    /// The client address as text.
+    pub fn client(&self) -> &str {
+        self.client.to_str().unwrap_or("")
+    }
+
+    pub(crate) fn raw_ptr(&mut self) -> *mut sys::sockhost_request {
+        &mut self.raw
+    }
+
+    /// Take the hook's error message, or a generic one.
+    pub(crate) fn take_error(&mut self, hook: &str, rc: i32) -> String {
+        self.error
+            .take()
+            .unwrap_or_else(|| format!("{hook} failed ({rc})"))
+    }
+}
