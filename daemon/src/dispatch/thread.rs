@@ -102,6 +102,16 @@ fn eventfd() -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// ThreadingMixIn's `process_request_thread`: the body of a request
+/// thread. `finish_request` runs under the worker's log span; the guard
+/// gives the slot back when the thread ends, however it ends.
+fn process_request_thread(span: &tracing::Span, guard: Finished, request: Request) {
+    let _in = span.enter();
+    if let Some(shared) = &guard.shared {
+        finish_request(shared, request);
+    }
+}
+
 impl Dispatch for ThreadingMixIn {
     fn has_capacity(&self) -> bool {
         self.running() < self.max_threads
@@ -121,13 +131,7 @@ impl Dispatch for ThreadingMixIn {
         let span = self.span.clone();
         let spawned = std::thread::Builder::new()
             .name(self.thread_name.clone())
-            .spawn(move || {
-                let _in = span.enter();
-                let guard = guard;
-                if let Some(shared) = &guard.shared {
-                    finish_request(shared, request);
-                }
-            });
+            .spawn(move || process_request_thread(&span, guard, request));
         // On failure the closure is dropped: the connection closes and the
         // guard gives the slot back.
         if let Err(e) = spawned {
