@@ -42,16 +42,30 @@ pub fn run(config: &Path, pid_file: &Path) -> Result<(), DaemonizeError> {
     }
 }
 
+/// Read the daemon's report: `OK` as soon as it arrives, else the error
+/// text up to end-of-file.
 fn wait_for_daemon(read: OwnedFd) -> Result<(), DaemonizeError> {
     set_blocking(&read);
-    let mut text = String::new();
-    let _ = std::fs::File::from(read).read_to_string(&mut text);
-    match text.strip_prefix("OK") {
-        Some(_) => Ok(()),
-        None if text.is_empty() => Err(DaemonizeError::Start(
+    let mut file = std::fs::File::from(read);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        if text.starts_with(b"OK") {
+            return Ok(());
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    match text.trim() {
+        "" => Err(DaemonizeError::Start(
             "the daemon exited before it was ready".into(),
         )),
-        None => Err(DaemonizeError::Start(text.trim().to_string())),
+        why => Err(DaemonizeError::Start(why.to_string())),
     }
 }
 
@@ -92,6 +106,9 @@ fn daemon_main(config: &Path, pid_file: &Path, mut report: std::fs::File) -> i32
         return 1;
     }
     let guard = PidFileGuard(pid_file.to_path_buf());
+    // Workers must not hold the report pipe open, or the waiting parent
+    // could not see end-of-file when the daemon fails later.
+    crate::spawn::close_in_workers(std::os::fd::AsRawFd::as_raw_fd(&report));
     let mut report = Some(report);
     let result = master::run_with(config, || {
         if let Some(mut r) = report.take() {

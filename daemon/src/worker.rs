@@ -2,7 +2,8 @@
 //!
 //! Forked by the master (never exec'd). The worker closes what belongs to
 //! the master and to other listeners, dies with the master
-//! (PR_SET_PDEATHSIG), loads the plugin (the master never does), calls
+//! (PR_SET_PDEATHSIG), sets PR_SET_NO_NEW_PRIVS (so no plugin code can
+//! gain privileges by exec), loads the plugin (the master never does), calls
 //! `create`, reports `READY` (or `ERROR reason`) on its control socket, and
 //! only starts serving when the master answers `GO`, so a generation starts
 //! whole or not at all. On SIGTERM/SIGINT it stops accepting, finishes what
@@ -75,6 +76,7 @@ pub fn worker_main(args: WorkerArgs) -> ! {
 
 fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     die_with_master(args.master_pid)?;
+    no_new_privileges()?;
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
     // Backstop for a stop that hangs: shutdown_timeout for requests in
@@ -93,7 +95,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     if l.mixin == Mixin::Fork {
         if let Err(why) = crate::dispatch::fork::check_single_threaded() {
             instance.destroy();
-            return Err(format!("listener `{}`: {why}", l.name));
+            return Err(why);
         }
     }
     span.record("plugin", plugin.name.as_str());
@@ -140,6 +142,19 @@ fn die_with_master(master_pid: i32) -> Result<(), String> {
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } != master_pid {
         return Err("the master exited while this worker started".into());
+    }
+    Ok(())
+}
+
+/// PR_SET_NO_NEW_PRIVS, before any plugin code runs: nothing this worker
+/// (or a plugin, or a request child) executes can gain privileges through
+/// a setuid or file-capability binary. Inherited across fork and exec.
+fn no_new_privileges() -> Result<(), String> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("cannot set no_new_privs: {e}"));
     }
     Ok(())
 }
