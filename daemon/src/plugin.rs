@@ -83,6 +83,33 @@ pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
             ))
         })?;
     let _never_closed = lib.into_raw();
+    initialise(path, init)
+}
+
+/// A plugin linked into this binary instead of loaded from a file (the
+/// fuzz targets drive the real host path this way): the same version
+/// check and entry call as [`load`]. `path` only names it in messages.
+pub fn linked(
+    path: &Path,
+    record: &sys::sockhost_abi_record,
+    init: sys::sockhost_plugin_init_fn,
+) -> Result<&'static Plugin, PluginError> {
+    check_record(record).map_err(|reason| PluginError {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    initialise(path, init)
+}
+
+/// Call a checked plugin's entry function and keep its table for good.
+fn initialise(
+    path: &Path,
+    init: sys::sockhost_plugin_init_fn,
+) -> Result<&'static Plugin, PluginError> {
+    let fail = |reason: String| PluginError {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut table = sys::sockhost_plugin::empty();
     // SAFETY: HOST is static; `table` is zeroed with its size set.
     let rc = unsafe { init(&crate::host::HOST, &mut table) };

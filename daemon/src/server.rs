@@ -13,10 +13,11 @@
 //! client fails only that request; an oversized datagram is dropped and
 //! counted, never truncated and handed on.
 
-use crate::access::AccessControl;
 use crate::backoff::AcceptBackoff;
 use crate::config::{ListenerConfig, SockType};
 use crate::dispatch::{self, Dispatch};
+use crate::gate::{Gate, Refusal};
+use crate::limits::SourceSlot;
 use crate::plugin::{Instance, RequestCtx};
 use crate::poll::wait_readable;
 use crate::signals::SignalPipe;
@@ -33,6 +34,9 @@ use std::time::{Duration, Instant};
 pub struct Request {
     pub ctx: Box<RequestCtx>,
     pub sock: Option<Socket>,
+    /// The connection's place in `max_connections_per_source`, given back
+    /// when dropped: with the request, or (fork) when the child is reaped.
+    pub slot: Option<SourceSlot>,
 }
 
 /// What request threads and children share with the server loop.
@@ -54,7 +58,7 @@ pub struct Server {
     socket: Option<Socket>,
     signals: SignalPipe,
     dispatch: Box<dyn Dispatch>,
-    access: AccessControl,
+    gate: Gate,
     shutdown_requested: bool,
     last_activity: Instant,
     recv_buf: Vec<MaybeUninit<u8>>,
@@ -76,7 +80,7 @@ impl Server {
             instance,
         });
         let dispatch = dispatch::for_listener(&shared.listener);
-        let access = AccessControl::new(&shared.listener);
+        let gate = Gate::new(&shared.listener);
         let buf_len = match shared.listener.socktype {
             SockType::Dgram => shared.listener.max_packet_size + 1,
             SockType::Stream => 0,
@@ -86,7 +90,7 @@ impl Server {
             socket: Some(socket),
             signals,
             dispatch,
-            access,
+            gate,
             shutdown_requested: false,
             last_activity: Instant::now(),
             recv_buf: vec![MaybeUninit::uninit(); buf_len],
@@ -142,10 +146,12 @@ impl Server {
     fn poll_timeout(&self, can_accept: bool) -> Option<Duration> {
         let idle = self.listener().timeout.filter(|_| can_accept);
         let idle = idle.map(|t| t.saturating_sub(self.last_activity.elapsed()));
-        match (idle, self.backoff.remaining()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.backoff.remaining(), self.gate.log_due_in()]
+            .into_iter()
+            .fold(idle, |a, b| match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            })
     }
 
     fn timeout_expired(&self) -> bool {
@@ -206,7 +212,11 @@ impl Server {
         let outcome = match l.socktype {
             SockType::Stream => sock.accept().map(|(s, peer)| {
                 let ctx = RequestCtx::new(s.as_raw_fd(), l.family, l.socktype, peer, Vec::new());
-                Some(Request { ctx, sock: Some(s) })
+                Some(Request {
+                    ctx,
+                    sock: Some(s),
+                    slot: None,
+                })
             }),
             SockType::Dgram => self.receive_datagram(),
         };
@@ -236,24 +246,27 @@ impl Server {
             unsafe { std::slice::from_raw_parts(self.recv_buf.as_ptr().cast::<u8>(), n) }.to_vec();
         let l = &self.shared.listener;
         let ctx = RequestCtx::new(self.shared.server_fd, l.family, l.socktype, peer, data);
-        Ok(Some(Request { ctx, sock: None }))
+        Ok(Some(Request {
+            ctx,
+            sock: None,
+            slot: None,
+        }))
     }
 
     /// socketserver's `verify_request`: the built-in access control, then
     /// the plugin's hook. Runs before any fork or thread.
     fn verify_request(&mut self, request: &mut Request) -> bool {
-        if !self.access.allowed(request.ctx.peer()) {
-            tracing::debug!(client = request.ctx.client(), "refused by allow/deny");
-            return false;
-        }
-        if !self.shared.instance.verify_request(&mut request.ctx) {
-            tracing::debug!(
-                client = request.ctx.client(),
-                "refused by the plugin's verify_request"
-            );
-            return false;
-        }
-        true
+        let verdict = match self.gate.check(request.ctx.peer(), request.sock.as_ref()) {
+            Ok(slot) if self.shared.instance.verify_request(&mut request.ctx) => {
+                request.slot = slot;
+                return true;
+            }
+            Ok(_) => Refusal::plugin(),
+            Err(why) => why,
+        };
+        self.gate
+            .refuse(request.ctx.client(), request.sock.as_ref(), &verdict);
+        false
     }
 
     /// socketserver's `process_request`: hand over to the mixin.
@@ -269,9 +282,10 @@ impl Server {
     }
 
     /// socketserver's `service_actions`: the mixin's (fork: reap children)
-    /// then the plugin's.
+    /// then the plugin's; and refusal counts due to be logged.
     pub fn service_actions(&mut self) {
         self.dispatch.service_actions();
+        self.gate.service_actions();
         self.shared.instance.service_actions();
     }
 
@@ -323,8 +337,10 @@ pub fn finish_request(shared: &Shared, mut request: Request) {
 }
 
 /// `connection_timeout` and `disable_nagle_algorithm` on an accepted socket.
+/// The connection is already blocking: on Linux an accepted socket never
+/// inherits the listener's O_NONBLOCK (socket2 accepts with accept4 and
+/// SOCK_CLOEXEC only), so no fcntl is spent on it per request.
 fn configure_connection(l: &ListenerConfig, sock: &Socket) {
-    let _ = sock.set_nonblocking(false);
     if let Some(t) = l.connection_timeout {
         let _ = sock.set_read_timeout(Some(t));
         let _ = sock.set_write_timeout(Some(t));

@@ -2,7 +2,8 @@
 //!
 //! Owns the daemon-wide keys and their defaults. Promises: `plugin_dir` comes
 //! back absolute (relative to the main file's folder, which is also the
-//! default); the user and group exist. Never expands includes (see `include`).
+//! default) and is not a file; the user and group exist. Never expands
+//! includes (see `include`).
 
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ pub fn build(src: &Source, raw: Option<&Spanned<RawDaemon>>) -> Result<DaemonCon
             return Err(src.value_error(dir, "daemon.plugin_dir", "plugin_dir is empty"));
         }
         daemon.plugin_dir = src.folder.join(dir.get_ref());
+        if daemon.plugin_dir.exists() && !daemon.plugin_dir.is_dir() {
+            let msg = format!("{} is not a folder", daemon.plugin_dir.display());
+            return Err(src.value_error(dir, "daemon.plugin_dir", msg));
+        }
     }
     if let Some(include) = &raw.include {
         daemon.include = include

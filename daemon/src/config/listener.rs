@@ -1,10 +1,11 @@
 //! One `[[listener]]` table: raw serde struct to [`ListenerConfig`].
 //!
 //! Owns the per-listener rules: required keys, the name's form, the
-//! enumerations, the address for its family, ranges and defaults, and the
-//! handler file. Promises: the result is complete and every path in it is
-//! absolute; each error names the key and where it is written. Never checks
-//! one listener against another (see `unique`).
+//! enumerations, the address for its family (a unix path already on disk
+//! must be a socket), ranges and defaults, and the handler file. Promises:
+//! the result is complete and every path in it is absolute; each error
+//! names the key and where it is written. Never checks one listener against
+//! another (see `unique`).
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,7 @@ pub fn build(
         choose::<Mixin>(src, req.mixin)?,
     );
     let address = parse_address(kind.0, req.address.get_ref(), &src.folder)
+        .and_then(|address| not_a_socket_file(&address).map(|()| address))
         .map_err(|msg| src.value_error(req.address, "listener.address", msg))?;
     applies::check(src, raw, kind, &address)?;
     let mut config = defaults(src, table, &req, kind, address);
@@ -103,6 +105,30 @@ fn check_name(src: &Source, name: &Spanned<String>) -> Result<(), ConfigError> {
         "invalid listener name \"{text}\": expected 1 to {MAX_NAME} characters of A-Z, a-z, 0-9, '.', '_', '-'"
     );
     Err(src.value_error(name, "listener.name", msg))
+}
+
+/// A unix path that exists must be a socket (a stale one is replaced at
+/// bind); anything else there (a folder, a file) would fail the bind.
+fn not_a_socket_file(address: &Address) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let Address::Unix(path) = address else {
+        return Ok(());
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => Ok(()),
+        Ok(meta) => {
+            let what = if meta.is_dir() {
+                "a folder"
+            } else {
+                "not a socket"
+            };
+            Err(format!(
+                "{} exists and is {what}: a unix listener needs a free path or a socket file",
+                path.display()
+            ))
+        }
+        Err(_) => Ok(()),
+    }
 }
 
 /// An enumeration spelled as a string in the config file.

@@ -92,8 +92,21 @@ fn listeners(
 }
 
 fn read(file: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(file)
-        .map_err(|e| ConfigError::in_file(file, format!("cannot read config file: {e}")))
+    let bytes = std::fs::read(file)
+        .map_err(|e| ConfigError::in_file(file, format!("cannot read config file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        // Point at the first bad byte: everything before it is valid text.
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let text = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let at = error::Location::from_offset(file, text, valid);
+        let byte = bytes.get(valid).copied().unwrap_or_default();
+        ConfigError::at(
+            &at,
+            None,
+            format!("invalid UTF-8 (byte {byte:#04x}): a config file must be UTF-8 text"),
+        )
+    })
 }
 
 fn absolute(file: &Path) -> Result<PathBuf, ConfigError> {

@@ -108,6 +108,16 @@ impl Visitor<'_> for IntVisitor {
             .map(Int)
             .map_err(|_| E::custom(format!("integer {v} is too large")))
     }
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Int, E> {
+        i64::try_from(v)
+            .map(Int)
+            .map_err(|_| E::custom(format!("integer {v} is out of the 64-bit range")))
+    }
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Int, E> {
+        i64::try_from(v)
+            .map(Int)
+            .map_err(|_| E::custom(format!("integer {v} is out of the 64-bit range")))
+    }
 }
 
 impl<'de> Deserialize<'de> for Int {
@@ -127,6 +137,12 @@ impl Visitor<'_> for NumberVisitor {
         Ok(Number(v as f64))
     }
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Number, E> {
+        Ok(Number(v as f64))
+    }
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Number, E> {
+        Ok(Number(v as f64))
+    }
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Number, E> {
         Ok(Number(v as f64))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Number, E> {

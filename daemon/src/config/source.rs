@@ -105,7 +105,17 @@ impl<'t> Source<'t> {
             return ConfigError::in_file(&self.file, friendly(error.message(), None));
         };
         let key = self.key_at(span.start);
-        let mut err = ConfigError::at(&self.location(&span), key, friendly(error.message(), key));
+        let mut message = friendly(error.message(), key);
+        if key.is_none() && message.trim_end() == "duplicate key" {
+            // The key index is not built when parsing failed: quote the
+            // key from the text, so the message says which one.
+            if let Some(name) = self.text.get(span.clone()).map(str::trim) {
+                if !name.is_empty() && name.len() <= 128 && !name.contains('\n') {
+                    message = format!("duplicate key `{name}`");
+                }
+            }
+        }
+        let mut err = ConfigError::at(&self.location(&span), key, message);
         err.message = err.message.trim_end().to_owned();
         err
     }

@@ -10,29 +10,38 @@
 
 use super::Dispatch;
 use crate::config::ListenerConfig;
+use crate::limits::SourceSlot;
 use crate::server::{close_request, finish_request, Request, Shared};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use std::collections::HashMap;
+use socket2::SockAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A running request child. Kept small and in a plain `Vec`: after every
+/// fork each page the worker writes is copied (the child shares them), so
+/// recording a child should touch as few pages as possible; the client's
+/// address is formatted only when a log line about it is written.
 struct Child {
-    client: String,
+    pid: Pid,
+    peer: SockAddr,
     started: Instant,
+    /// The connection's `max_connections_per_source` slot: given back when
+    /// the child is reaped, not when the worker closes its copy of the fd.
+    _slot: Option<SourceSlot>,
 }
 
 pub struct ForkingMixIn {
     max_children: usize,
-    children: HashMap<Pid, Child>,
+    children: Vec<Child>,
 }
 
 impl ForkingMixIn {
     pub fn new(l: &ListenerConfig) -> ForkingMixIn {
         ForkingMixIn {
             max_children: l.max_children,
-            children: HashMap::new(),
+            children: Vec::with_capacity(l.max_children.min(64)),
         }
     }
 
@@ -49,11 +58,12 @@ impl ForkingMixIn {
 
     fn reaped(&mut self, status: WaitStatus) {
         let Some(pid) = status.pid() else { return };
-        let Some(child) = self.children.remove(&pid) else {
+        let Some(at) = self.children.iter().position(|c| c.pid == pid) else {
             return;
         };
+        let child = self.children.swap_remove(at);
         let ms = child.started.elapsed().as_millis();
-        let client = child.client.as_str();
+        let client = tracing::field::display(Peer(&child.peer));
         match status {
             WaitStatus::Exited(_, 0) => {
                 tracing::debug!(
@@ -79,8 +89,8 @@ impl ForkingMixIn {
     }
 
     fn signal_all(&self, sig: Signal) {
-        for pid in self.children.keys() {
-            let _ = kill(*pid, sig);
+        for child in &self.children {
+            let _ = kill(child.pid, sig);
         }
     }
 
@@ -95,8 +105,25 @@ impl ForkingMixIn {
     }
 }
 
-/// Threads in this process, from /proc/self/status.
+/// A client address for log fields, formatted only if the line is written.
+struct Peer<'a>(&'a SockAddr);
+
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::transport::describe(self.0))
+    }
+}
+
+/// Threads in this process. Checked before every fork, so it costs one
+/// `stat`: procfs gives `/proc/self/task` a link count of two plus the
+/// number of threads. /proc/self/status is read only if that looks wrong.
 pub fn thread_count() -> Option<usize> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata("/proc/self/task") {
+        if let Some(n) = m.nlink().checked_sub(2).filter(|&n| n > 0) {
+            return usize::try_from(n).ok();
+        }
+    }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Threads:"))?;
     line["Threads:".len()..].trim().parse().ok()
@@ -119,28 +146,28 @@ impl Dispatch for ForkingMixIn {
         self.children.len() < self.max_children
     }
 
-    fn process_request(&mut self, request: Request, shared: &Arc<Shared>) {
+    fn process_request(&mut self, mut request: Request, shared: &Arc<Shared>) {
         if let Err(why) = check_single_threaded() {
             tracing::error!(client = request.ctx.client(), "not forking: {why}");
             close_request(request);
             return;
         }
-        let client = request.ctx.client().to_string();
+        let slot = request.slot.take();
         // SAFETY: the worker is single-threaded (checked just above), so the
         // child cannot inherit a lock held by another thread.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => run_child(request, shared),
             Ok(ForkResult::Parent { child }) => {
-                self.children.insert(
-                    child,
-                    Child {
-                        client,
-                        started: Instant::now(),
-                    },
-                );
+                self.children.push(Child {
+                    pid: child,
+                    peer: request.ctx.peer().clone(),
+                    started: Instant::now(),
+                    _slot: slot,
+                });
                 close_request(request);
             }
             Err(e) => {
+                let client = request.ctx.client();
                 tracing::error!(client, "fork failed: {e}; the connection was closed");
                 close_request(request);
             }

@@ -807,3 +807,7 @@ pub mod life {
         }
     }
 }
+
+// ---- access, limits and hostile-client helpers (access.rs, limits.rs, hostile.rs)
+
+pub mod sec;

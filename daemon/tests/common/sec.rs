@@ -1,0 +1,209 @@
+//! Helpers for the security suites (access.rs, limits.rs, hostile.rs):
+//! clients from chosen loopback source addresses or as other users, a
+//! daemon started under a low descriptor limit, and process accounting
+//! from /proc.
+
+use super::{sockhostd, Daemon, Failed, TestDir, DEADLINE};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A TCP connection to `to` from source address `src` (127.0.0.2, ...):
+/// the socket is bound to `src` before it connects.
+pub fn tcp_from(src: &str, to: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let ip: std::net::IpAddr = src.parse().map_err(io::Error::other)?;
+    let sock = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+    sock.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
+    sock.connect_timeout(&SockAddr::from(to), DEADLINE)?;
+    let s = TcpStream::from(sock);
+    s.set_read_timeout(Some(DEADLINE))?;
+    s.set_write_timeout(Some(DEADLINE))?;
+    Ok(s)
+}
+
+/// A UDP socket bound to source address `src`.
+pub fn udp_from(src: &str) -> UdpSocket {
+    let s = UdpSocket::bind(format!("{src}:0")).expect("bind udp client");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    s
+}
+
+/// How a probe `PING` from a connection went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered `PONG`.
+    Served,
+    /// Closed without an answer; holds what the server wrote first.
+    Refused(String),
+}
+
+/// Send `PING` on `s` and tell whether it was served.
+pub fn ping_on(s: &mut (impl Read + Write)) -> Outcome {
+    let _ = s.write_all(b"PING\n");
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    match r.read_line(&mut line) {
+        Ok(_) if line == "PONG\n" => Outcome::Served,
+        _ => Outcome::Refused(line),
+    }
+}
+
+/// One connection from `src`: served or refused.
+pub fn ping_from(src: &str, to: SocketAddr) -> Outcome {
+    match tcp_from(src, to) {
+        Ok(mut s) => ping_on(&mut s),
+        Err(e) => Outcome::Refused(format!("connect: {e}")),
+    }
+}
+
+/// Everything the server sends until it closes; None if it stays open
+/// longer than `within`.
+pub fn read_until_eof(s: &mut impl Read, within: Duration) -> Option<Vec<u8>> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Some(out),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(out),
+        }
+    }
+    None
+}
+
+/// The environment variable that turns a test binary into a client.
+pub const HELPER_ENV: &str = "SOCKHOST_TEST_PEER_ADDR";
+
+/// Run this test binary's `helper` test as another user (uid, gid,
+/// supplementary groups): it connects to the abstract unix stream
+/// socket `@name`, sends `PING` and prints the first line it gets back
+/// (or `EOF`). Returns that line.
+pub fn ping_as(helper: &str, name: &str, uid: u32, gid: u32, groups: &[u32]) -> String {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", helper, "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, name)
+        .stdin(Stdio::null());
+    // SAFETY: the closure only makes async-signal-safe system calls
+    // (setgroups, setgid, setuid) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let out = cmd.output().expect("run helper client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split_once("HELPER-REPLY ").map(|(_, reply)| reply))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("no reply line from the helper ({}): {text}", out.status))
+}
+
+/// The helper's side: when asked through [`HELPER_ENV`], connect, ping
+/// and print the reply. Does nothing otherwise.
+pub fn helper_client() {
+    let Ok(name) = std::env::var(HELPER_ENV) else {
+        return;
+    };
+    use std::os::linux::net::SocketAddrExt;
+    let reply = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .and_then(|sa| std::os::unix::net::UnixStream::connect_addr(&sa))
+        .map(|mut s| {
+            let _ = s.set_read_timeout(Some(DEADLINE));
+            let _ = s.write_all(b"PING\n");
+            let mut line = String::new();
+            let _ = BufReader::new(s).read_line(&mut line);
+            if line.is_empty() {
+                "EOF".to_string()
+            } else {
+                line.trim_end().to_string()
+            }
+        });
+    match reply {
+        Ok(line) => println!("HELPER-REPLY {line}"),
+        Err(e) => println!("HELPER-REPLY connect failed: {e}"),
+    }
+}
+
+/// Start the daemon on `config` with RLIMIT_NOFILE set to soft/hard.
+pub fn start_with_nofile(config: &str, soft: u64, hard: u64) -> Result<Daemon, Failed> {
+    let dir = TestDir::new("nofile");
+    let path = dir.write("sockhost.toml", config);
+    let mut cmd = Command::new(sockhostd());
+    cmd.arg("-c").arg(&path).args(["--log", "stderr"]);
+    // SAFETY: setrlimit is async-signal-safe; the struct is a copy.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    Daemon::try_start_cmd(dir, path, cmd)
+}
+
+/// (soft, hard) "Max open files" of a process, from /proc/PID/limits.
+pub fn nofile_limits(pid: i32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut nums = line["Max open files".len()..].split_whitespace();
+    Some((nums.next()?.parse().ok()?, nums.next()?.parse().ok()?))
+}
+
+/// A process's descriptor count at rest: the least of several samples
+/// over 300 ms, so a connection the server is still closing is not
+/// counted (compare later counts with `<=`: fewer is fine, more leaked).
+pub fn fd_count_at_rest(pid: i32) -> usize {
+    (0..6)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            super::fd_count(pid)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based).
+    let at = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
+    at(14).unwrap_or(0) + at(15).unwrap_or(0)
+}
+
+/// A line of /proc/PID/status, e.g. `status_field(pid, "NoNewPrivs")`.
+pub fn status_field(pid: i32, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// Lines of `log` that contain `needle`.
+pub fn count_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
