@@ -9,7 +9,7 @@ UNITDIR    ?= /lib/systemd/system
 PROFILE    ?= release
 DESTDIR    ?=
 
-OUT      := target/$(PROFILE)
+OUT      ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
 PLUGINS  := libsockhost_echo.so libsockhost_daytime.so libsockhost_probe.so
 PLUGDIR  := $(PREFIX)/lib/sockhost/plugins
 CONFDIR  := $(SYSCONFDIR)/sockhost

@@ -30,6 +30,7 @@ fn make_install(root: &Path) {
         .arg("install")
         .arg(format!("DESTDIR={}", root.display()))
         .arg(format!("PROFILE={}", profile()))
+        .arg(format!("OUT={}", target_dir().display()))
         .arg("NOBUILD=1")
         .output()
         .expect("run make (apt-get install make)");
