@@ -14,22 +14,32 @@ use crate::poll::wait_readable;
 use crate::server::{finish_request, Request, Shared};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Counts running request threads; a finishing thread bumps the eventfd.
+/// Counts running request threads. A finishing thread bumps the eventfd
+/// only when someone may be waiting for it: the loop, when the thread frees
+/// a slot at the `max_threads` cap, or `server_close` (`waiting`). Waking
+/// the loop for every finished request would cost a context switch per
+/// request for nothing.
 struct Active {
     running: AtomicUsize,
+    max_threads: usize,
+    waiting: AtomicBool,
     done: OwnedFd,
 }
 
 impl Active {
     fn finished(&self) {
-        self.running.fetch_sub(1, Ordering::AcqRel);
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-        unsafe { libc::write(self.done.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        // SeqCst here and in `server_close`: either this thread sees
+        // `waiting`, or the closer sees the lower count.
+        let before = self.running.fetch_sub(1, Ordering::SeqCst);
+        if before == self.max_threads || self.waiting.load(Ordering::SeqCst) {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a live u64 to our eventfd.
+            unsafe { libc::write(self.done.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
     }
 
     fn drain(&self) {
@@ -70,6 +80,8 @@ impl ThreadingMixIn {
             thread_name: thread_name(&l.name),
             active: Arc::new(Active {
                 running: AtomicUsize::new(0),
+                max_threads: l.max_threads,
+                waiting: AtomicBool::new(false),
                 done: eventfd(),
             }),
             span: tracing::Span::current(),
@@ -148,7 +160,8 @@ impl Dispatch for ThreadingMixIn {
             return;
         }
         let deadline = Instant::now() + timeout;
-        while self.running() > 0 {
+        self.active.waiting.store(true, Ordering::SeqCst);
+        while self.active.running.load(Ordering::SeqCst) > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 tracing::warn!(

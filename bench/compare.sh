@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# bench/compare.sh: sockhostd side by side with its peers on this machine.
+#
+# Starts every server at once on loopback (sockhostd in sync, thread and
+# fork mode and with workers = 2; bare Rust loops of each model; CPython's
+# socketserver and http.server; socat, xinetd and tcpserver; nginx), then
+# runs the load generator against each in turn (each sockhostd row right
+# before its reference), all servers in one round, REPS rounds, and prints
+# one markdown table of medians with ratios. Then (unless --no-footprint)
+# memory, start-up and reload.
+#
+# Promises: loopback addresses and unix sockets under a temp folder only;
+# every load run is bounded (warm-up + DURATION seconds); every process it
+# starts runs in its own process group and is killed by that group's id on
+# exit, and the temp folder is removed. Installs missing peers from Debian
+# when run as root (else rows without their server are left out).
+#
+# usage: bench/compare.sh [-d SECONDS] [-r REPS] [-c CLIENTS] [-s BYTES]
+#                         [--only GROUPS] [--no-footprint] [--no-install]
+#   defaults: 2 s per run (plus 0.5 s warm-up), 5 rounds, 8 clients, 64 B
+#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http
+#   SOCKHOST_BENCH_PORT: first of the loopback ports used (default 27100)
+set -euo pipefail
+
+DUR=2 REPS=5 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http"
+FOOTPRINT=1 INSTALL=1
+BASE=${SOCKHOST_BENCH_PORT:-27100}
+BODY='Hello, world!\n'
+COMMAND="bench/compare.sh${*:+ $*}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -d) DUR=$2; shift 2 ;;
+    -r) REPS=$2; shift 2 ;;
+    -c) CONC=$2; shift 2 ;;
+    -s) SIZE=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    --no-footprint) FOOTPRINT=0; shift ;;
+    --no-install) INSTALL=0; shift ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+# ---- peers -----------------------------------------------------------------
+install_peers() {
+    local need=()
+    command -v socat >/dev/null || need+=(socat)
+    command -v xinetd >/dev/null || need+=(xinetd)
+    command -v tcpserver >/dev/null || need+=(ucspi-tcp)
+    command -v wrk >/dev/null || need+=(wrk)
+    command -v nginx >/dev/null || need+=(nginx-light)
+    [ ${#need[@]} -eq 0 ] && return
+    if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
+        echo "installing ${need[*]} from Debian" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+    else
+        echo "missing ${need[*]}: their rows are left out" >&2
+    fi
+}
+install_peers
+command -v python3 >/dev/null || { echo "compare.sh: python3 is required" >&2; exit 1; }
+cargo build --release --workspace --quiet
+BENCH=$ROOT/target/release/sockhost-bench
+SOCKHOSTD=$ROOT/target/release/sockhostd
+
+WORK=$(mktemp -d /tmp/sockhost-compare.XXXXXX)
+STARTED=()
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    sleep 0.5
+    for pid in "${STARTED[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CMD...: run CMD in a process group of its own, output to a log.
+start() {
+    local name=$1; shift
+    setsid "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+    STARTED+=($!)
+}
+
+# wait_for FILE TEXT: until FILE contains TEXT (10 s at most).
+wait_for() {
+    local i
+    for i in $(seq 200); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "compare.sh: $1 never said '$2':" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
+wait_port() {
+    local i
+    for i in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "compare.sh: nothing listens on port $1" >&2
+    return 1
+}
+
+port() { echo $((BASE + $1)); }
+
+# ---- servers -----------------------------------------------------------------
+listener() { # name type address mixin handler [extra]
+    printf '[[listener]]\nname = "%s"\nfamily = "%s"\ntype = "%s"\naddress = "%s"\nmixin = "%s"\nhandler = "%s"\n%b\n' \
+        "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}"
+}
+{
+    printf '[daemon]\nplugin_dir = "%s"\n\n' "$ROOT/target/release"
+    E=libsockhost_echo.so H=libsockhost_http_hello.so
+    listener sync inet stream "127.0.0.1:$(port 1)" sync $E
+    listener thread inet stream "127.0.0.1:$(port 2)" thread $E
+    listener fork inet stream "127.0.0.1:$(port 3)" fork $E
+    listener sync-w2 inet stream "127.0.0.1:$(port 4)" sync $E 'workers = 2'
+    listener thread-w2 inet stream "127.0.0.1:$(port 5)" thread $E 'workers = 2'
+    listener fork-w2 inet stream "127.0.0.1:$(port 6)" fork $E 'workers = 2'
+    listener udp-sync inet dgram "127.0.0.1:$(port 7)" sync $E
+    listener udp-thread inet dgram "127.0.0.1:$(port 8)" thread $E
+    listener unix-sync unix stream "$WORK/sh-sync.sock" sync $E
+    listener unix-thread unix stream "$WORK/sh-thread.sock" thread $E
+    for spec in "http:thread:1:9" "http-w2:thread:2:10" "http-fork:fork:1:11"; do
+        IFS=: read -r name mixin workers n <<<"$spec"
+        listener "$name" inet stream "127.0.0.1:$(port "$n")" "$mixin" $H \
+            "workers = $workers\n[listener.config]\nbody = \"Hello, world!\\\\n\""
+    done
+} >"$WORK/sockhost.toml"
+start sockhostd env SOCKHOST_LOG=warn,sockhostd=info "$SOCKHOSTD" -c "$WORK/sockhost.toml" --log stderr
+wait_for "$WORK/sockhostd.log" " ready: "
+
+start bare-sync "$BENCH" bare -l "tcp:127.0.0.1:$(port 21)" -m sync
+start bare-thread "$BENCH" bare -l "tcp:127.0.0.1:$(port 22)" -m thread
+start bare-fork "$BENCH" bare -l "tcp:127.0.0.1:$(port 23)" -m fork
+start bare-sync-w2 "$BENCH" bare -l "tcp:127.0.0.1:$(port 24)" -m sync -w 2
+start bare-udp-sync "$BENCH" bare -l "udp:127.0.0.1:$(port 27)" -m sync
+start bare-udp-thread "$BENCH" bare -l "udp:127.0.0.1:$(port 28)" -m thread
+start bare-unix-sync "$BENCH" bare -l "unix:$WORK/bare-sync.sock" -m sync
+start bare-unix-thread "$BENCH" bare -l "unix:$WORK/bare-thread.sock" -m thread
+for n in bare-sync bare-thread bare-fork bare-sync-w2 bare-udp-sync bare-udp-thread bare-unix-sync bare-unix-thread; do
+    wait_for "$WORK/$n.log" ready
+done
+
+PY=$ROOT/bench/peers
+start py-tcp python3 "$PY/pyecho.py" tcp "$(port 31)"
+start py-threading python3 "$PY/pyecho.py" threading "$(port 32)"
+start py-forking python3 "$PY/pyecho.py" forking "$(port 33)"
+start py-udp python3 "$PY/pyecho.py" udp "$(port 37)"
+start py-http python3 "$PY/pyhttp.py" "$(port 39)" "$(printf "$BODY")"
+for n in py-tcp py-threading py-forking py-udp py-http; do wait_for "$WORK/$n.log" ready; done
+
+HAVE=" sockhostd bare python "
+if command -v socat >/dev/null; then
+    start socat socat "TCP-LISTEN:$(port 41),bind=127.0.0.1,reuseaddr,fork,backlog=128" PIPE
+    wait_port "$(port 41)" && HAVE+="socat "
+fi
+if command -v tcpserver >/dev/null; then
+    start tcpserver tcpserver -q -H -R -l 0 -b 128 -c 1000 127.0.0.1 "$(port 42)" cat
+    wait_port "$(port 42)" && HAVE+="tcpserver "
+fi
+if command -v xinetd >/dev/null; then
+    cat >"$WORK/xinetd.conf" <<EOF
+service sockhost-bench-cat
+{
+    type = UNLISTED
+    port = $(port 43)
+    bind = 127.0.0.1
+    socket_type = stream
+    protocol = tcp
+    wait = no
+    user = $(id -un)
+    server = /bin/cat
+    instances = UNLIMITED
+    per_source = UNLIMITED
+    cps = 1000000 1
+    flags = REUSE
+    log_type = FILE $WORK/xinetd-service.log
+    log_on_success =
+    log_on_failure =
+}
+EOF
+    start xinetd xinetd -dontfork -f "$WORK/xinetd.conf" -pidfile "$WORK/xinetd.pid" -filelog "$WORK/xinetd-daemon.log"
+    wait_port "$(port 43)" && HAVE+="xinetd "
+fi
+if command -v nginx >/dev/null && command -v wrk >/dev/null; then
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    default_type "text/plain; charset=utf-8";
+    server {
+        listen 127.0.0.1:$(port 44);
+        location / { return 200 "$BODY"; }
+    }
+}
+EOF
+    start nginx nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log"
+    wait_port "$(port 44)" && HAVE+="nginx "
+fi
+command -v wrk >/dev/null && HAVE+="wrk "
+
+# ---- rows: id|group|server|mode|target|reference id|python id|needs ------------
+T="tcp:127.0.0.1"
+cat >"$WORK/rows.txt" <<EOF
+sh-sync|conn|sockhostd sync|conn|$T:$(port 1)|bare-sync|py-tcp|sockhostd
+bare-sync|conn|bare Rust loop, sync|conn|$T:$(port 21)|||bare
+py-tcp|conn|Python TCPServer|conn|$T:$(port 31)|bare-sync||python
+sh-thread|conn|sockhostd thread|conn|$T:$(port 2)|bare-thread|py-threading|sockhostd
+bare-thread|conn|bare Rust loop, thread|conn|$T:$(port 22)|||bare
+py-threading|conn|Python ThreadingTCPServer|conn|$T:$(port 32)|bare-thread||python
+sh-fork|conn|sockhostd fork|conn|$T:$(port 3)|bare-fork|py-forking|sockhostd
+bare-fork|conn|bare Rust loop, fork|conn|$T:$(port 23)|||bare
+py-forking|conn|Python ForkingTCPServer|conn|$T:$(port 33)|bare-fork||python
+socat|conn|socat fork PIPE|conn|$T:$(port 41)|bare-fork||socat
+tcpserver|conn|tcpserver cat|conn|$T:$(port 42)|bare-fork||tcpserver
+xinetd|conn|xinetd cat|conn|$T:$(port 43)|bare-fork||xinetd
+sh-sync-w2|workers|sockhostd sync, workers = 2|conn|$T:$(port 4)|sh-sync||sockhostd
+bare-sync-w2|workers|bare Rust loop, sync, 2 processes|conn|$T:$(port 24)|bare-sync||bare
+sh-thread-w2|workers|sockhostd thread, workers = 2|conn|$T:$(port 5)|sh-thread||sockhostd
+sh-fork-w2|workers|sockhostd fork, workers = 2|conn|$T:$(port 6)|sh-fork||sockhostd
+sh-thread-p|persist|sockhostd thread|persist|$T:$(port 2)|bare-thread-p|py-threading-p|sockhostd
+bare-thread-p|persist|bare Rust loop, thread|persist|$T:$(port 22)|||bare
+py-threading-p|persist|Python ThreadingTCPServer|persist|$T:$(port 32)|bare-thread-p||python
+sh-fork-p|persist|sockhostd fork|persist|$T:$(port 3)|bare-fork-p|py-forking-p|sockhostd
+bare-fork-p|persist|bare Rust loop, fork|persist|$T:$(port 23)|||bare
+py-forking-p|persist|Python ForkingTCPServer|persist|$T:$(port 33)|bare-fork-p||python
+socat-p|persist|socat fork PIPE|persist|$T:$(port 41)|bare-fork-p||socat
+tcpserver-p|persist|tcpserver cat|persist|$T:$(port 42)|bare-fork-p||tcpserver
+xinetd-p|persist|xinetd cat|persist|$T:$(port 43)|bare-fork-p||xinetd
+sh-udp-sync|dgram|sockhostd sync|dgram|udp:127.0.0.1:$(port 7)|bare-udp-sync|py-udp|sockhostd
+bare-udp-sync|dgram|bare Rust loop, sync|dgram|udp:127.0.0.1:$(port 27)|||bare
+py-udp|dgram|Python UDPServer|dgram|udp:127.0.0.1:$(port 37)|bare-udp-sync||python
+sh-udp-thread|dgram|sockhostd thread|dgram|udp:127.0.0.1:$(port 8)|bare-udp-thread||sockhostd
+bare-udp-thread|dgram|bare Rust loop, thread|dgram|udp:127.0.0.1:$(port 28)|||bare
+sh-unix-sync|unix|sockhostd sync, new connection per request|conn|unix:$WORK/sh-sync.sock|bare-unix-sync||sockhostd
+bare-unix-sync|unix|bare Rust loop, sync, new connection per request|conn|unix:$WORK/bare-sync.sock|||bare
+sh-unix-thread|unix|sockhostd thread, persistent|persist|unix:$WORK/sh-thread.sock|bare-unix-thread||sockhostd
+bare-unix-thread|unix|bare Rust loop, thread, persistent|persist|unix:$WORK/bare-thread.sock|||bare
+sh-http|http|sockhostd http-hello, thread|http|$(port 9)|nginx|py-http|wrk
+nginx|http|nginx, 2 workers|http|$(port 44)|||nginx
+sh-http-w2|http|sockhostd http-hello, thread, workers = 2|http|$(port 10)|nginx|py-http|wrk
+sh-http-fork|http|sockhostd http-hello, fork|http|$(port 11)|nginx|py-http|wrk
+py-http|http|Python ThreadingHTTPServer|http|$(port 39)|nginx||wrk
+EOF
+
+# A row runs when its group is selected and its server is there.
+selected() { [[ ",$ONLY," == *",$1,"* ]] && [[ "$HAVE" == *" $2 "* ]]; }
+
+# ---- runs --------------------------------------------------------------------
+mkdir -p "$WORK/res"
+total=$(while IFS='|' read -r _ g _ _ _ _ _ need; do selected "$g" "$need" && echo; done <"$WORK/rows.txt" | wc -l)
+echo "running $total servers x $REPS rounds x ${DUR}s ($CONC clients, $SIZE bytes)" >&2
+for rep in $(seq "$REPS"); do
+    while IFS='|' read -r id group name mode target _ _ need; do
+        selected "$group" "$need" || continue
+        out="$WORK/res/$id.$rep"
+        if [ "$mode" = http ]; then
+            wrk -t2 "-c$CONC" "-d${DUR}s" --latency "http://127.0.0.1:$target/" >"$out" 2>&1 || true
+        else
+            "$BENCH" load -t "$target" -m "$mode" -c "$CONC" -s "$SIZE" -d "$DUR" --tsv >"$out" 2>/dev/null || true
+        fi
+        printf '  round %s: %-48s %s\n' "$rep" "$name" "$(head -c 60 "$out" | head -1)" >&2
+    done <"$WORK/rows.txt"
+done
+
+# ---- the table -----------------------------------------------------------------
+echo
+echo "\`$COMMAND\` on $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d): $CONC clients, $SIZE-byte echo, ${DUR} s per run after a 0.5 s warm-up, $REPS rounds; req/s and latencies are medians over the rounds, a ratio is the median of per-round ratios (a server and its reference run back to back in every round)"
+echo
+python3 - "$WORK" "$ONLY" <<'EOF'
+import os, re, statistics, sys
+
+work, only = sys.argv[1], sys.argv[2].split(",")
+GROUPS = {
+    "conn": "TCP, new connection per request",
+    "workers": "TCP, new connection per request, `workers = N`",
+    "persist": "TCP, persistent connections (ping-pong)",
+    "dgram": "UDP, one datagram per request",
+    "unix": "unix stream sockets",
+    "http": "HTTP/1.1 keep-alive (wrk -t2)",
+}
+TARGETS = {  # id: [(reference id, minimum ratio)]
+    "sh-sync": [("ref", 0.8)],
+    "sh-thread": [("ref", 0.8), ("py", 2.0)],
+    "sh-fork": [("ref", 0.8), ("py", 5.0)],
+    "sh-thread-p": [("ref", 0.9)],
+    "sh-fork-p": [("ref", 0.9)],
+    "sh-udp-sync": [("ref", 0.8)],
+}
+
+def to_us(v, unit):
+    return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
+
+def parse(path, mode):
+    text = open(path).read()
+    if mode != "http":
+        f = text.split()
+        return tuple(map(float, f[:4])) if len(f) >= 4 else None
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if not m:
+        return None
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", text, re.M))
+    def pct(k):
+        mm = re.match(r"([\d.]+)(us|ms|s)", lat.get(k, "0us"))
+        return to_us(*mm.groups()) if mm else 0.0
+    errs = sum(map(int, re.findall(r"(?:connect|read|write|timeout) (\d+)", text)))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errs += int(non2xx.group(1)) if non2xx else 0
+    return (float(m.group(1)), pct("50"), pct("99"), errs)
+
+rows, res, per_round = [], {}, {}
+for line in open(os.path.join(work, "rows.txt")):
+    rid, group, name, mode, _, ref, py, _ = line.rstrip("\n").split("|")
+    runs = {}
+    for f in os.listdir(os.path.join(work, "res")):
+        base, rep = f.rsplit(".", 1)
+        if base == rid:
+            r = parse(os.path.join(work, "res", f), mode)
+            if r:
+                runs[rep] = r
+    if runs:
+        vals = list(runs.values())
+        med = tuple(statistics.median(r[i] for r in vals) for i in range(3))
+        rates = [r[0] for r in vals]
+        res[rid] = med + (sum(r[3] for r in vals), min(rates), max(rates))
+        per_round[rid] = {rep: r[0] for rep, r in runs.items()}
+    rows.append((rid, group, name, ref, py))
+
+names = {r[0]: r[2] for r in rows}
+print("| group | server | req/s | (min–max) | p50 µs | p99 µs | errors (all rounds) | ratio | vs Python | target |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
+for key in [g for g in GROUPS if g in only]:
+    for rid, group, name, ref, py in rows:
+        if group != key or rid not in res:
+            continue
+        rps, p50, p99, errs, lo, hi = res[rid]
+        def ratio(other):
+            # The median of per-round ratios: in each round both servers
+            # run within seconds of each other, so drifts in the machine's
+            # load cancel out.
+            if not other or other not in per_round:
+                return None
+            mine, theirs = per_round[rid], per_round[other]
+            rs = [mine[k] / theirs[k] for k in mine if theirs.get(k, 0) > 0]
+            return statistics.median(rs) if rs else None
+        r_ref, r_py = ratio(ref), ratio(py)
+        ref_txt = f"{r_ref:.2f} × {names[ref]}" if r_ref is not None else ""
+        py_txt = f"{r_py:.1f} × {names[py]}" if r_py is not None else ""
+        checks = []
+        for which, need in TARGETS.get(rid, []):
+            got = r_ref if which == "ref" else r_py
+            if got is not None:
+                checks.append(f"≥ {need:g}: {'met' if got >= need else 'MISSED'}")
+        print(f"| {GROUPS[key]} | {name} | {rps:,.0f} | {lo:,.0f}–{hi:,.0f} | {p50:,.0f} | {p99:,.0f} | {errs:.0f} | "
+              f"{ref_txt} | {py_txt} | {', '.join(checks)} |")
+EOF
+
+if [ "$FOOTPRINT" = 1 ]; then
+    echo
+    echo "Memory (\`sockhost-bench memory --connections 10000\`, echo plugin):"
+    echo
+    "$BENCH" memory --sockhostd "$SOCKHOSTD" --plugin "$ROOT/target/release/libsockhost_echo.so" --connections 10000
+    echo
+    echo "Start-up and reload (\`sockhost-bench startup --listeners 20 --rounds 5\`):"
+    echo
+    "$BENCH" startup --sockhostd "$SOCKHOSTD" --plugin "$ROOT/target/release/libsockhost_echo.so" --listeners 20 --rounds 5
+fi
