@@ -5,7 +5,8 @@
 //! - [`ThreadingMixIn`]: a named thread per request, at most `max_threads`
 //!   at once; at the cap the loop stops accepting (connections wait in the
 //!   backlog, none refused). Finished threads leave nothing behind; a
-//!   thread's end wakes the loop through an eventfd.
+//!   thread that frees a slot at the cap (or ends while `server_close`
+//!   waits) wakes the loop through an eventfd.
 //! - [`ForkingMixIn`]: a child process per request, at most `max_children`;
 //!   children are reaped in `service_actions` (`collect_children`), woken by
 //!   SIGCHLD. A child always ends in `_exit`. Forking is refused when the
