@@ -13,7 +13,7 @@ use crate::plugin::{family_raw, socktype_raw};
 use crate::transport;
 use socket2::SockAddr;
 use sockhost_sdk::sys;
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
 
@@ -118,11 +118,49 @@ unsafe extern "C" fn host_reply(
 /// struct's address (and `host_private`, pointing back here) stays put.
 pub struct RequestCtx {
     raw: sys::sockhost_request,
-    client: CString,
+    client: ClientText,
     peer: SockAddr,
     data: Vec<u8>,
     /// The message a hook attached with `set_error`.
     pub error: Option<String>,
+}
+
+/// A client address as NUL-terminated UTF-8 in a fixed buffer: the longest
+/// text is a unix path (107 bytes) or an IPv6 address with scope and port.
+/// Text that would not fit is cut at a character boundary.
+struct ClientText {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Default for ClientText {
+    fn default() -> Self {
+        ClientText {
+            buf: [0; 128],
+            len: 0,
+        }
+    }
+}
+
+impl ClientText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for ClientText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        // Keep one byte for the NUL; cut whole characters only.
+        let room = self.buf.len() - 1 - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        self.buf[self.len] = 0;
+        Ok(())
+    }
 }
 
 // SAFETY: the raw pointers point into this same box (client, peer, data) or
@@ -140,8 +178,8 @@ impl RequestCtx {
         peer: SockAddr,
         data: Vec<u8>,
     ) -> Box<Self> {
-        let text = transport::describe(&peer);
-        let client = CString::new(text).unwrap_or_default();
+        let mut client = ClientText::default();
+        let _ = transport::describe_into(&peer, &mut client);
         let mut ctx = Box::new(RequestCtx {
             raw: sys::sockhost_request {
                 size: std::mem::size_of::<sys::sockhost_request>() as u32,
@@ -171,8 +209,8 @@ impl RequestCtx {
 
     fn fix_pointers(&mut self) {
         self.raw.client = sys::sockhost_str {
-            ptr: self.client.as_ptr(),
-            len: self.client.as_bytes().len(),
+            ptr: self.client.buf.as_ptr().cast(),
+            len: self.client.len,
         };
         self.raw.client_addr = self.peer.as_ptr().cast();
         self.raw.client_addr_len = self.peer.len();
@@ -196,7 +234,7 @@ impl RequestCtx {
 
     /// The client address as text.
     pub fn client(&self) -> &str {
-        self.client.to_str().unwrap_or("")
+        self.client.as_str()
     }
 
     pub(crate) fn raw_ptr(&mut self) -> *mut sys::sockhost_request {
@@ -208,5 +246,27 @@ impl RequestCtx {
         self.error
             .take()
             .unwrap_or_else(|| format!("{hook} failed ({rc})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientText;
+    use std::fmt::Write;
+
+    #[test]
+    fn client_text_is_nul_terminated_and_cut_at_a_character_boundary() {
+        let mut t = ClientText::default();
+        write!(t, "[::1]:{}", 7000).expect("write");
+        assert_eq!(t.as_str(), "[::1]:7000");
+        assert_eq!(t.buf[t.len], 0, "NUL-terminated for C plugins");
+        let mut long = ClientText::default();
+        let path = format!("/{}", "é".repeat(100)); // 201 bytes
+        write!(long, "{path}").expect("write");
+        assert!(
+            long.len <= 127 && path.starts_with(long.as_str()),
+            "cut, still valid UTF-8"
+        );
+        assert_eq!(long.buf[long.len], 0);
     }
 }

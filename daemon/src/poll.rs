@@ -8,6 +8,38 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+/// [`wait_readable`] for a fixed set of fds, without allocating: the serve
+/// loop calls it once per turn.
+pub fn wait_readable_array<const N: usize>(
+    fds: [RawFd; N],
+    timeout: Option<Duration>,
+) -> io::Result<[bool; N]> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: pfds is a live array of N pollfd.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), N as libc::nfds_t, millis(timeout)) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok([false; N]);
+        }
+        return Err(err);
+    }
+    Ok(pfds.map(|p| p.fd >= 0 && p.revents != 0))
+}
+
+/// A poll timeout in milliseconds: -1 for none, rounded up so a 0.4 ms
+/// deadline does not spin at 0 ms.
+fn millis(timeout: Option<Duration>) -> i32 {
+    match timeout {
+        None => -1,
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+    }
+}
+
 /// Readiness of the fds passed to [`wait_readable`], in the same order.
 pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds
@@ -18,11 +50,7 @@ pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
             revents: 0,
         })
         .collect();
-    let ms = match timeout {
-        None => -1,
-        // Round up so a 0.4 ms deadline does not spin at 0 ms.
-        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-    };
+    let ms = millis(timeout);
     // SAFETY: pfds is a live, correctly sized array of pollfd.
     let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
     if n < 0 {

@@ -19,7 +19,7 @@ use crate::dispatch::{self, Dispatch};
 use crate::gate::{Gate, Refusal};
 use crate::limits::SourceSlot;
 use crate::plugin::{Instance, RequestCtx};
-use crate::poll::wait_readable;
+use crate::poll::{wait_readable, wait_readable_array};
 use crate::signals::SignalPipe;
 use nix::sys::signal::Signal;
 use socket2::Socket;
@@ -117,7 +117,7 @@ impl Server {
                 if can_accept { self.fileno() } else { -1 },
                 self.dispatch.wake_fd().unwrap_or(-1),
             ];
-            let ready = wait_readable(&fds, self.poll_timeout(can_accept))?;
+            let ready = wait_readable_array(fds, self.poll_timeout(can_accept))?;
             if ready[0] {
                 self.handle_signals();
             }
@@ -161,11 +161,12 @@ impl Server {
     }
 
     fn handle_signals(&mut self) {
-        for sig in self.signals.drain() {
-            match sig {
-                Signal::SIGTERM | Signal::SIGINT => self.shutdown(),
-                _ => {} // SIGCHLD: service_actions reaps after this turn.
-            }
+        let mut stop = false;
+        // SIGCHLD needs nothing here: service_actions reaps after this turn.
+        self.signals
+            .drain_each(|sig| stop |= matches!(sig, Signal::SIGTERM | Signal::SIGINT));
+        if stop {
+            self.shutdown();
         }
     }
 

@@ -78,8 +78,15 @@ impl SignalPipe {
 
     /// Every signal received since the last call, in order.
     pub fn drain(&self) -> Vec<Signal> {
-        PENDING.store(false, Ordering::Relaxed);
         let mut out = Vec::new();
+        self.drain_each(|sig| out.push(sig));
+        out
+    }
+
+    /// Call `f` for every signal received since the last drain, in order,
+    /// without allocating (the serve loop drains on every SIGCHLD).
+    pub fn drain_each(&self, mut f: impl FnMut(Signal)) {
+        PENDING.store(false, Ordering::Relaxed);
         let mut buf = [0u8; 64];
         loop {
             // SAFETY: reading into a live stack buffer from our own pipe.
@@ -88,13 +95,11 @@ impl SignalPipe {
             if n <= 0 {
                 break;
             }
-            out.extend(
-                buf[..n as usize]
-                    .iter()
-                    .filter_map(|&b| Signal::try_from(b as i32).ok()),
-            );
+            buf[..n as usize]
+                .iter()
+                .filter_map(|&b| Signal::try_from(b as i32).ok())
+                .for_each(&mut f);
         }
-        out
     }
 
     /// The raw write end, for code that must close it in a child.

@@ -162,16 +162,24 @@ pub fn remove_unix_file(l: &ListenerConfig) {
 /// A peer address as text, the way handlers and logs show it:
 /// `127.0.0.1:PORT`, `[::1]:PORT`, a unix path, `@name`, or "" (unnamed).
 pub fn describe(addr: &SockAddr) -> String {
+    let mut out = String::new();
+    let _ = describe_into(addr, &mut out);
+    out
+}
+
+/// [`describe`], written into any `fmt::Write` (a fixed buffer on the
+/// request path, so no allocation per request).
+pub fn describe_into(addr: &SockAddr, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     if let Some(sa) = addr.as_socket() {
-        return sa.to_string();
+        return write!(out, "{sa}");
     }
     if let Some(p) = addr.as_pathname() {
-        return p.display().to_string();
+        return write!(out, "{}", p.display());
     }
     if let Some(name) = addr.as_abstract_namespace() {
-        return format!("@{}", String::from_utf8_lossy(name));
+        return write!(out, "@{}", String::from_utf8_lossy(name));
     }
-    String::new()
+    Ok(())
 }
 
 /// The address a socket is bound to, as text (for logs: port 0 resolves).
