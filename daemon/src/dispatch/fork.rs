@@ -30,6 +30,10 @@ struct Child {
     /// The connection's `max_connections_per_source` slot: given back when
     /// the child is reaped, not when the worker closes its copy of the fd.
     _slot: Option<SourceSlot>,
+    /// The request's memory, freed at reap rather than right after fork:
+    /// freeing it while the child still shares those heap pages would
+    /// copy them (copy-on-write) for nothing.
+    _ctx: Box<crate::host::RequestCtx>,
 }
 
 pub struct ForkingMixIn {
@@ -158,13 +162,15 @@ impl Dispatch for ForkingMixIn {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => run_child(request, shared),
             Ok(ForkResult::Parent { child }) => {
+                let Request { ctx, sock, .. } = request;
+                drop(sock); // close_request: the worker's copy of the connection
                 self.children.push(Child {
                     pid: child,
-                    peer: request.ctx.peer().clone(),
+                    peer: ctx.peer().clone(),
                     started: Instant::now(),
                     _slot: slot,
+                    _ctx: ctx,
                 });
-                close_request(request);
             }
             Err(e) => {
                 let client = request.ctx.client();
