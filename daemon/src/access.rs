@@ -73,14 +73,20 @@ impl AccessControl {
     }
 
     fn allowed_ip(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical_ip(ip);
         if self.deny.iter().any(|n| n.contains(&ip)) {
             return false;
         }
         self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// An IPv4-mapped IPv6 address stands for the IPv4 address it maps, for
+/// CIDR rules and per-source limits alike.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -203,5 +209,16 @@ mod tests {
     fn empty_lists_admit_everyone() {
         assert!(rules(&[], &[]).allowed_ip("192.0.2.1".parse().expect("ip")));
         assert!(!rules(&[], &["0.0.0.0/0"]).allowed_ip("192.0.2.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn mapped_ipv4_counts_as_ipv4() {
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().expect("ip");
+        assert_eq!(
+            canonical_ip(mapped),
+            "127.0.0.2".parse::<IpAddr>().expect("ip")
+        );
+        let v6: IpAddr = "::1".parse().expect("ip");
+        assert_eq!(canonical_ip(v6), v6);
     }
 }

@@ -14,12 +14,11 @@
 //! once per second per listener: the first with its client and reason,
 //! the rest as counts per reason, so a flood cannot flood the log.
 
-use crate::access::{peer_credentials, AccessControl};
+use crate::access::{canonical_ip, peer_credentials, AccessControl};
 use crate::config::{ListenerConfig, Mixin};
 use crate::limits::{Exceeded, Source, SourceLimits, SourceSlot};
 use socket2::{SockAddr, Socket};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// At most one refusal warning per listener per this long.
@@ -86,7 +85,6 @@ pub struct Gate {
     listener: String,
     access: AccessControl,
     limits: SourceLimits,
-    rate: Option<f64>,
     refuse_message: Option<Vec<u8>>,
     log: RefusalLog,
 }
@@ -106,7 +104,6 @@ impl Gate {
                 l.rate_limit_per_source,
                 in_flight,
             ),
-            rate: l.rate_limit_per_source,
             refuse_message: l
                 .refuse_message
                 .as_ref()
@@ -127,7 +124,7 @@ impl Gate {
             return Err(Refusal::new(Reason::Denied, ""));
         }
         let source = match (peer.as_socket(), conn) {
-            (Some(sa), _) => Source::Ip(canonical(sa.ip())),
+            (Some(sa), _) => Source::Ip(canonical_ip(sa.ip())),
             (None, Some(sock)) => {
                 if !self.access.checks_credentials() && !self.limits.active() {
                     return Ok(None);
@@ -146,24 +143,30 @@ impl Gate {
             }
             (None, None) => Source::Path(unix_path(peer)),
         };
-        let who = match &source {
-            Source::Uid(uid) => format!("uid {uid}: "),
-            _ => String::new(),
+        let uid = match source {
+            Source::Uid(uid) => Some(uid),
+            _ => None,
         };
         self.limits
             .admit(source, Instant::now())
-            .map_err(|exceeded| match exceeded {
-                Exceeded::Rate => Refusal::new(
-                    Reason::Rate,
-                    format!("{who}over {} new per second", self.rate.unwrap_or(0.0)),
-                ),
-                Exceeded::Connections(max) => {
-                    Refusal::new(Reason::Connections, format!("{who}{max} already open"))
+            .map_err(|exceeded| {
+                let who = uid.map(|u| format!("uid {u}: ")).unwrap_or_default();
+                match exceeded {
+                    Exceeded::Rate => Refusal::new(
+                        Reason::Rate,
+                        format!(
+                            "{who}over {} new per second",
+                            self.limits.rate_per_sec().unwrap_or(0.0)
+                        ),
+                    ),
+                    Exceeded::Connections(max) => {
+                        Refusal::new(Reason::Connections, format!("{who}{max} already open"))
+                    }
+                    Exceeded::TableFull => Refusal::new(
+                        Reason::Connections,
+                        format!("{who}the table of sources is full of open connections"),
+                    ),
                 }
-                Exceeded::TableFull => Refusal::new(
-                    Reason::Connections,
-                    format!("{who}the table of sources is full of open connections"),
-                ),
             })
     }
 
@@ -190,14 +193,6 @@ impl Gate {
     /// How long until unreported refusals are due to be logged.
     pub fn log_due_in(&self) -> Option<Duration> {
         self.log.due_in(Instant::now())
-    }
-}
-
-/// An IPv4-mapped IPv6 address counts as the IPv4 address it maps.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -333,16 +328,5 @@ mod tests {
         log.flush("l", t1);
         assert_eq!(log.last_warn, Some(t1));
         assert_eq!(log.due_in(t1), None);
-    }
-
-    #[test]
-    fn mapped_ipv4_counts_as_ipv4() {
-        let mapped: IpAddr = "::ffff:127.0.0.2".parse().expect("ip");
-        assert_eq!(
-            canonical(mapped),
-            "127.0.0.2".parse::<IpAddr>().expect("ip")
-        );
-        let v6: IpAddr = "::1".parse().expect("ip");
-        assert_eq!(canonical(v6), v6);
     }
 }

@@ -133,6 +133,11 @@ impl SourceLimits {
         }
     }
 
+    /// `rate_limit_per_source`, as configured.
+    pub fn rate_per_sec(&self) -> Option<f64> {
+        self.rate.map(|r| r.per_sec)
+    }
+
     /// Whether any limit is configured.
     pub fn active(&self) -> bool {
         self.max_open.is_some() || self.rate.is_some()

@@ -14,21 +14,49 @@ pub fn wait_readable_array<const N: usize>(
     fds: [RawFd; N],
     timeout: Option<Duration>,
 ) -> io::Result<[bool; N]> {
-    let mut pfds = fds.map(|fd| libc::pollfd {
+    let mut pfds = fds.map(pollfd);
+    poll(&mut pfds, timeout)?;
+    Ok(pfds.map(readable))
+}
+
+/// Readiness of the fds passed to [`wait_readable`], in the same order.
+pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().copied().map(pollfd).collect();
+    poll(&mut pfds, timeout)?;
+    Ok(pfds.into_iter().map(readable).collect())
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
-    });
-    // SAFETY: pfds is a live array of N pollfd.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), N as libc::nfds_t, millis(timeout)) };
+    }
+}
+
+/// Readable, or hung up / in error (the caller's read then says which).
+fn readable(p: libc::pollfd) -> bool {
+    p.fd >= 0 && p.revents != 0
+}
+
+/// poll(2) on `pfds`; EINTR returns with every `revents` zero.
+fn poll(pfds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<()> {
+    // SAFETY: pfds is a live, correctly sized array of pollfd.
+    let n = unsafe {
+        libc::poll(
+            pfds.as_mut_ptr(),
+            pfds.len() as libc::nfds_t,
+            millis(timeout),
+        )
+    };
     if n < 0 {
         let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok([false; N]);
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
-        return Err(err);
+        pfds.iter_mut().for_each(|p| p.revents = 0);
     }
-    Ok(pfds.map(|p| p.fd >= 0 && p.revents != 0))
+    Ok(())
 }
 
 /// A poll timeout in milliseconds: -1 for none, rounded up so a 0.4 ms
@@ -38,27 +66,4 @@ fn millis(timeout: Option<Duration>) -> i32 {
         None => -1,
         Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
     }
-}
-
-/// Readiness of the fds passed to [`wait_readable`], in the same order.
-pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = millis(timeout);
-    // SAFETY: pfds is a live, correctly sized array of pollfd.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(vec![false; fds.len()]);
-        }
-        return Err(err);
-    }
-    Ok(pfds.iter().map(|p| p.fd >= 0 && p.revents != 0).collect())
 }

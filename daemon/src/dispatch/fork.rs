@@ -15,7 +15,6 @@ use crate::server::{close_request, finish_request, Request, Shared};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use socket2::SockAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,15 +24,14 @@ use std::time::{Duration, Instant};
 /// address is formatted only when a log line about it is written.
 struct Child {
     pid: Pid,
-    peer: SockAddr,
     started: Instant,
     /// The connection's `max_connections_per_source` slot: given back when
     /// the child is reaped, not when the worker closes its copy of the fd.
     _slot: Option<SourceSlot>,
-    /// The request's memory, freed at reap rather than right after fork:
-    /// freeing it while the child still shares those heap pages would
-    /// copy them (copy-on-write) for nothing.
-    _ctx: Box<crate::host::RequestCtx>,
+    /// The request (its client names the child in the exit log). Freed at
+    /// reap rather than right after fork: freeing it while the child still
+    /// shares those heap pages would copy them (copy-on-write) for nothing.
+    ctx: Box<crate::host::RequestCtx>,
 }
 
 pub struct ForkingMixIn {
@@ -67,7 +65,7 @@ impl ForkingMixIn {
         };
         let child = self.children.swap_remove(at);
         let ms = child.started.elapsed().as_millis();
-        let client = tracing::field::display(Peer(&child.peer));
+        let client = child.ctx.client();
         match status {
             WaitStatus::Exited(_, 0) => {
                 tracing::debug!(
@@ -106,15 +104,6 @@ impl ForkingMixIn {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-    }
-}
-
-/// A client address for log fields, formatted only if the line is written.
-struct Peer<'a>(&'a SockAddr);
-
-impl std::fmt::Display for Peer<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::transport::describe(self.0))
     }
 }
 
@@ -166,10 +155,9 @@ impl Dispatch for ForkingMixIn {
                 drop(sock); // close_request: the worker's copy of the connection
                 self.children.push(Child {
                     pid: child,
-                    peer: ctx.peer().clone(),
                     started: Instant::now(),
                     _slot: slot,
-                    _ctx: ctx,
+                    ctx,
                 });
             }
             Err(e) => {
