@@ -215,21 +215,6 @@ fn a_config_path_that_is_a_folder_or_missing_is_refused_naming_it() {
     }
 }
 
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Protects: whatever bytes a config holds, `--check` ends with 0 or 1 and
 /// never panics: a valid config mutated byte by byte, spliced, cut short,
 /// and with TOML's punctuation sprinkled in.

@@ -15,10 +15,6 @@ fn probe_listener(name: &str, ty: &str, mixin: &str) -> String {
     listener(name, "inet", ty, "127.0.0.1:0", mixin, &probe, "")
 }
 
-fn worker(d: &Daemon, name: &str) -> i32 {
-    worker_of(d.pid(), name).unwrap_or_else(|| panic!("no worker for {name}:\n{}", d.log()))
-}
-
 /// Send a command that kills the process serving `p`, and wait until the
 /// connection shows it died (EOF or reset: only its exit closes the fd).
 fn send_and_wait_for_death(mut p: Probe, command: &str) {

@@ -15,10 +15,6 @@ fn fork_listener(name: &str, ty: &str, extra: &str) -> String {
     listener(name, "inet", ty, "127.0.0.1:0", "fork", &probe, extra)
 }
 
-fn worker(d: &Daemon, name: &str) -> i32 {
-    worker_of(d.pid(), name).unwrap_or_else(|| panic!("no worker for {name}:\n{}", d.log()))
-}
-
 /// Protects: at `max_children` the worker stops accepting until a child
 /// exits; the other clients wait in the backlog and are all answered.
 #[test]

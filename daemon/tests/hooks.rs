@@ -67,10 +67,6 @@ fn wait_hook(path: &Path, hook: &str, n: usize) {
     );
 }
 
-fn worker(d: &Daemon, name: &str) -> i32 {
-    worker_of(d.pid(), name).unwrap_or_else(|| panic!("no worker for {name}:\n{}", d.log()))
-}
-
 /// One request carrying `line`; stream: read to EOF, dgram: no wait.
 fn send(d: &Daemon, name: &str, ty: &str, line: &str) -> Vec<u8> {
     if ty == "stream" {

@@ -204,13 +204,6 @@ fn unix_stream_connections_are_counted_per_uid() {
     ));
 }
 
-/// Resident memory of a process in KiB.
-fn rss_kib(pid: i32) -> u64 {
-    status_field(pid, "VmRSS")
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
 /// Protects: a spray of new connections from thousands of source
 /// addresses (each its own bucket and count) is served, the listener keeps
 /// working for everyone, and the worker's memory stays flat (the table of

@@ -151,8 +151,7 @@ fn watchdog_is_pinged_at_half_its_interval() {
 }
 
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    life::hold_port().1
 }
 
 #[test]
@@ -377,15 +376,10 @@ fn log_journald_without_a_journal_is_a_clear_error() {
     assert!(err.contains("cannot reach the systemd journal"), "{err}");
 }
 
+/// A /proc/PID/status value with its fields separated by single spaces.
 fn proc_status_field(pid: i32, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .unwrap_or("")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    let value = common::sec::status_field(pid, field.trim_end_matches(':')).unwrap_or_default();
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[test]

@@ -5,16 +5,13 @@
 //! descriptor over 1,000 requests.
 
 mod common;
+use common::sec::rss_kib;
 use common::*;
 use std::time::{Duration, Instant};
 
 fn probe_listener(name: &str, ty: &str, mixin: &str, extra: &str) -> String {
     let probe = plugin("sockhost_probe");
     listener(name, "inet", ty, "127.0.0.1:0", mixin, &probe, extra)
-}
-
-fn worker(d: &Daemon, name: &str) -> i32 {
-    worker_of(d.pid(), name).unwrap_or_else(|| panic!("no worker for {name}:\n{}", d.log()))
 }
 
 /// Protects: with `max_threads = 2`, six concurrent `SLEEP 300` clients are
@@ -182,16 +179,6 @@ fn thread_and_sync_worker_fd_count_is_unchanged_after_1000_requests() {
             fd_count(w)
         );
     }
-}
-
-/// Resident memory of a process in KiB, from /proc.
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The memory soak for thread mode: `cargo test --release -p sockhostd --test

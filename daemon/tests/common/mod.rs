@@ -592,6 +592,34 @@ pub fn worker_of(master: i32, name: &str) -> Option<i32> {
         .find(|&w| !is_dead(w) && comm(w, w) == want)
 }
 
+/// The worker process serving listener `name` (panics with the log if none).
+pub fn worker(d: &Daemon, name: &str) -> i32 {
+    worker_of(d.pid(), name).unwrap_or_else(|| panic!("no worker for {name}:\n{}", d.log()))
+}
+
+/// A small deterministic generator (xorshift64), so failures reproduce.
+/// The seed must not be zero.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// `len` pseudo-random bytes, NULs included.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| (self.next() >> 24) as u8).collect()
+    }
+}
+
 /// Poll `f` every 10 ms until it returns Some, or `within` passes.
 pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
@@ -709,17 +737,9 @@ pub mod life {
         (l, port)
     }
 
-    /// `len` deterministic pseudo-random bytes (xorshift64), NULs included.
+    /// `len` deterministic pseudo-random bytes, NULs included.
     pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        super::Rng(seed | 1).bytes(len)
     }
 
     /// Whether one line of `log` contains every needle.

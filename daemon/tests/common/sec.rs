@@ -203,6 +203,13 @@ pub fn status_field(pid: i32, key: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// Resident memory of a process in KiB (0 when unreadable).
+pub fn rss_kib(pid: i32) -> u64 {
+    status_field(pid, "VmRSS")
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// Lines of `log` that contain `needle`.
 pub fn count_lines(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
