@@ -21,42 +21,9 @@ fn fork_listener(name: &str, ty: &str, extra: &str) -> String {
 fn at_max_children_connections_wait_in_the_backlog_and_none_is_refused() {
     let d = Daemon::start(&fork_listener("capped", "stream", "max_children = 2"));
     let (addr, w) = (d.addr("capped"), worker(&d, "capped"));
-    let start = Instant::now();
-    let clients: Vec<_> = (0..6)
-        .map(|_| {
-            let addr = addr.clone();
-            std::thread::spawn(move || {
-                let reply = stream_cmd(&addr, "SLEEP 300");
-                (reply, start.elapsed())
-            })
-        })
-        .collect();
-    // Sample the worker's children (zombies included) while they run.
-    let mut most = 0;
-    while clients.iter().any(|c| !c.is_finished()) {
-        most = most.max(child_pids(w).len());
-        assert!(start.elapsed() < DEADLINE, "clients not answered in time");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut times: Vec<Duration> = clients
-        .into_iter()
-        .map(|c| {
-            let (reply, at) = c.join().expect("client thread");
-            assert_eq!(reply, "SLEPT 300", "every waiting client is answered");
-            at
-        })
-        .collect();
-    times.sort();
+    // The worker's children, zombies included, sampled while they run.
+    let most = six_sleepers_two_at_a_time(&addr, || child_pids(w).len());
     assert!(most <= 2, "at most max_children = 2 children, saw {most}");
-    // Two at a time: the k-th reply (1-based) cannot come before ceil(k/2) × 300 ms.
-    for (i, at) in times.iter().enumerate() {
-        let floor = Duration::from_millis(300 * (i as u64 / 2 + 1));
-        assert!(
-            *at >= floor,
-            "reply {} after {at:?} < {floor:?}: {times:?}",
-            i + 1
-        );
-    }
     assert!(
         !d.log().contains("refused"),
         "nothing refused:\n{}",

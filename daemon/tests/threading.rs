@@ -27,37 +27,7 @@ fn max_threads_makes_clients_wait_never_refuses_and_bounds_concurrency() {
     ));
     let (addr, w) = (d.addr("capped"), worker(&d, "capped"));
     let baseline = thread_count(w);
-    let start = Instant::now();
-    let clients: Vec<_> = (0..6)
-        .map(|_| {
-            let addr = addr.clone();
-            std::thread::spawn(move || (stream_cmd(&addr, "SLEEP 300"), start.elapsed()))
-        })
-        .collect();
-    let mut most = 0;
-    while clients.iter().any(|c| !c.is_finished()) {
-        most = most.max(thread_count(w));
-        assert!(start.elapsed() < DEADLINE, "clients not answered in time");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut times: Vec<Duration> = clients
-        .into_iter()
-        .map(|c| {
-            let (reply, at) = c.join().expect("client thread");
-            assert_eq!(reply, "SLEPT 300", "every waiting client is answered");
-            at
-        })
-        .collect();
-    times.sort();
-    // Two at a time: the k-th reply (1-based) cannot come before ceil(k/2) × 300 ms.
-    for (i, at) in times.iter().enumerate() {
-        let floor = Duration::from_millis(300 * (i as u64 / 2 + 1));
-        assert!(
-            *at >= floor,
-            "reply {} after {at:?} < {floor:?}: {times:?}",
-            i + 1
-        );
-    }
+    let most = six_sleepers_two_at_a_time(&addr, || thread_count(w));
     // + 2 request threads, + 1 for a finished thread the kernel has not
     // yet removed when its slot is reused.
     assert!(

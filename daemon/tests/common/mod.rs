@@ -620,6 +620,46 @@ impl Rng {
     }
 }
 
+/// Six concurrent `SLEEP 300` probe clients against a listener that runs at
+/// most two requests at once (`max_children`/`max_threads` = 2): every
+/// client is answered, and the k-th reply (1-based) comes no sooner than
+/// ceil(k/2) × 300 ms. `sample` is polled while they run; returns the
+/// largest value it gave (children or threads of the worker).
+pub fn six_sleepers_two_at_a_time(addr: &str, mut sample: impl FnMut() -> usize) -> usize {
+    let start = Instant::now();
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = addr.to_string();
+            std::thread::spawn(move || (stream_cmd(&addr, "SLEEP 300"), start.elapsed()))
+        })
+        .collect();
+    let mut most = 0;
+    while clients.iter().any(|c| !c.is_finished()) {
+        most = most.max(sample());
+        assert!(start.elapsed() < DEADLINE, "clients not answered in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut times: Vec<Duration> = clients
+        .into_iter()
+        .map(|c| {
+            let (reply, at) = c.join().expect("client thread");
+            assert_eq!(reply, "SLEPT 300", "every waiting client is answered");
+            at
+        })
+        .collect();
+    times.sort();
+    // Two at a time: the k-th reply (1-based) cannot come before ceil(k/2) × 300 ms.
+    for (i, at) in times.iter().enumerate() {
+        let floor = Duration::from_millis(300 * (i as u64 / 2 + 1));
+        assert!(
+            *at >= floor,
+            "reply {} after {at:?} < {floor:?}: {times:?}",
+            i + 1
+        );
+    }
+    most
+}
+
 /// Poll `f` every 10 ms until it returns Some, or `within` passes.
 pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
