@@ -108,9 +108,9 @@ fn daemon_main(config: &Path, pid_file: &Path, mut report: std::fs::File) -> i32
     let guard = PidFileGuard(pid_file.to_path_buf());
     // Workers must not hold the report pipe open, or the waiting parent
     // could not see end-of-file when the daemon fails later.
-    crate::spawn::close_in_workers(std::os::fd::AsRawFd::as_raw_fd(&report));
+    let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report);
     let mut report = Some(report);
-    let result = master::run_with(config, || {
+    let result = master::run_with(config, &[report_fd], || {
         if let Some(mut r) = report.take() {
             let _ = r.write_all(b"OK");
         }

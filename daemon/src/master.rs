@@ -72,6 +72,8 @@ pub struct Master {
     /// Listeners whose socket came from the service manager: their unix
     /// socket files are systemd's, never removed by us.
     pub(crate) inherited: HashSet<String>,
+    /// The caller's fds (the `--daemonize` report pipe) kept from workers.
+    private_fds: Vec<RawFd>,
     respawns: Vec<Respawn>,
     crashes: HashMap<(String, usize), u32>,
     stop_deadline: Option<Instant>,
@@ -102,11 +104,16 @@ pub(crate) fn bind_all<'a>(
 
 /// Run the daemon in the foreground until stopped. Err means exit 1.
 pub fn run(config_path: &Path) -> Result<(), StartError> {
-    run_with(config_path, || {})
+    run_with(config_path, &[], || {})
 }
 
 /// [`run`], calling `on_ready` once every listener serves.
-pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), StartError> {
+/// `private_fds` are the caller's fds that no worker may keep open.
+pub fn run_with(
+    config_path: &Path,
+    private_fds: &[RawFd],
+    on_ready: impl FnOnce(),
+) -> Result<(), StartError> {
     let config = config::load(config_path)?;
     privileges::raise_fd_limit();
     let signals = SignalPipe::install(&MASTER_SIGNALS)?;
@@ -140,6 +147,7 @@ pub fn run_with(config_path: &Path, on_ready: impl FnOnce()) -> Result<(), Start
         plugin_ids: HashMap::new(),
         notifier: Notifier::from_env(),
         inherited,
+        private_fds: private_fds.to_vec(),
         respawns: Vec::new(),
         crashes: HashMap::new(),
         stop_deadline: None,
@@ -210,6 +218,7 @@ impl Master {
         own: RawFd,
     ) -> Vec<RawFd> {
         let mut fds = vec![self.signals.fd(), self.signals.write_fd()];
+        fds.extend_from_slice(&self.private_fds);
         fds.extend(self.sockets.values().map(|s| s.as_raw_fd()));
         fds.extend(extra_sockets.values().map(|s| s.as_raw_fd()));
         fds.extend(self.workers.iter().map(|w| w.ctrl.as_raw_fd()));

@@ -23,12 +23,13 @@ static ALARM_ON_STOP: AtomicU32 = AtomicU32::new(0);
 extern "C" fn on_signal(sig: libc::c_int) {
     let saved = io::Error::last_os_error().raw_os_error().unwrap_or(0);
     PENDING.store(true, Ordering::Relaxed);
-    let alarm_secs = ALARM_ON_STOP.swap(0, Ordering::Relaxed);
-    if alarm_secs > 0 && (sig == libc::SIGTERM || sig == libc::SIGINT) {
-        // SAFETY: alarm(2) is async-signal-safe.
-        unsafe { libc::alarm(alarm_secs) };
-    } else if alarm_secs > 0 {
-        ALARM_ON_STOP.store(alarm_secs, Ordering::Relaxed);
+    if sig == libc::SIGTERM || sig == libc::SIGINT {
+        // Only the first stop signal arms the alarm (swap leaves 0 behind).
+        let secs = ALARM_ON_STOP.swap(0, Ordering::Relaxed);
+        if secs > 0 {
+            // SAFETY: alarm(2) is async-signal-safe.
+            unsafe { libc::alarm(secs) };
+        }
     }
     let fd = WRITE_FD.load(Ordering::Relaxed);
     if fd >= 0 {

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a worker may take to load its plugin and call `create`.
@@ -38,15 +37,6 @@ pub struct Worker {
     pub draining: bool,
 }
 
-/// An fd of the master's that no worker may keep (the `--daemonize`
-/// report pipe); -1 when none.
-static CLOSE_IN_WORKERS: AtomicI32 = AtomicI32::new(-1);
-
-/// Have every worker forked from now on close `fd`.
-pub fn close_in_workers(fd: RawFd) {
-    CLOSE_IN_WORKERS.store(fd, Ordering::SeqCst);
-}
-
 /// Fork one worker for `l`. `close_fds` are the master's fds the worker
 /// must not keep (other listeners' sockets, other control sockets, the
 /// master's signal pipe).
@@ -56,13 +46,9 @@ pub fn spawn(
     index: usize,
     socket: Option<&Socket>,
     generation: u64,
-    mut close_fds: Vec<RawFd>,
+    close_fds: Vec<RawFd>,
     check_only: bool,
 ) -> io::Result<Worker> {
-    let extra = CLOSE_IN_WORKERS.load(Ordering::SeqCst);
-    if extra >= 0 {
-        close_fds.push(extra);
-    }
     let (master_end, worker_end) = UnixStream::pair()?;
     let socket = socket.map(Socket::try_clone).transpose()?;
     // SAFETY: getpid has no preconditions.
