@@ -5,7 +5,7 @@
 //! `catch_unwind`: an error or a panic becomes `SOCKHOST_ERROR` for that one
 //! call, with its message attached to the request (`set_error`), and never
 //! unwinds into the host. Per-request state lives in `sockhost_request.user`
-//! from `setup` until `finish` (or a failed `setup`).
+//! from its first use until `finish` (or a failed `setup`).
 
 use crate::log::{host, set_host};
 use crate::request::{Kind, Request, State};
@@ -139,27 +139,17 @@ unsafe fn instance<'a, H>(instance: *mut c_void) -> &'a H {
     unsafe { &*instance.cast::<H>() }
 }
 
-/// Borrow the request and its SDK state together, creating the state if
-/// `create_state` and it is missing.
+/// Run `f` on the request (its SDK state is made when first used).
 ///
 /// # Safety
 /// `req` must be the host's live request.
 unsafe fn with_request<R>(
     req: *mut sys::sockhost_request,
-    create_state: bool,
     f: impl FnOnce(&mut Request) -> R,
 ) -> Option<R> {
     // SAFETY: per the function contract.
     let raw = unsafe { req.as_mut()? };
-    if raw.user.is_null() {
-        if !create_state {
-            return None;
-        }
-        raw.user = Box::into_raw(Box::<State>::default()).cast();
-    }
-    // SAFETY: `user` holds a `State` we boxed, distinct from `raw` itself.
-    let state = unsafe { &mut *raw.user.cast::<State>() };
-    Some(f(&mut Request::new(raw, state)))
+    Some(f(&mut Request::new(raw)))
 }
 
 /// Drop the request's SDK state.
@@ -170,7 +160,7 @@ unsafe fn free_state(req: *mut sys::sockhost_request) {
     // SAFETY: per the function contract.
     if let Some(raw) = unsafe { req.as_mut() } {
         if !raw.user.is_null() {
-            // SAFETY: `user` was made by Box::into_raw in with_request.
+            // SAFETY: `user` was made by Box::into_raw in Request::state.
             drop(unsafe { Box::from_raw(raw.user.cast::<State>()) });
             raw.user = std::ptr::null_mut();
         }
@@ -263,7 +253,7 @@ unsafe extern "C" fn setup<H: Handler>(ptr: *mut c_void, req: *mut sys::sockhost
     let h = unsafe { instance::<H>(ptr) };
     let status = guarded(req, || {
         // SAFETY: as above.
-        unsafe { with_request(req, true, |r| h.setup(r)) }.unwrap_or(Ok(()))
+        unsafe { with_request(req, |r| h.setup(r)) }.unwrap_or(Ok(()))
     });
     if status != sys::SOCKHOST_OK {
         // finish will not run: drop the state now.
@@ -278,7 +268,7 @@ unsafe extern "C" fn handle<H: Handler>(ptr: *mut c_void, req: *mut sys::sockhos
     let h = unsafe { instance::<H>(ptr) };
     guarded(req, || {
         // SAFETY: as above.
-        unsafe { with_request(req, true, |r| h.handle(r)) }.unwrap_or(Ok(()))
+        unsafe { with_request(req, |r| h.handle(r)) }.unwrap_or(Ok(()))
     })
 }
 
@@ -288,7 +278,7 @@ unsafe extern "C" fn finish<H: Handler>(ptr: *mut c_void, req: *mut sys::sockhos
     let status = guarded(req, || {
         // SAFETY: as above.
         let r = unsafe {
-            with_request(req, true, |r| {
+            with_request(req, |r| {
                 let hook = h.finish(r);
                 let flushed = r.flush_wfile();
                 hook.and(flushed.map_err(Into::into))
@@ -364,7 +354,7 @@ unsafe extern "C" fn handle_error<H: Handler>(
     quiet("handle_error", || {
         // SAFETY: as above.
         unsafe {
-            with_request(req, true, |r| {
+            with_request(req, |r| {
                 h.handle_error(r, &message);
                 if !had_state {
                     // Best effort: the request is failing already.

@@ -132,7 +132,10 @@ impl Write for WFile {
     }
 }
 
-/// What the SDK keeps per request, behind `sockhost_request.user`.
+/// What the SDK keeps per request, behind `sockhost_request.user`. Made on
+/// first use of `rfile`, `wfile` or `user`, so a handler that uses none of
+/// them (echo on the raw socket) costs no allocation: in a forked child
+/// every heap page written is a copy-on-write fault.
 #[derive(Default)]
 pub(crate) struct State {
     rfile: Option<RFile>,
@@ -143,12 +146,22 @@ pub(crate) struct State {
 /// One request, handed to every hook of [`crate::Handler`].
 pub struct Request<'a> {
     raw: &'a mut sys::sockhost_request,
-    state: &'a mut State,
 }
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(raw: &'a mut sys::sockhost_request, state: &'a mut State) -> Self {
-        Request { raw, state }
+    pub(crate) fn new(raw: &'a mut sys::sockhost_request) -> Self {
+        Request { raw }
+    }
+
+    /// The SDK's state for this request, made on first use.
+    fn state(&mut self) -> &mut State {
+        if self.raw.user.is_null() {
+            self.raw.user = Box::into_raw(Box::<State>::default()).cast();
+        }
+        // SAFETY: `user` is only ever set here (a boxed `State`) and freed
+        // by `entry::free_state`, which runs when the request ends, after
+        // every `Request` borrowing it is gone.
+        unsafe { &mut *self.raw.user.cast::<State>() }
     }
 
     /// Stream or datagram.
@@ -187,25 +200,21 @@ impl<'a> Request<'a> {
 
     /// Buffered input (StreamRequestHandler.rfile / DatagramRequestHandler).
     pub fn rfile(&mut self) -> &mut RFile {
-        let raw = &*self.raw;
-        self.state
-            .rfile
-            .get_or_insert_with(|| match Kind::from_socktype(raw.socktype) {
-                Kind::Stream => RFile(Input::Stream(BufReader::new(Socket(raw.fd)))),
-                Kind::Datagram => RFile(Input::Datagram(Cursor::new(datagram_bytes(raw)))),
-            })
+        let (kind, fd, data) = (self.kind(), self.raw.fd, datagram_bytes(self.raw));
+        self.state().rfile.get_or_insert_with(|| match kind {
+            Kind::Stream => RFile(Input::Stream(BufReader::new(Socket(fd)))),
+            Kind::Datagram => RFile(Input::Datagram(Cursor::new(data))),
+        })
     }
 
     /// Buffered output, flushed (stream) or sent as one datagram after
     /// `finish`.
     pub fn wfile(&mut self) -> &mut WFile {
-        let raw = &*self.raw;
-        self.state
-            .wfile
-            .get_or_insert_with(|| match Kind::from_socktype(raw.socktype) {
-                Kind::Stream => WFile::Stream(BufWriter::new(Socket(raw.fd))),
-                Kind::Datagram => WFile::Datagram(Vec::new()),
-            })
+        let (kind, fd) = (self.kind(), self.raw.fd);
+        self.state().wfile.get_or_insert_with(|| match kind {
+            Kind::Stream => WFile::Stream(BufWriter::new(Socket(fd))),
+            Kind::Datagram => WFile::Datagram(Vec::new()),
+        })
     }
 
     /// Datagram requests: send `buf` to the client now, as one datagram.
@@ -226,7 +235,7 @@ impl<'a> Request<'a> {
     /// Per-request storage of the handler's own, created on first use and
     /// dropped after `finish`.
     pub fn user<T: Default + Send + 'static>(&mut self) -> &mut T {
-        let slot = &mut self.state.user;
+        let slot = &mut self.state().user;
         if !slot.as_ref().is_some_and(|b| b.is::<T>()) {
             *slot = Some(Box::new(T::default()));
         }
@@ -239,7 +248,10 @@ impl<'a> Request<'a> {
     /// Flush `wfile`: write out a stream's buffer, or send the collected
     /// datagram reply (if any).
     pub(crate) fn flush_wfile(&mut self) -> io::Result<()> {
-        match self.state.wfile.take() {
+        if self.raw.user.is_null() {
+            return Ok(()); // nothing was written through wfile
+        }
+        match self.state().wfile.take() {
             Some(WFile::Stream(mut w)) => w.flush(),
             Some(WFile::Datagram(v)) if !v.is_empty() => self.reply(&v).map(|_| ()),
             _ => Ok(()),

@@ -128,6 +128,9 @@ impl Handler for Probe {
     }
 
     fn setup(&self, req: &mut Request) -> Result<()> {
+        if req.client() == "raw" {
+            return Ok(());
+        }
         if req.client() == "setup-fails" {
             req.user::<DropProbe>();
             return Err("setup refused".into());
@@ -137,6 +140,11 @@ impl Handler for Probe {
     }
 
     fn handle(&self, req: &mut Request) -> Result<()> {
+        if req.client() == "raw" {
+            // Only the unbuffered socket: no rfile, wfile or user.
+            req.socket().write_all(b"raw\n")?;
+            return Ok(());
+        }
         req.user::<Trail>().0.push("handle");
         let mode = req.client().to_string();
         match (mode.as_str(), req.kind()) {
@@ -171,6 +179,9 @@ impl Handler for Probe {
     }
 
     fn finish(&self, req: &mut Request) -> Result<()> {
+        if req.client() == "raw" {
+            return Ok(());
+        }
         req.user::<Trail>().0.push("finish");
         if req.kind() == Kind::Stream {
             let trail = req.user::<Trail>().0.join(",");
@@ -496,6 +507,22 @@ fn stream_flow_keeps_state_and_flushes_wfile_at_finish() {
     assert!(req.errors().is_empty(), "{:?}", req.errors());
     req.close();
     assert_eq!(read_all(peer), "hello ping\nsetup,handle,finish\n");
+}
+
+#[test]
+fn a_handler_on_the_raw_socket_gets_no_per_request_state() {
+    // In a forked child every heap page written is copied: a handler that
+    // uses neither rfile, wfile nor user must not make the SDK allocate.
+    let inst = create("raw", "").expect("create");
+    let (mut req, peer) = TestRequest::stream("raw");
+    let t = &world().table;
+    for hook in [t.setup, t.handle, t.finish] {
+        assert_eq!(req.call(hook, &inst), SOCKHOST_OK);
+        assert!(req.raw.user.is_null(), "no state made");
+    }
+    assert!(req.errors().is_empty(), "{:?}", req.errors());
+    req.close();
+    assert_eq!(read_all(peer), "raw\n");
 }
 
 #[test]
