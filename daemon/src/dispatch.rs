@@ -9,8 +9,9 @@
 //!   waits) wakes the loop through an eventfd.
 //! - [`ForkingMixIn`]: a child process per request, at most `max_children`;
 //!   children are reaped in `service_actions` (`collect_children`), woken by
-//!   SIGCHLD. A child always ends in `_exit`. Forking is refused when the
-//!   worker has more than one thread (a fork could deadlock the child).
+//!   SIGCHLD (read from a signalfd). A child always ends in `_exit`.
+//!   Forking is refused when the worker has more than one thread (a fork
+//!   could deadlock the child).
 
 pub mod fork;
 mod thread;
@@ -19,7 +20,7 @@ pub use fork::ForkingMixIn;
 pub use thread::ThreadingMixIn;
 
 use crate::config::{ListenerConfig, Mixin};
-use crate::server::{finish_request, Request, Shared};
+use crate::server::{finish_request, shutdown_request, Request, Shared};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,13 +42,14 @@ pub trait Dispatch {
     fn server_close(&mut self, timeout: Duration, block: bool);
 }
 
-/// The dispatch a listener's `mixin` names.
-pub fn for_listener(l: &ListenerConfig) -> Box<dyn Dispatch> {
-    match l.mixin {
+/// The dispatch a listener's `mixin` names. Fails only when the system
+/// refuses the fd a mixin waits on (descriptor exhaustion at start).
+pub fn for_listener(l: &ListenerConfig) -> std::io::Result<Box<dyn Dispatch>> {
+    Ok(match l.mixin {
         Mixin::Sync => Box::new(SyncMixIn),
-        Mixin::Thread => Box::new(ThreadingMixIn::new(l)),
-        Mixin::Fork => Box::new(ForkingMixIn::new(l)),
-    }
+        Mixin::Thread => Box::new(ThreadingMixIn::new(l)?),
+        Mixin::Fork => Box::new(ForkingMixIn::new(l)?),
+    })
 }
 
 /// BaseServer's own `process_request`: finish the request inline.
@@ -57,8 +59,9 @@ impl Dispatch for SyncMixIn {
     fn has_capacity(&self) -> bool {
         true
     }
-    fn process_request(&mut self, request: Request, shared: &Arc<Shared>) {
-        finish_request(shared, request);
+    fn process_request(&mut self, mut request: Request, shared: &Arc<Shared>) {
+        finish_request(shared, &mut request);
+        shutdown_request(request);
     }
     fn server_close(&mut self, _timeout: Duration, _block: bool) {}
 }

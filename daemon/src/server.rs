@@ -67,25 +67,29 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server for `listener` on `socket`, calling `instance`.
+    /// A server for `listener` on `socket`, calling `instance`. On error
+    /// the instance is handed back (to be destroyed by the caller).
     pub fn new(
         listener: ListenerConfig,
         socket: Socket,
         instance: Instance,
         signals: SignalPipe,
-    ) -> Server {
+    ) -> Result<Server, (io::Error, Instance)> {
+        let dispatch = match dispatch::for_listener(&listener) {
+            Ok(d) => d,
+            Err(e) => return Err((e, instance)),
+        };
         let shared = Arc::new(Shared {
             server_fd: socket.as_raw_fd(),
             listener,
             instance,
         });
-        let dispatch = dispatch::for_listener(&shared.listener);
         let gate = Gate::new(&shared.listener);
         let buf_len = match shared.listener.socktype {
             SockType::Dgram => shared.listener.max_packet_size + 1,
             SockType::Stream => 0,
         };
-        Server {
+        Ok(Server {
             shared,
             socket: Some(socket),
             signals,
@@ -96,7 +100,7 @@ impl Server {
             recv_buf: vec![MaybeUninit::uninit(); buf_len],
             oversized: OversizeLog::default(),
             backoff: AcceptBackoff::default(),
-        }
+        })
     }
 
     fn listener(&self) -> &ListenerConfig {
@@ -317,8 +321,9 @@ fn is_transient(e: &io::Error) -> bool {
 
 /// socketserver's `finish_request`: build the handler's request and run
 /// `setup`, `handle`, `finish` (finish whenever setup succeeded), reporting
-/// failures through `handle_error`; then `shutdown_request`.
-pub fn finish_request(shared: &Shared, mut request: Request) {
+/// failures through `handle_error`. The caller then calls
+/// `shutdown_request`, as socketserver's `process_request` does.
+pub fn finish_request(shared: &Shared, request: &mut Request) {
     if let Some(sock) = &request.sock {
         configure_connection(&shared.listener, sock);
     }
@@ -334,7 +339,6 @@ pub fn finish_request(shared: &Shared, mut request: Request) {
             }
         }
     }
-    shutdown_request(request);
 }
 
 /// `connection_timeout` and `disable_nagle_algorithm` on an accepted socket.
@@ -361,10 +365,16 @@ pub fn handle_error(shared: &Shared, ctx: &mut RequestCtx, hook: &str, message: 
 /// socketserver's `shutdown_request`: end the conversation (stream:
 /// shutdown for writing so the peer sees EOF), then `close_request`.
 pub fn shutdown_request(request: Request) {
+    shutdown_connection(&request);
+    close_request(request);
+}
+
+/// The first half of `shutdown_request`: a stream's shutdown for writing.
+/// A forked child calls only this: its `_exit` closes everything at once.
+pub fn shutdown_connection(request: &Request) {
     if let Some(sock) = &request.sock {
         let _ = sock.shutdown(std::net::Shutdown::Write);
     }
-    close_request(request);
 }
 
 /// socketserver's `close_request`: release the request's socket.

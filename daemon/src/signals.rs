@@ -3,8 +3,11 @@
 //!
 //! Owns the process-wide write end the handler writes to. The handler only
 //! calls `write(2)` (async-signal-safe) with the signal number as one byte.
-//! After a fork the child calls [`SignalPipe::install`] again to get a pipe
-//! of its own, or [`reset_to_default`] before running request code.
+//! The pipe belongs to the process that installed it: after a fork the
+//! child calls [`SignalPipe::install`] again to get a pipe of its own, or,
+//! as a request child does, simply runs on: a signal reaching a process
+//! that is not the pipe's owner gets its default action (SIGTERM ends it),
+//! so a child needs no system call to undo its parent's handlers.
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::io;
@@ -13,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 /// The write end of the current pipe; -1 before install.
 static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The process that installed the pipe (and reads it); 0 before install.
+static OWNER: AtomicI32 = AtomicI32::new(0);
 /// Set by the handler, cleared by `drain`: lets a busy loop notice a signal
 /// without a system call.
 static PENDING: AtomicBool = AtomicBool::new(false);
@@ -22,6 +27,19 @@ static ALARM_ON_STOP: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     let saved = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // SAFETY: getpid(2) is async-signal-safe.
+    if unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed) {
+        // A forked child that inherited the handler: act as if it had none.
+        // The re-raised signal is blocked while this handler runs and is
+        // delivered, with its default action, as soon as it returns.
+        // SAFETY: signal(2) and raise(3) are async-signal-safe.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+            *libc::__errno_location() = saved;
+        }
+        return;
+    }
     PENDING.store(true, Ordering::Relaxed);
     if sig == libc::SIGTERM || sig == libc::SIGINT {
         // Only the first stop signal arms the alarm (swap leaves 0 behind).
@@ -56,6 +74,7 @@ impl SignalPipe {
     pub fn install(signals: &[Signal]) -> io::Result<SignalPipe> {
         let (read, write) = pipe()?;
         WRITE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
+        OWNER.store(std::process::id() as i32, Ordering::SeqCst);
         let action = SigAction::new(
             SigHandler::Handler(on_signal),
             SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
@@ -100,6 +119,9 @@ impl SignalPipe {
                 .iter()
                 .filter_map(|&b| Signal::try_from(b as i32).ok())
                 .for_each(&mut f);
+            if (n as usize) < buf.len() {
+                break; // drained; a byte written later wakes poll again
+            }
         }
     }
 
@@ -126,19 +148,6 @@ pub fn alarm_on_stop(secs: u32) {
     ALARM_ON_STOP.store(secs, Ordering::Relaxed);
 }
 
-/// Restore default dispositions for `signals` and stop writing to the pipe:
-/// used in a forked request child, which must die on SIGTERM like any
-/// process and must not wake its parent's loop.
-pub fn reset_to_default(signals: &[Signal]) {
-    WRITE_FD.store(-1, Ordering::SeqCst);
-    ALARM_ON_STOP.store(0, Ordering::SeqCst);
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for &sig in signals {
-        // SAFETY: installing SIG_DFL has no safety requirements.
-        let _ = unsafe { sigaction(sig, &dfl) };
-    }
-}
-
 /// A non-blocking, close-on-exec pipe.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
@@ -154,12 +163,44 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 mod tests {
     use super::*;
 
+    /// The pipe is process-wide: tests that install one take turns.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn a_raised_signal_arrives_as_a_byte_on_the_pipe() {
+        let _turn = ONE_AT_A_TIME.lock();
         let pipe = SignalPipe::install(&[Signal::SIGUSR2]).expect("install");
         nix::sys::signal::raise(Signal::SIGUSR2).expect("raise");
         assert_eq!(pipe.drain(), vec![Signal::SIGUSR2]);
         assert!(pipe.drain().is_empty(), "drain empties the pipe");
-        reset_to_default(&[Signal::SIGUSR2]);
+        let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        // SAFETY: installing SIG_DFL has no safety requirements.
+        unsafe { sigaction(Signal::SIGUSR2, &dfl) }.expect("restore");
+    }
+
+    #[test]
+    fn a_forked_child_gets_the_default_action_not_the_parents_pipe() {
+        let _turn = ONE_AT_A_TIME.lock();
+        let pipe = SignalPipe::install(&[Signal::SIGUSR1]).expect("install");
+        // SAFETY: the child only calls async-signal-safe functions (raise,
+        // _exit) before it ends.
+        let child = match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::raise(libc::SIGUSR1);
+                libc::_exit(0) // not reached when SIGUSR1 kills the child
+            },
+            pid => pid,
+        };
+        let mut status = 0;
+        // SAFETY: waiting for our own child into a live int.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGUSR1,
+            "the child died of SIGUSR1's default action (status {status:#x})"
+        );
+        assert!(pipe.drain().is_empty(), "nothing reached the parent's pipe");
+        let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        // SAFETY: installing SIG_DFL has no safety requirements.
+        unsafe { sigaction(Signal::SIGUSR1, &dfl) }.expect("restore");
     }
 }

@@ -19,6 +19,7 @@ use socket2::Socket;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 /// What the master hands a freshly forked worker.
 pub struct WorkerArgs<'a> {
@@ -106,15 +107,24 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         let _ = writeln!(ctrl, "READY");
         return Ok(());
     }
-    writeln!(ctrl, "READY").map_err(|e| format!("control socket: {e}"))?;
-    if !wait_for_go(&ctrl) {
-        instance.destroy();
-        return Ok(()); // the master aborted the generation
-    }
     let Some(socket) = args.socket else {
+        instance.destroy();
         return Err("no listening socket".into());
     };
-    let mut server = Server::new(l.clone(), socket, instance, signals);
+    // Everything serving needs exists before READY: startup and reload
+    // stay all-or-nothing.
+    let mut server = match Server::new(l.clone(), socket, instance, signals) {
+        Ok(server) => server,
+        Err((e, instance)) => {
+            instance.destroy();
+            return Err(format!("cannot start serving: {e}"));
+        }
+    };
+    writeln!(ctrl, "READY").map_err(|e| format!("control socket: {e}"))?;
+    if !wait_for_go(&ctrl) {
+        server.server_close(Duration::ZERO);
+        return Ok(()); // the master aborted the generation
+    }
     let served = server.serve_forever();
     server.server_close(args.daemon.shutdown_timeout);
     served.map_err(|e| format!("serve loop failed: {e}"))

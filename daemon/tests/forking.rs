@@ -119,6 +119,44 @@ fn every_child_exit_is_logged_and_a_killed_child_warns_with_listener_client_and_
     }
 }
 
+/// Protects: a request child runs with the signal state of any process,
+/// not the worker's: SIGCHLD is not blocked (the worker blocks it for its
+/// signalfd), and SIGTERM sent to the child ends it (the worker's handlers
+/// act as the default in a child) without disturbing the worker.
+#[test]
+fn a_request_child_has_default_signal_behaviour_and_dies_of_sigterm() {
+    let d = Daemon::start(&fork_listener("signals", "stream", ""));
+    let mut held = Probe::connect(&d.addr("signals"));
+    let pid: i32 = held.cmd("PID").parse().expect("pid");
+    let worker = worker(&d, "signals");
+    let blocked = |pid: i32| {
+        let mask = common::sec::status_field(pid, "SigBlk").expect("SigBlk");
+        u64::from_str_radix(&mask, 16).expect("hex mask")
+    };
+    let chld = 1u64 << (libc::SIGCHLD - 1);
+    assert_eq!(blocked(worker) & chld, chld, "the worker blocks SIGCHLD");
+    assert_eq!(blocked(pid), 0, "the child blocks no signal");
+
+    // SAFETY: signalling the daemon's own request child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(held.try_cmd("PID").is_err(), "the child is gone");
+    let line = wait_for(DEADLINE, || {
+        d.log()
+            .lines()
+            .find(|l| l.contains(&format!("pid={pid}")) && l.contains("killed by"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no log of child {pid}'s death:\n{}", d.log()));
+    assert!(line.contains("SIGTERM"), "{line}");
+    let mut next = Probe::connect(&d.addr("signals"));
+    assert_ne!(next.cmd("PID"), pid.to_string(), "a new child serves");
+    assert_eq!(
+        common::worker(&d, "signals"),
+        worker,
+        "the worker was not touched"
+    );
+}
+
 /// Protects: `block_on_close` (the default): on SIGTERM the worker waits
 /// for a child in flight, which finishes its reply, then exits 0.
 #[test]

@@ -2,19 +2,28 @@
 //!
 //! Promises: the worker forks only while it is single-threaded; a child
 //! runs `finish_request` and ends in `_exit`, never returning into the
-//! loop; children are reaped without blocking on every loop turn
-//! (`collect_children`), so none stays a zombie; each exit is logged
+//! loop; children are reaped without blocking on every loop turn after one
+//! exited (`collect_children`), so none stays a zombie; each exit is logged
 //! (debug when clean, warn on a non-zero status or a signal); at the cap no
 //! new request is taken until a child exits; `server_close` waits up to the
 //! deadline, then sends SIGTERM, then SIGKILL, and says so.
+//!
+//! Cost model: a fork marks every page of the worker copy-on-write, so each
+//! page either process writes afterwards costs a fault and a copy. The
+//! child therefore writes as little as it can (no signal handlers to undo,
+//! no memory freed before `_exit`), and child exits arrive on a signalfd
+//! rather than through a signal handler, which would build a signal frame
+//! on the worker's stack for every request.
 
 use super::Dispatch;
 use crate::config::ListenerConfig;
 use crate::limits::SourceSlot;
-use crate::server::{close_request, finish_request, Request, Shared};
+use crate::server::{close_request, finish_request, shutdown_connection, Request, Shared};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,19 +46,73 @@ struct Child {
 pub struct ForkingMixIn {
     max_children: usize,
     children: Vec<Child>,
+    exits: ChildExits,
 }
 
-impl ForkingMixIn {
-    pub fn new(l: &ListenerConfig) -> ForkingMixIn {
-        ForkingMixIn {
-            max_children: l.max_children,
-            children: Vec::with_capacity(l.max_children.min(64)),
+/// SIGCHLD as a readable fd. The worker keeps SIGCHLD blocked and reads it
+/// from a signalfd (a child unblocks it first thing), so a child's exit
+/// costs the loop one read: no signal frame, handler or pipe round trip.
+struct ChildExits {
+    fd: OwnedFd,
+    /// {SIGCHLD}, made once: the child unblocks it without building a set.
+    set: libc::sigset_t,
+}
+
+impl ChildExits {
+    fn new() -> io::Result<ChildExits> {
+        // SAFETY: sigemptyset/sigaddset fill a sigset_t we own; blocking a
+        // signal in this (single-threaded) worker has no memory-safety
+        // preconditions; signalfd returns a fresh fd or -1.
+        unsafe {
+            let mut set = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = OwnedFd::from_raw_fd(fd);
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(ChildExits { fd, set })
         }
     }
 
+    /// Whether a child exited since the last call (and forget it). SIGCHLD
+    /// does not queue, so one read takes all that is pending.
+    fn take(&self) -> bool {
+        let mut info = std::mem::MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reading at most one siginfo into a buffer of that size.
+        unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) > 0 }
+    }
+
+    /// In a fresh child: SIGCHLD back to normal for the request's code.
+    fn unblock(&self) {
+        // SAFETY: unblocking a signal of our own, single-threaded process.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.set, std::ptr::null_mut()) };
+    }
+}
+
+impl ForkingMixIn {
+    pub fn new(l: &ListenerConfig) -> io::Result<ForkingMixIn> {
+        Ok(ForkingMixIn {
+            max_children: l.max_children,
+            children: Vec::with_capacity(l.max_children.min(64)),
+            exits: ChildExits::new()?,
+        })
+    }
+
     /// socketserver's `collect_children`: reap every child that has exited
-    /// (never blocking), logging each.
+    /// (never blocking), logging each. Costs one read when none has.
     pub fn collect_children(&mut self) {
+        if self.exits.take() && !self.children.is_empty() {
+            self.reap_exited();
+        }
+    }
+
+    fn reap_exited(&mut self) {
         while !self.children.is_empty() {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
@@ -98,11 +161,14 @@ impl ForkingMixIn {
 
     /// Wait until every child is reaped or `deadline` passes.
     fn wait_until(&mut self, deadline: Instant) {
-        while !self.children.is_empty() && Instant::now() < deadline {
-            self.collect_children();
-            if !self.children.is_empty() {
-                std::thread::sleep(Duration::from_millis(5));
+        loop {
+            self.exits.take();
+            self.reap_exited();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.children.is_empty() || left.is_zero() {
+                return;
             }
+            let _ = crate::poll::wait_readable(&[self.exits.fd.as_raw_fd()], Some(left));
         }
     }
 }
@@ -139,6 +205,10 @@ impl Dispatch for ForkingMixIn {
         self.children.len() < self.max_children
     }
 
+    fn wake_fd(&self) -> Option<RawFd> {
+        Some(self.exits.fd.as_raw_fd())
+    }
+
     fn process_request(&mut self, mut request: Request, shared: &Arc<Shared>) {
         if let Err(why) = check_single_threaded() {
             tracing::error!(client = request.ctx.client(), "not forking: {why}");
@@ -149,7 +219,7 @@ impl Dispatch for ForkingMixIn {
         // SAFETY: the worker is single-threaded (checked just above), so the
         // child cannot inherit a lock held by another thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => run_child(request, shared),
+            Ok(ForkResult::Child) => run_child(request, shared, &self.exits),
             Ok(ForkResult::Parent { child }) => {
                 let Request { ctx, sock, .. } = request;
                 drop(sock); // close_request: the worker's copy of the connection
@@ -199,13 +269,12 @@ impl Dispatch for ForkingMixIn {
 }
 
 /// The child's whole life: serve the request, then `_exit`. Never returns.
-fn run_child(request: Request, shared: &Arc<Shared>) -> ! {
-    crate::signals::reset_to_default(&[
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGCHLD,
-    ]);
+/// Signal handlers inherited from the worker need no undoing (they give a
+/// signal its default action in any process but the worker), and nothing
+/// is freed or closed by hand: `_exit` does both at once, and each heap
+/// page a free would touch is a copy-on-write fault.
+fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
+    exits.unblock();
     if request.sock.is_some() {
         // A stream child needs only its connection, not the listening socket.
         // SAFETY: closing our copy of the listening fd; nothing in the child
@@ -213,8 +282,9 @@ fn run_child(request: Request, shared: &Arc<Shared>) -> ! {
         unsafe { libc::close(shared.server_fd) };
     }
     let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        finish_request(shared, request)
+        finish_request(shared, &mut request)
     }));
+    shutdown_connection(&request);
     // SAFETY: _exit ends the child without running the parent's atexit
     // handlers or destructors (socketserver's os._exit).
     unsafe { libc::_exit(if ok.is_ok() { 0 } else { 70 }) }

@@ -11,7 +11,7 @@
 use super::Dispatch;
 use crate::config::ListenerConfig;
 use crate::poll::wait_readable;
-use crate::server::{finish_request, Request, Shared};
+use crate::server::{finish_request, shutdown_request, Request, Shared};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -74,18 +74,18 @@ pub struct ThreadingMixIn {
 }
 
 impl ThreadingMixIn {
-    pub fn new(l: &ListenerConfig) -> ThreadingMixIn {
-        ThreadingMixIn {
+    pub fn new(l: &ListenerConfig) -> io::Result<ThreadingMixIn> {
+        Ok(ThreadingMixIn {
             max_threads: l.max_threads,
             thread_name: thread_name(&l.name),
             active: Arc::new(Active {
                 running: AtomicUsize::new(0),
                 max_threads: l.max_threads,
                 waiting: AtomicBool::new(false),
-                done: eventfd(),
+                done: eventfd()?,
             }),
             span: tracing::Span::current(),
-        }
+        })
     }
 
     fn running(&self) -> usize {
@@ -102,25 +102,24 @@ fn thread_name(listener: &str) -> String {
     listener[..end].to_string()
 }
 
-fn eventfd() -> OwnedFd {
+fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd has no memory-safety preconditions.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
-        // Only under descriptor exhaustion at worker start; the worker
-        // reports this as a start failure.
-        panic!("eventfd: {}", io::Error::last_os_error());
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: a fresh fd owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// ThreadingMixIn's `process_request_thread`: the body of a request
 /// thread. `finish_request` runs under the worker's log span; the guard
 /// gives the slot back when the thread ends, however it ends.
-fn process_request_thread(span: &tracing::Span, guard: Finished, request: Request) {
+fn process_request_thread(span: &tracing::Span, guard: Finished, mut request: Request) {
     let _in = span.enter();
     if let Some(shared) = &guard.shared {
-        finish_request(shared, request);
+        finish_request(shared, &mut request);
+        shutdown_request(request);
     }
 }
 
