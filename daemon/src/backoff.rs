@@ -49,14 +49,16 @@ impl AcceptBackoff {
 
     /// Record a successful accept: end an episode, saying so.
     pub fn succeeded(&mut self, listener: &str) {
+        // Nothing is written unless an episode ends: in a fork worker every
+        // write to a page children share is a copy-on-write fault.
         if self.failures > 0 {
             tracing::info!(
                 listener,
                 "accepting again after {} failed attempts",
                 self.failures
             );
+            *self = AcceptBackoff::default();
         }
-        *self = AcceptBackoff::default();
     }
 }
 

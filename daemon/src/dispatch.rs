@@ -15,11 +15,13 @@
 
 pub mod fork;
 mod thread;
+mod unshared;
 
 pub use fork::ForkingMixIn;
 pub use thread::ThreadingMixIn;
 
 use crate::config::{ListenerConfig, Mixin};
+use crate::host::RequestCtx;
 use crate::server::{finish_request, shutdown_request, Request, Shared};
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -31,6 +33,11 @@ pub trait Dispatch {
     fn has_capacity(&self) -> bool;
     /// An fd that becomes readable when capacity may have come back.
     fn wake_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// A used request buffer to fill for the next request, if the mixin
+    /// keeps them (fork: a fresh allocation per request costs page faults).
+    fn spare_ctx(&mut self) -> Option<Box<RequestCtx>> {
         None
     }
     /// socketserver's `process_request`.

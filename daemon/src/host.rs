@@ -178,9 +178,31 @@ impl RequestCtx {
         peer: SockAddr,
         data: Vec<u8>,
     ) -> Box<Self> {
+        let mut ctx = Box::new(Self::value(fd, family, socktype, peer, data));
+        ctx.fix_pointers();
+        ctx
+    }
+
+    /// [`RequestCtx::new`] in the memory of a finished request's `ctx`
+    /// (whose contents are dropped), saving an allocation.
+    pub fn reuse(
+        mut ctx: Box<Self>,
+        fd: RawFd,
+        family: Family,
+        socktype: SockType,
+        peer: SockAddr,
+        data: Vec<u8>,
+    ) -> Box<Self> {
+        *ctx = Self::value(fd, family, socktype, peer, data);
+        ctx.fix_pointers();
+        ctx
+    }
+
+    /// The request's fields; its pointers are fixed once it is in its box.
+    fn value(fd: RawFd, family: Family, socktype: SockType, peer: SockAddr, data: Vec<u8>) -> Self {
         let mut client = ClientText::default();
         let _ = transport::describe_into(&peer, &mut client);
-        let mut ctx = Box::new(RequestCtx {
+        RequestCtx {
             raw: sys::sockhost_request {
                 size: std::mem::size_of::<sys::sockhost_request>() as u32,
                 socktype: socktype_raw(socktype),
@@ -202,9 +224,7 @@ impl RequestCtx {
             peer,
             data,
             error: None,
-        });
-        ctx.fix_pointers();
-        ctx
+        }
     }
 
     fn fix_pointers(&mut self) {

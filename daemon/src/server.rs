@@ -195,7 +195,9 @@ impl Server {
                 }
             };
             self.backoff.succeeded(&self.shared.listener.name);
-            self.last_activity = Instant::now();
+            if self.shared.listener.timeout.is_some() {
+                self.last_activity = Instant::now();
+            }
             if self.verify_request(&mut request) {
                 self.process_request(request);
             } else {
@@ -213,10 +215,9 @@ impl Server {
         let Some(sock) = self.socket.as_ref() else {
             return Ok(None);
         };
-        let l = &self.shared.listener;
-        let outcome = match l.socktype {
+        let outcome = match self.shared.listener.socktype {
             SockType::Stream => sock.accept().map(|(s, peer)| {
-                let ctx = RequestCtx::new(s.as_raw_fd(), l.family, l.socktype, peer, Vec::new());
+                let ctx = self.new_ctx(s.as_raw_fd(), peer, Vec::new());
                 Some(Request {
                     ctx,
                     sock: Some(s),
@@ -249,13 +250,21 @@ impl Server {
         // SAFETY: recvfrom initialised the first n bytes (n <= buffer size).
         let data =
             unsafe { std::slice::from_raw_parts(self.recv_buf.as_ptr().cast::<u8>(), n) }.to_vec();
-        let l = &self.shared.listener;
-        let ctx = RequestCtx::new(self.shared.server_fd, l.family, l.socktype, peer, data);
+        let ctx = self.new_ctx(self.shared.server_fd, peer, data);
         Ok(Some(Request {
             ctx,
             sock: None,
             slot: None,
         }))
+    }
+
+    /// A request's context, in a spare buffer of the mixin's if it has one.
+    fn new_ctx(&mut self, fd: RawFd, peer: socket2::SockAddr, data: Vec<u8>) -> Box<RequestCtx> {
+        let l = &self.shared.listener;
+        match self.dispatch.spare_ctx() {
+            Some(spare) => RequestCtx::reuse(spare, fd, l.family, l.socktype, peer, data),
+            None => RequestCtx::new(fd, l.family, l.socktype, peer, data),
+        }
     }
 
     /// socketserver's `verify_request`: the built-in access control, then

@@ -15,8 +15,10 @@
 //! rather than through a signal handler, which would build a signal frame
 //! on the worker's stack for every request.
 
+use super::unshared::UnsharedVec;
 use super::Dispatch;
 use crate::config::ListenerConfig;
+use crate::host::RequestCtx;
 use crate::limits::SourceSlot;
 use crate::server::{close_request, finish_request, shutdown_connection, Request, Shared};
 use nix::sys::signal::{kill, Signal};
@@ -37,15 +39,23 @@ struct Child {
     /// The connection's `max_connections_per_source` slot: given back when
     /// the child is reaped, not when the worker closes its copy of the fd.
     _slot: Option<SourceSlot>,
-    /// The request (its client names the child in the exit log). Freed at
-    /// reap rather than right after fork: freeing it while the child still
-    /// shares those heap pages would copy them (copy-on-write) for nothing.
-    ctx: Box<crate::host::RequestCtx>,
+    /// The request (its client names the child in the exit log). Kept
+    /// until reaped, then reused for a later request: freeing it while the
+    /// child still shares those heap pages would copy them for nothing.
+    ctx: Box<RequestCtx>,
 }
+
+/// Spare request buffers kept at most (each is about 400 bytes).
+const SPARE: usize = 64;
 
 pub struct ForkingMixIn {
     max_children: usize,
-    children: Vec<Child>,
+    /// Running children, in memory no child shares (see `unshared`).
+    children: UnsharedVec<Child>,
+    /// Request buffers of reaped children, reused for the next requests
+    /// instead of a malloc and free each (whose bookkeeping writes shared
+    /// heap pages).
+    spare: UnsharedVec<Box<RequestCtx>>,
     exits: ChildExits,
 }
 
@@ -99,7 +109,8 @@ impl ForkingMixIn {
     pub fn new(l: &ListenerConfig) -> io::Result<ForkingMixIn> {
         Ok(ForkingMixIn {
             max_children: l.max_children,
-            children: Vec::with_capacity(l.max_children.min(64)),
+            children: UnsharedVec::with_capacity(l.max_children)?,
+            spare: UnsharedVec::with_capacity(l.max_children.min(SPARE))?,
             exits: ChildExits::new()?,
         })
     }
@@ -123,10 +134,12 @@ impl ForkingMixIn {
 
     fn reaped(&mut self, status: WaitStatus) {
         let Some(pid) = status.pid() else { return };
-        let Some(at) = self.children.iter().position(|c| c.pid == pid) else {
+        let Some(at) = self.children.as_slice().iter().position(|c| c.pid == pid) else {
             return;
         };
-        let child = self.children.swap_remove(at);
+        let Some(child) = self.children.swap_remove(at) else {
+            return;
+        };
         let ms = child.started.elapsed().as_millis();
         let client = child.ctx.client();
         match status {
@@ -151,10 +164,12 @@ impl ForkingMixIn {
             ),
             _ => {}
         }
+        let Child { ctx, .. } = child;
+        let _ = self.spare.push(ctx); // when full, it is freed
     }
 
     fn signal_all(&self, sig: Signal) {
-        for child in &self.children {
+        for child in self.children.as_slice() {
             let _ = kill(child.pid, sig);
         }
     }
@@ -173,11 +188,33 @@ impl ForkingMixIn {
     }
 }
 
-/// Threads in this process. Checked before every fork, so it costs one
-/// `stat`: procfs gives `/proc/self/task` a link count of two plus the
-/// number of threads. /proc/self/status is read only if that looks wrong.
+#[cfg(target_env = "gnu")]
+extern "C" {
+    /// glibc (2.32 and later): non-zero while this process has never
+    /// started a thread. It never turns back on, so it can only err on the
+    /// safe side.
+    static __libc_single_threaded: std::ffi::c_char;
+}
+
+/// Whether glibc promises no thread was ever started in this process.
+fn never_threaded() -> bool {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: a plain byte glibc writes only when a thread is created,
+    // which can only happen on this (then the only) thread.
+    return unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) } != 0;
+    #[cfg(not(target_env = "gnu"))]
+    false
+}
+
+/// Threads in this process. Checked before every fork, so it is cheap:
+/// no system call at all while glibc knows no thread was ever started,
+/// else one `stat` (procfs gives `/proc/self/task` a link count of two
+/// plus the number of threads); /proc/self/status if that looks wrong.
 pub fn thread_count() -> Option<usize> {
     use std::os::unix::fs::MetadataExt;
+    if never_threaded() {
+        return Some(1);
+    }
     if let Ok(m) = std::fs::metadata("/proc/self/task") {
         if let Some(n) = m.nlink().checked_sub(2).filter(|&n| n > 0) {
             return usize::try_from(n).ok();
@@ -209,6 +246,10 @@ impl Dispatch for ForkingMixIn {
         Some(self.exits.fd.as_raw_fd())
     }
 
+    fn spare_ctx(&mut self) -> Option<Box<RequestCtx>> {
+        self.spare.pop()
+    }
+
     fn process_request(&mut self, mut request: Request, shared: &Arc<Shared>) {
         if let Err(why) = check_single_threaded() {
             tracing::error!(client = request.ctx.client(), "not forking: {why}");
@@ -223,12 +264,19 @@ impl Dispatch for ForkingMixIn {
             Ok(ForkResult::Parent { child }) => {
                 let Request { ctx, sock, .. } = request;
                 drop(sock); // close_request: the worker's copy of the connection
-                self.children.push(Child {
+                let record = Child {
                     pid: child,
                     started: Instant::now(),
                     _slot: slot,
                     ctx,
-                });
+                };
+                if self.children.push(record).is_err() {
+                    // Not reachable: requests are taken only below the cap.
+                    tracing::error!(
+                        pid = child.as_raw(),
+                        "more than max_children children; this one's exit is not logged"
+                    );
+                }
             }
             Err(e) => {
                 let client = request.ctx.client();
