@@ -332,6 +332,7 @@ fn is_transient(e: &io::Error) -> bool {
 /// `setup`, `handle`, `finish` (finish whenever setup succeeded), reporting
 /// failures through `handle_error`. The caller then calls
 /// `shutdown_request`, as socketserver's `process_request` does.
+#[inline]
 pub fn finish_request(shared: &Shared, request: &mut Request) {
     if let Some(sock) = &request.sock {
         configure_connection(&shared.listener, sock);

@@ -320,7 +320,10 @@ impl Dispatch for ForkingMixIn {
 /// Signal handlers inherited from the worker need no undoing (they give a
 /// signal its default action in any process but the worker), and nothing
 /// is freed or closed by hand: `_exit` does both at once, and each heap
-/// page a free would touch is a copy-on-write fault.
+/// page a free would touch is a copy-on-write fault. Inlined (with
+/// `finish_request`) so the child's first steps run from fewer code pages,
+/// each of which a fresh child faults in.
+#[inline(always)]
 fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
     exits.unblock();
     if request.sock.is_some() {
