@@ -170,30 +170,25 @@ unsafe impl Send for RequestCtx {}
 
 impl RequestCtx {
     /// A request: `fd` is the connected (stream) or listening (dgram)
-    /// socket, `data` the datagram (empty for streams).
+    /// socket, `data` the datagram (empty for streams). Built in `spare`,
+    /// a finished request's box (its contents are dropped), when given:
+    /// that saves an allocation.
     pub fn new(
+        spare: Option<Box<Self>>,
         fd: RawFd,
         family: Family,
         socktype: SockType,
         peer: SockAddr,
         data: Vec<u8>,
     ) -> Box<Self> {
-        let mut ctx = Box::new(Self::value(fd, family, socktype, peer, data));
-        ctx.fix_pointers();
-        ctx
-    }
-
-    /// [`RequestCtx::new`] in the memory of a finished request's `ctx`
-    /// (whose contents are dropped), saving an allocation.
-    pub fn reuse(
-        mut ctx: Box<Self>,
-        fd: RawFd,
-        family: Family,
-        socktype: SockType,
-        peer: SockAddr,
-        data: Vec<u8>,
-    ) -> Box<Self> {
-        *ctx = Self::value(fd, family, socktype, peer, data);
+        let value = Self::value(fd, family, socktype, peer, data);
+        let mut ctx = match spare {
+            Some(mut ctx) => {
+                *ctx = value;
+                ctx
+            }
+            None => Box::new(value),
+        };
         ctx.fix_pointers();
         ctx
     }

@@ -166,7 +166,8 @@ impl Server {
 
     fn handle_signals(&mut self) {
         let mut stop = false;
-        // SIGCHLD needs nothing here: service_actions reaps after this turn.
+        // SIGCHLD needs nothing here: service_actions reaps after this turn
+        // (a fork worker gets it on its mixin's signalfd instead).
         self.signals
             .drain_each(|sig| stop |= matches!(sig, Signal::SIGTERM | Signal::SIGINT));
         if stop {
@@ -261,10 +262,8 @@ impl Server {
     /// A request's context, in a spare buffer of the mixin's if it has one.
     fn new_ctx(&mut self, fd: RawFd, peer: socket2::SockAddr, data: Vec<u8>) -> Box<RequestCtx> {
         let l = &self.shared.listener;
-        match self.dispatch.spare_ctx() {
-            Some(spare) => RequestCtx::reuse(spare, fd, l.family, l.socktype, peer, data),
-            None => RequestCtx::new(fd, l.family, l.socktype, peer, data),
-        }
+        let spare = self.dispatch.spare_ctx();
+        RequestCtx::new(spare, fd, l.family, l.socktype, peer, data)
     }
 
     /// socketserver's `verify_request`: the built-in access control, then

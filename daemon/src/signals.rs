@@ -104,7 +104,7 @@ impl SignalPipe {
     }
 
     /// Call `f` for every signal received since the last drain, in order,
-    /// without allocating (the serve loop drains on every SIGCHLD).
+    /// without allocating (loops drain on every wake-up).
     pub fn drain_each(&self, mut f: impl FnMut(Signal)) {
         PENDING.store(false, Ordering::Relaxed);
         let mut buf = [0u8; 64];

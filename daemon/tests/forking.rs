@@ -15,6 +15,17 @@ fn fork_listener(name: &str, ty: &str, extra: &str) -> String {
     listener(name, "inet", ty, "127.0.0.1:0", "fork", &probe, extra)
 }
 
+/// The worker's log line about request child `pid` being killed.
+fn death_logged(d: &Daemon, pid: &str) -> String {
+    wait_for(DEADLINE, || {
+        d.log()
+            .lines()
+            .find(|l| l.contains(&format!("pid={pid}")) && l.contains("killed by"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no log of child {pid}'s death:\n{}", d.log()))
+}
+
 /// Protects: at `max_children` the worker stops accepting until a child
 /// exits; the other clients wait in the backlog and are all answered.
 #[test]
@@ -107,13 +118,7 @@ fn every_child_exit_is_logged_and_a_killed_child_warns_with_listener_client_and_
     let client = bad.cmd("CLIENT");
     let pid = bad.cmd("PID");
     assert!(bad.try_cmd("ABORT").is_err(), "ABORT gets no reply");
-    let line = wait_for(DEADLINE, || {
-        d.log()
-            .lines()
-            .find(|l| l.contains(&format!("pid={pid}")) && l.contains("killed by"))
-            .map(str::to_string)
-    })
-    .unwrap_or_else(|| panic!("no log of child {pid}'s death:\n{}", d.log()));
+    let line = death_logged(&d, &pid);
     for want in ["WARN", "listener=logged", "client=", &client, "SIGABRT"] {
         assert!(line.contains(want), "`{want}` missing from: {line}");
     }
@@ -140,13 +145,7 @@ fn a_request_child_has_default_signal_behaviour_and_dies_of_sigterm() {
     // SAFETY: signalling the daemon's own request child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert!(held.try_cmd("PID").is_err(), "the child is gone");
-    let line = wait_for(DEADLINE, || {
-        d.log()
-            .lines()
-            .find(|l| l.contains(&format!("pid={pid}")) && l.contains("killed by"))
-            .map(str::to_string)
-    })
-    .unwrap_or_else(|| panic!("no log of child {pid}'s death:\n{}", d.log()));
+    let line = death_logged(&d, &pid.to_string());
     assert!(line.contains("SIGTERM"), "{line}");
     let mut next = Probe::connect(&d.addr("signals"));
     assert_ne!(next.cmd("PID"), pid.to_string(), "a new child serves");

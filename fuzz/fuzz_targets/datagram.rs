@@ -17,7 +17,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use sockhostd::config::{Family, ListenerConfig, SockType};
 use sockhostd::gate::Gate;
 use sockhostd::plugin::{self, Instance, RequestCtx};
-use sockhostd::server::{finish_request, Request, Shared};
+use sockhostd::server::{finish_request, shutdown_request, Request, Shared};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let ctx = RequestCtx::new(
+        None,
         h.shared.server_fd,
         Family::Unix,
         SockType::Dgram,
@@ -109,7 +110,8 @@ fuzz_target!(|data: &[u8]| {
     let admitted = h.gate.check(request.ctx.peer(), None).is_ok()
         && h.shared.instance.verify_request(&mut request.ctx);
     if admitted {
-        finish_request(&h.shared, request);
+        finish_request(&h.shared, &mut request);
+        shutdown_request(request);
     }
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 70_000];
     let mut replies = 0;
