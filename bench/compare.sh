@@ -4,9 +4,11 @@
 # Starts every server at once on loopback (sockhostd in sync, thread and
 # fork mode and with workers = 2; bare Rust loops of each model; CPython's
 # socketserver and http.server; socat, xinetd and tcpserver; nginx), then
-# runs the load generator against each in turn (each sockhostd row right
-# before its reference), all servers in one round, REPS rounds, and prints
-# one markdown table of medians with ratios. Then (unless --no-footprint)
+# runs the load generator against each in turn (each sockhostd row next to
+# its reference), all servers in one round, REPS rounds, and prints one
+# markdown table of medians with ratios. Odd rounds run the rows top to
+# bottom, even rounds bottom to top, so every pair runs A B then B A and
+# neither side always goes first (or always follows the same neighbour). Then (unless --no-footprint)
 # memory, start-up and reload.
 #
 # Promises: loopback addresses and unix sockets under a temp folder only;
@@ -17,12 +19,12 @@
 #
 # usage: bench/compare.sh [-d SECONDS] [-r REPS] [-c CLIENTS] [-s BYTES]
 #                         [--only GROUPS] [--no-footprint] [--no-install]
-#   defaults: 2 s per run (plus 0.5 s warm-up), 5 rounds, 8 clients, 64 B
+#   defaults: 2 s per run (plus 0.5 s warm-up), 6 rounds, 8 clients, 64 B
 #   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http
 #   SOCKHOST_BENCH_PORT: first of the loopback ports used (default 27100)
 set -euo pipefail
 
-DUR=2 REPS=5 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http"
+DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http"
 FOOTPRINT=1 INSTALL=1
 BASE=${SOCKHOST_BENCH_PORT:-27100}
 BODY='Hello, world!\n'
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --no-footprint) FOOTPRINT=0; shift ;;
     --no-install) INSTALL=0; shift ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -278,12 +280,12 @@ for rep in $(seq "$REPS"); do
             "$BENCH" load -t "$target" -m "$mode" -c "$CONC" -s "$SIZE" -d "$DUR" --tsv >"$out" 2>/dev/null || true
         fi
         printf '  round %s: %-48s %s\n' "$rep" "$name" "$(head -c 60 "$out" | head -1)" >&2
-    done <"$WORK/rows.txt"
+    done < <(if [ $((rep % 2)) = 1 ]; then cat "$WORK/rows.txt"; else tac "$WORK/rows.txt"; fi)
 done
 
 # ---- the table -----------------------------------------------------------------
 echo
-echo "\`$COMMAND\` on $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d): $CONC clients, $SIZE-byte echo, ${DUR} s per run after a 0.5 s warm-up, $REPS rounds; req/s and latencies are medians over the rounds, a ratio is the median of per-round ratios (a server and its reference run back to back in every round)"
+echo "\`$COMMAND\` on $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d): $CONC clients, $SIZE-byte echo, ${DUR} s per run after a 0.5 s warm-up, $REPS rounds; req/s and latencies are medians over the rounds, a ratio is the median of per-round ratios (a server and its reference run back to back in every round, in turn first and second)"
 echo
 python3 - "$WORK" "$ONLY" <<'EOF'
 import os, re, statistics, sys
