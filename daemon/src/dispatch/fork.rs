@@ -82,8 +82,9 @@ impl ChildExits {
                 return Err(io::Error::last_os_error());
             }
             let fd = OwnedFd::from_raw_fd(fd);
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc)); // it returns the error
             }
             Ok(ChildExits { fd, set })
         }
