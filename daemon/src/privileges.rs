@@ -1,8 +1,12 @@
 //! Users, groups and dropping root: `[daemon] user`/`group` and the unix
-//! socket file `owner`/`group`; and the open-file limit the master raises.
+//! socket file `owner`/`group`; the one capability the master keeps; and
+//! the open-file limit the master raises.
 //!
 //! Promises: a drop clears supplementary groups, sets the group before the
-//! user, and fails loudly (never half-dropped) when any step fails.
+//! user, and fails loudly (never half-dropped) when any step fails. A
+//! master that drops root keeps exactly CAP_NET_BIND_SERVICE (when it had
+//! it), so a reload can still bind ports below 1024; workers, which run
+//! plugin code, hold no capability at all unless they run as root.
 
 use crate::config::Config;
 use nix::unistd::{Gid, Group, Uid, User};
@@ -63,9 +67,109 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
     }
     if let Some(uid) = uid {
         let u = Uid::from_raw(uid);
+        let keep = uid != 0 && caps::get()?.permits(CAP_NET_BIND_SERVICE);
+        if keep {
+            caps::keep_across_setuid(true)?;
+        }
         nix::unistd::setresuid(u, u, u).map_err(io::Error::from)?;
+        if keep {
+            caps::keep_across_setuid(false)?;
+            // Everything kept across setuid is dropped here but the one.
+            caps::set(caps::Set::only(CAP_NET_BIND_SERVICE))?;
+            tracing::debug!("kept CAP_NET_BIND_SERVICE: reloads can bind ports below 1024");
+        }
     }
     Ok(())
+}
+
+/// Drop every capability, unless this process runs as root (then the
+/// operator chose root, and capabilities would not confine it anyway).
+/// Workers call this: the master may keep CAP_NET_BIND_SERVICE.
+pub fn drop_capabilities() -> io::Result<()> {
+    if Uid::effective().is_root() {
+        return Ok(());
+    }
+    caps::set(caps::Set::default())
+}
+
+/// Bind a port below 1024.
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
+/// capget(2)/capset(2) and PR_SET_KEEPCAPS, for the few calls above.
+mod caps {
+    use std::io;
+
+    /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+    const VERSION_3: u32 = 0x2008_0522;
+
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    /// This process's capability sets (inheritable always empty here).
+    #[derive(Default)]
+    pub struct Set([Data; 2]);
+
+    impl Set {
+        /// Permitted and effective: `cap` alone.
+        pub fn only(cap: u32) -> Set {
+            let mut set = Set::default();
+            let word = &mut set.0[(cap / 32) as usize];
+            word.effective = 1 << (cap % 32);
+            word.permitted = 1 << (cap % 32);
+            set
+        }
+
+        pub fn permits(&self, cap: u32) -> bool {
+            self.0[(cap / 32) as usize].permitted & (1 << (cap % 32)) != 0
+        }
+    }
+
+    pub fn get() -> io::Result<Set> {
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut set = Set::default();
+        // SAFETY: capget writes two Data words for version 3 into `set`.
+        let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, set.0.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(set)
+    }
+
+    pub fn set(set: Set) -> io::Result<()> {
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        // SAFETY: capset reads two Data words for version 3 from `set`.
+        let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, set.0.as_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// PR_SET_KEEPCAPS: keep the permitted set across the next setuid.
+    pub fn keep_across_setuid(on: bool) -> io::Result<()> {
+        // SAFETY: prctl with PR_SET_KEEPCAPS takes one integer argument.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 /// The master raises its soft RLIMIT_NOFILE to the hard limit: workers

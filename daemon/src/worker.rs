@@ -77,6 +77,7 @@ pub fn worker_main(args: WorkerArgs) -> ! {
 
 fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     die_with_master(args.master_pid)?;
+    crate::privileges::drop_capabilities().map_err(|e| format!("cannot drop capabilities: {e}"))?;
     no_new_privileges()?;
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;

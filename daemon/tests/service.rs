@@ -382,6 +382,64 @@ fn proc_status_field(pid: i32, field: &str) -> String {
     value.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Protects: a master that dropped root keeps CAP_NET_BIND_SERVICE and
+/// nothing else, so a SIGHUP can deploy a listener on a port below 1024;
+/// its workers, which run plugin code, hold no capability at all.
+#[test]
+fn after_dropping_root_a_reload_still_binds_a_port_below_1024() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to drop privileges");
+        return;
+    }
+    // A free privileged port on loopback (root can test-bind it).
+    let low = (900..1000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 900..1000");
+    let head = "[daemon]\nuser = \"nobody\"\ngroup = \"nogroup\"\n";
+    let first = format!("{head}{}", probe_config("probe", "127.0.0.1:0"));
+    let d = Daemon::start(&first);
+    let caps = |pid: i32, set: &str| {
+        u64::from_str_radix(&proc_status_field(pid, set), 16).expect("capability mask")
+    };
+    let bind_service = 1u64 << 10;
+    assert_eq!(
+        caps(d.pid(), "CapEff"),
+        bind_service,
+        "master: that one, effective"
+    );
+    assert_eq!(
+        caps(d.pid(), "CapPrm"),
+        bind_service,
+        "master: nothing else kept"
+    );
+    let worker = common::worker(&d, "probe");
+    assert_eq!(caps(worker, "CapPrm"), 0, "a worker keeps no capability");
+    assert_eq!(caps(worker, "CapEff"), 0);
+
+    let second = format!(
+        "{first}{}",
+        probe_config("low", &format!("127.0.0.1:{low}"))
+    );
+    let tmp = d.dir.join("sockhost.toml.new");
+    std::fs::write(&tmp, second).expect("write config");
+    std::fs::rename(&tmp, &d.config).expect("rename config");
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_log("reload done", Duration::from_secs(10)),
+        "the reload binds port {low}:\n{}",
+        d.log()
+    );
+    let pid: i32 = Probe::connect(&format!("127.0.0.1:{low}"))
+        .cmd("PID")
+        .parse()
+        .expect("pid");
+    assert_eq!(proc_status_field(pid, "Uid:"), "65534 65534 65534 65534");
+    assert_eq!(caps(pid, "CapPrm"), 0, "the new worker has none either");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
 #[test]
 fn daemon_user_and_group_drop_master_and_workers_after_binding() {
     // SAFETY: geteuid has no preconditions.
