@@ -33,21 +33,12 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 cargo build --release -p sockhost-bench -p sockhost-echo --quiet
-BENCH=$ROOT/target/release/sockhost-bench
-WORK=$(mktemp -d /tmp/sockhost-ab.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
+bench_setup ab
 
 PORT=${SOCKHOST_BENCH_PORT:-27400}
 start_daemon() { # name binary port
-    printf '[[listener]]\nname = "ab"\nfamily = "inet"\ntype = "stream"\naddress = "127.0.0.1:%s"\nmixin = "%s"\nhandler = "%s"\n' \
-        "$3" "$MIXIN" "$ROOT/target/release/libsockhost_echo.so" >"$WORK/$1.toml"
+    echo_listener "$3" "$MIXIN" >"$WORK/$1.toml"
     SOCKHOST_LOG=warn "$2" -c "$WORK/$1.toml" --log stderr 2>"$WORK/$1.log" &
     PIDS+=($!)
 }

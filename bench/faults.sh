@@ -36,28 +36,12 @@ if ! command -v perf >/dev/null; then
         exit 1
     fi
 fi
-cargo build --release --workspace --quiet
-BENCH=$ROOT/target/release/sockhost-bench
-WORK=$(mktemp -d /tmp/sockhost-faults.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+cargo build --release -p sockhostd -p sockhost-bench -p sockhost-echo --quiet
+. bench/common.sh
+bench_setup faults
 
 PORT=${SOCKHOST_BENCH_PORT:-27300}
-cat >"$WORK/fork.toml" <<EOF
-[[listener]]
-name = "fork"
-family = "inet"
-type = "stream"
-address = "127.0.0.1:$PORT"
-mixin = "fork"
-handler = "$ROOT/target/release/libsockhost_echo.so"
-EOF
+echo_listener "$PORT" fork >"$WORK/fork.toml"
 SOCKHOST_LOG=warn "$ROOT/target/release/sockhostd" -c "$WORK/fork.toml" --log stderr 2>"$WORK/sockhostd.log" &
 PIDS+=($!)
 "$BENCH" bare -l "tcp:127.0.0.1:$((PORT + 1))" -m fork >"$WORK/bare.log" 2>&1 &
