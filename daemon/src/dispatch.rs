@@ -31,6 +31,10 @@ use std::time::Duration;
 pub trait Dispatch {
     /// Whether a new request may be taken now (below the cap).
     fn has_capacity(&self) -> bool;
+    /// The cap's config key and value, for the log line when it is hit.
+    fn cap(&self) -> (&'static str, usize) {
+        ("", 0)
+    }
     /// An fd that becomes readable when capacity may have come back.
     fn wake_fd(&self) -> Option<RawFd> {
         None

@@ -64,6 +64,7 @@ pub struct Server {
     recv_buf: Vec<MaybeUninit<u8>>,
     oversized: OversizeLog,
     backoff: AcceptBackoff,
+    full: CapLog,
 }
 
 impl Server {
@@ -100,6 +101,7 @@ impl Server {
             recv_buf: vec![MaybeUninit::uninit(); buf_len],
             oversized: OversizeLog::default(),
             backoff: AcceptBackoff::default(),
+            full: CapLog::default(),
         })
     }
 
@@ -115,7 +117,9 @@ impl Server {
     /// Serve until `shutdown` (SIGTERM/SIGINT), then return.
     pub fn serve_forever(&mut self) -> io::Result<()> {
         while !self.shutdown_requested {
-            let can_accept = self.dispatch.has_capacity() && self.backoff.ready();
+            let room = self.dispatch.has_capacity();
+            self.full.update(&*self.dispatch, room);
+            let can_accept = room && self.backoff.ready();
             let fds = [
                 self.signals.fd(),
                 if can_accept { self.fileno() } else { -1 },
@@ -240,12 +244,8 @@ impl Server {
         let (n, peer) = sock.recv_from_with_flags(&mut self.recv_buf, libc::MSG_TRUNC)?;
         let max = self.shared.listener.max_packet_size;
         if n > max {
-            self.oversized.record(
-                &self.shared.listener.name,
-                &crate::transport::describe(&peer),
-                n,
-                max,
-            );
+            self.oversized
+                .record(&crate::transport::describe(&peer), n, max);
             return Ok(None);
         }
         // SAFETY: recvfrom initialised the first n bytes (n <= buffer size).
@@ -391,6 +391,51 @@ pub fn close_request(request: Request) {
     drop(request);
 }
 
+/// Says when the mixin's cap (`max_children`, `max_threads`) holds new
+/// requests back, as Apache does for MaxRequestWorkers: one warning when it
+/// is first hit, then at most one a minute, with how often it was hit in
+/// between. Writes nothing while below the cap.
+#[derive(Default)]
+struct CapLog {
+    at_cap: bool,
+    hits: u64,
+    last_warn: Option<Instant>,
+}
+
+impl CapLog {
+    /// `room`: whether the mixin can take a request now. The worker's log
+    /// span names the listener.
+    fn update(&mut self, dispatch: &dyn Dispatch, room: bool) {
+        if room {
+            if self.at_cap {
+                self.at_cap = false;
+            }
+            return;
+        }
+        if self.at_cap {
+            return;
+        }
+        self.at_cap = true;
+        self.hits += 1;
+        if self
+            .last_warn
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        let (key, max) = dispatch.cap();
+        let since = match self.last_warn {
+            Some(_) => format!(" ({} times since the last warning)", self.hits),
+            None => String::new(),
+        };
+        tracing::warn!(
+            "{key} ({max}) reached: new requests wait in the backlog until one ends{since}; raise {key} if this persists"
+        );
+        self.hits = 0;
+        self.last_warn = Some(Instant::now());
+    }
+}
+
 /// Counts dropped oversized datagrams; warns at most once every 10 s.
 #[derive(Default)]
 struct OversizeLog {
@@ -400,7 +445,7 @@ struct OversizeLog {
 }
 
 impl OversizeLog {
-    fn record(&mut self, listener: &str, client: &str, size: usize, max: usize) {
+    fn record(&mut self, client: &str, size: usize, max: usize) {
         self.dropped += 1;
         if self
             .last_warn
@@ -410,7 +455,6 @@ impl OversizeLog {
         }
         let since = self.dropped - self.reported;
         tracing::warn!(
-            listener,
             client,
             "dropped a {size}-byte datagram (max_packet_size = {max}); {since} dropped since the last warning, {} in all",
             self.dropped

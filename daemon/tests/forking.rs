@@ -35,6 +35,13 @@ fn at_max_children_connections_wait_in_the_backlog_and_none_is_refused() {
     // The worker's children, zombies included, sampled while they run.
     let most = six_sleepers_two_at_a_time(&addr, || child_pids(w).len());
     assert!(most <= 2, "at most max_children = 2 children, saw {most}");
+    let log = d.log();
+    let warned: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("max_children (2) reached"))
+        .collect();
+    assert_eq!(warned.len(), 1, "one warning per minute at most:\n{log}");
+    assert!(warned[0].contains("WARN") && warned[0].contains("capped"));
     assert!(
         !d.log().contains("refused"),
         "nothing refused:\n{}",

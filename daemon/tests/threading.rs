@@ -35,6 +35,12 @@ fn max_threads_makes_clients_wait_never_refuses_and_bounds_concurrency() {
         "worker had {most} threads (baseline {baseline}, max_threads 2)"
     );
     assert!(most >= baseline + 2, "requests ran on threads: saw {most}");
+    let log = d.log();
+    assert_eq!(
+        log.matches("max_threads (2) reached").count(),
+        1,
+        "the cap is reported, once a minute at most:\n{log}"
+    );
     let back = wait_for(Duration::from_secs(3), || {
         (thread_count(w) == baseline).then_some(())
     });

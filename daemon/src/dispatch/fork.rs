@@ -243,6 +243,10 @@ impl Dispatch for ForkingMixIn {
         self.children.len() < self.max_children
     }
 
+    fn cap(&self) -> (&'static str, usize) {
+        ("max_children", self.max_children)
+    }
+
     fn wake_fd(&self) -> Option<RawFd> {
         Some(self.exits.fd.as_raw_fd())
     }

@@ -128,6 +128,10 @@ impl Dispatch for ThreadingMixIn {
         self.running() < self.max_threads
     }
 
+    fn cap(&self) -> (&'static str, usize) {
+        ("max_threads", self.max_threads)
+    }
+
     fn wake_fd(&self) -> Option<RawFd> {
         Some(self.active.done.as_raw_fd())
     }
