@@ -145,11 +145,13 @@ start bare-sync "$BENCH" bare -l "tcp:127.0.0.1:$(port 21)" -m sync
 start bare-thread "$BENCH" bare -l "tcp:127.0.0.1:$(port 22)" -m thread
 start bare-fork "$BENCH" bare -l "tcp:127.0.0.1:$(port 23)" -m fork
 start bare-sync-w2 "$BENCH" bare -l "tcp:127.0.0.1:$(port 24)" -m sync -w 2
+start bare-thread-w2 "$BENCH" bare -l "tcp:127.0.0.1:$(port 25)" -m thread -w 2
+start bare-fork-w2 "$BENCH" bare -l "tcp:127.0.0.1:$(port 26)" -m fork -w 2
 start bare-udp-sync "$BENCH" bare -l "udp:127.0.0.1:$(port 27)" -m sync
 start bare-udp-thread "$BENCH" bare -l "udp:127.0.0.1:$(port 28)" -m thread
 start bare-unix-sync "$BENCH" bare -l "unix:$WORK/bare-sync.sock" -m sync
 start bare-unix-thread "$BENCH" bare -l "unix:$WORK/bare-thread.sock" -m thread
-for n in bare-sync bare-thread bare-fork bare-sync-w2 bare-udp-sync bare-udp-thread bare-unix-sync bare-unix-thread; do
+for n in bare-sync bare-thread bare-fork bare-sync-w2 bare-thread-w2 bare-fork-w2 bare-udp-sync bare-udp-thread bare-unix-sync bare-unix-thread; do
     wait_for "$WORK/$n.log" ready
 done
 
@@ -236,7 +238,9 @@ xinetd|conn|xinetd cat|conn|$T:$(port 43)|bare-fork||xinetd
 sh-sync-w2|workers|sockhostd sync, workers = 2|conn|$T:$(port 4)|sh-sync||sockhostd
 bare-sync-w2|workers|bare Rust loop, sync, 2 processes|conn|$T:$(port 24)|bare-sync||bare
 sh-thread-w2|workers|sockhostd thread, workers = 2|conn|$T:$(port 5)|sh-thread||sockhostd
+bare-thread-w2|workers|bare Rust loop, thread, 2 processes|conn|$T:$(port 25)|bare-thread||bare
 sh-fork-w2|workers|sockhostd fork, workers = 2|conn|$T:$(port 6)|sh-fork||sockhostd
+bare-fork-w2|workers|bare Rust loop, fork, 2 processes|conn|$T:$(port 26)|bare-fork||bare
 sh-thread-p|persist|sockhostd thread|persist|$T:$(port 2)|bare-thread-p|py-threading-p|sockhostd
 bare-thread-p|persist|bare Rust loop, thread|persist|$T:$(port 22)|||bare
 py-threading-p|persist|Python ThreadingTCPServer|persist|$T:$(port 32)|bare-thread-p||python
