@@ -709,18 +709,10 @@ pub mod life {
         child_pids(master).into_iter().collect()
     }
 
-    /// Poll `cond` every 20 ms until it holds (true) or `within` passes (false).
+    /// [`super::wait_for`] for a condition: true once `cond` holds, false
+    /// if `within` passes first.
     pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-        let start = Instant::now();
-        loop {
-            if cond() {
-                return true;
-            }
-            if start.elapsed() >= within {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_for(within, || cond().then_some(())).is_some()
     }
 
     /// Whether `pid` has exited: gone from /proc, or a zombie not yet reaped.
