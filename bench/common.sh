@@ -1,14 +1,16 @@
 # bench/common.sh: what bench/ab.sh and bench/faults.sh share; sourced, not
 # run. Expects ROOT (the repository) to be set and the cwd to be ROOT.
 #
-# bench_setup TAG: sets BENCH (the release sockhost-bench), WORK (a fresh
+# bench_setup TAG: sets OUT (the release build folder; CARGO_TARGET_DIR is
+#   honoured), BENCH (the release sockhost-bench), WORK (a fresh
 #   temp folder /tmp/sockhost-TAG.*) and PIDS (empty); on exit every pid
 #   in PIDS gets SIGTERM, is waited for, and WORK is removed.
 # echo_listener PORT MIXIN: a config with one TCP listener on 127.0.0.1:PORT
-#   serving the release echo plugin with MIXIN, on stdout.
+#   serving the release echo plugin with MIXIN, on stdout (after bench_setup).
 
 bench_setup() {
-    BENCH=$ROOT/target/release/sockhost-bench
+    OUT=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/release
+    BENCH=$OUT/sockhost-bench
     WORK=$(mktemp -d "/tmp/sockhost-$1.XXXXXX")
     PIDS=()
     trap bench_cleanup EXIT
@@ -23,5 +25,5 @@ bench_cleanup() {
 
 echo_listener() {
     printf '[[listener]]\nname = "echo"\nfamily = "inet"\ntype = "stream"\naddress = "127.0.0.1:%s"\nmixin = "%s"\nhandler = "%s"\n' \
-        "$1" "$2" "$ROOT/target/release/libsockhost_echo.so"
+        "$1" "$2" "$OUT/libsockhost_echo.so"
 }

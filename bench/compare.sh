@@ -66,8 +66,10 @@ install_peers() {
 install_peers
 command -v python3 >/dev/null || { echo "compare.sh: python3 is required" >&2; exit 1; }
 cargo build --release --workspace --quiet
-BENCH=$ROOT/target/release/sockhost-bench
-SOCKHOSTD=$ROOT/target/release/sockhostd
+# Where cargo put the release build (CARGO_TARGET_DIR is honoured).
+OUT=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/release
+BENCH=$OUT/sockhost-bench
+SOCKHOSTD=$OUT/sockhostd
 
 WORK=$(mktemp -d /tmp/sockhost-compare.XXXXXX)
 STARTED=()
@@ -120,7 +122,7 @@ listener() { # name type address mixin handler [extra]
         "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}"
 }
 {
-    printf '[daemon]\nplugin_dir = "%s"\n\n' "$ROOT/target/release"
+    printf '[daemon]\nplugin_dir = "%s"\n\n' "$OUT"
     E=libsockhost_echo.so H=libsockhost_http_hello.so
     listener sync inet stream "127.0.0.1:$(port 1)" sync $E
     listener thread inet stream "127.0.0.1:$(port 2)" thread $E
@@ -383,9 +385,9 @@ if [ "$FOOTPRINT" = 1 ]; then
     echo
     echo "Memory (\`sockhost-bench memory --connections 10000\`, echo plugin):"
     echo
-    "$BENCH" memory --sockhostd "$SOCKHOSTD" --plugin "$ROOT/target/release/libsockhost_echo.so" --connections 10000
+    "$BENCH" memory --sockhostd "$SOCKHOSTD" --plugin "$OUT/libsockhost_echo.so" --connections 10000
     echo
     echo "Start-up and reload (\`sockhost-bench startup --listeners 20 --rounds 5\`):"
     echo
-    "$BENCH" startup --sockhostd "$SOCKHOSTD" --plugin "$ROOT/target/release/libsockhost_echo.so" --listeners 20 --rounds 5
+    "$BENCH" startup --sockhostd "$SOCKHOSTD" --plugin "$OUT/libsockhost_echo.so" --listeners 20 --rounds 5
 fi

@@ -42,7 +42,7 @@ bench_setup faults
 
 PORT=${SOCKHOST_BENCH_PORT:-27300}
 echo_listener "$PORT" fork >"$WORK/fork.toml"
-SOCKHOST_LOG=warn "$ROOT/target/release/sockhostd" -c "$WORK/fork.toml" --log stderr 2>"$WORK/sockhostd.log" &
+SOCKHOST_LOG=warn "$OUT/sockhostd" -c "$WORK/fork.toml" --log stderr 2>"$WORK/sockhostd.log" &
 PIDS+=($!)
 "$BENCH" bare -l "tcp:127.0.0.1:$((PORT + 1))" -m fork >"$WORK/bare.log" 2>&1 &
 PIDS+=($!)
