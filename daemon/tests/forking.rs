@@ -299,3 +299,15 @@ fn fork_worker_fd_count_is_unchanged_after_1000_requests() {
         );
     }
 }
+
+/// The memory soak for fork mode: `cargo test --release -p sockhostd --test
+/// forking -- --ignored --nocapture fork_memory_soak` (SOCKHOST_SOAK_REQUESTS
+/// sets the count, default 100,000). As the thread-mode soak, with the
+/// worker's children counted instead of its threads: the children table
+/// and the pool of request buffers (`dispatch/unshared.rs`) must not grow,
+/// and no child may be left, zombie or not.
+#[test]
+#[ignore = "soak: run on demand, prints figures"]
+fn fork_memory_soak() {
+    echo_memory_soak("fork", "children", |pid| child_pids(pid).len());
+}

@@ -5,9 +5,8 @@
 //! descriptor over 1,000 requests.
 
 mod common;
-use common::sec::rss_kib;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn probe_listener(name: &str, ty: &str, mixin: &str, extra: &str) -> String {
     let probe = plugin("sockhost_probe");
@@ -166,75 +165,5 @@ fn thread_and_sync_worker_fd_count_is_unchanged_after_1000_requests() {
 #[test]
 #[ignore = "soak: run on demand, prints figures"]
 fn thread_memory_soak() {
-    let total: u64 = std::env::var("SOCKHOST_SOAK_REQUESTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    let d = Daemon::start(&listener(
-        "echo",
-        "inet",
-        "stream",
-        "127.0.0.1:0",
-        "thread",
-        &plugin("sockhost_echo"),
-        "",
-    ));
-    let pid = worker(&d, "echo");
-    let addr = d.addr("echo");
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let warmup = |n: u64| {
-        for _ in 0..n {
-            let mut s = Stream::connect(&addr).expect("connect");
-            std::io::Write::write_all(&mut s, b"x").expect("send");
-            s.shutdown_write();
-            assert_eq!(s.read_all().expect("echo"), b"x");
-        }
-    };
-    warmup(2_000);
-    let (rss0, threads0, fds0) = (rss_kib(pid), thread_count(pid), fd_count(pid));
-    println!("thread-mode echo worker {pid}: after 2,000 warm-up requests RSS {rss0} KiB, {threads0} threads, {fds0} fds");
-    let start = Instant::now();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (addr, done) = (addr.clone(), done.clone());
-            std::thread::spawn(move || {
-                while done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
-                    let mut s = Stream::connect(&addr).expect("connect");
-                    std::io::Write::write_all(&mut s, b"ping").expect("send");
-                    s.shutdown_write();
-                    assert_eq!(s.read_all().expect("echo"), b"ping");
-                }
-            })
-        })
-        .collect();
-    let mut peak = rss0;
-    let mut next = total / 10;
-    while done.load(std::sync::atomic::Ordering::Relaxed) < total {
-        let n = done.load(std::sync::atomic::Ordering::Relaxed);
-        if n >= next {
-            let rss = rss_kib(pid);
-            peak = peak.max(rss);
-            println!(
-                "{n:>7} requests: RSS {rss} KiB, {} threads, {} fds",
-                thread_count(pid),
-                fd_count(pid)
-            );
-            next += total / 10;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    clients.into_iter().for_each(|c| c.join().expect("client"));
-    std::thread::sleep(Duration::from_millis(300));
-    let (rss1, threads1, fds1) = (rss_kib(pid), thread_count(pid), fd_count(pid));
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "done: {total} requests in {secs:.1} s ({:.0}/s); RSS {rss0} -> {rss1} KiB (peak {peak}), threads {threads0} -> {threads1}, fds {fds0} -> {fds1}",
-        total as f64 / secs
-    );
-    assert_eq!(fds1, fds0, "no descriptor leaked");
-    assert_eq!(threads1, threads0, "no request thread left behind");
-    assert!(
-        rss1 <= rss0 + 2048,
-        "RSS grew by more than 2 MiB: {rss0} -> {rss1} KiB"
-    );
+    echo_memory_soak("thread", "threads", thread_count);
 }

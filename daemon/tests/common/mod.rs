@@ -674,6 +674,83 @@ pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option
     }
 }
 
+/// A memory soak against an echo listener with `mixin`: four clients make
+/// SOCKHOST_SOAK_REQUESTS (default 100,000) new-connection requests; the
+/// worker's RSS, fd count and `what` (`count` of the worker: its threads,
+/// its children) are printed every 10% and must end where they began
+/// (RSS within 2 MiB). Run from `--ignored` tests with `--nocapture`.
+pub fn echo_memory_soak(mixin: &str, what: &str, count: fn(i32) -> usize) {
+    use sec::rss_kib;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let total: u64 = std::env::var("SOCKHOST_SOAK_REQUESTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let d = Daemon::start(&listener(
+        "echo",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        mixin,
+        &plugin("sockhost_echo"),
+        "",
+    ));
+    let pid = worker(&d, "echo");
+    let addr = d.addr("echo");
+    let done = std::sync::Arc::new(AtomicU64::new(0));
+    let one = |addr: &str, data: &[u8]| {
+        let mut s = Stream::connect(addr).expect("connect");
+        std::io::Write::write_all(&mut s, data).expect("send");
+        s.shutdown_write();
+        assert_eq!(s.read_all().expect("echo"), data);
+    };
+    (0..2_000).for_each(|_| one(&addr, b"x"));
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss0, n0, fds0) = (rss_kib(pid), count(pid), fd_count(pid));
+    println!("{mixin}-mode echo worker {pid}: after 2,000 warm-up requests RSS {rss0} KiB, {n0} {what}, {fds0} fds");
+    let start = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, done) = (addr.clone(), done.clone());
+            std::thread::spawn(move || {
+                while done.fetch_add(1, Relaxed) < total {
+                    one(&addr, b"ping");
+                }
+            })
+        })
+        .collect();
+    let mut peak = rss0;
+    let mut next = total / 10;
+    while done.load(Relaxed) < total {
+        let n = done.load(Relaxed);
+        if n >= next {
+            let rss = rss_kib(pid);
+            peak = peak.max(rss);
+            println!(
+                "{n:>7} requests: RSS {rss} KiB, {} {what}, {} fds",
+                count(pid),
+                fd_count(pid)
+            );
+            next += total / 10;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    clients.into_iter().for_each(|c| c.join().expect("client"));
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss1, n1, fds1) = (rss_kib(pid), count(pid), fd_count(pid));
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "done: {total} requests in {secs:.1} s ({:.0}/s); RSS {rss0} -> {rss1} KiB (peak {peak}), {what} {n0} -> {n1}, fds {fds0} -> {fds1}",
+        total as f64 / secs
+    );
+    assert_eq!(fds1, fds0, "no descriptor leaked");
+    assert_eq!(n1, n0, "no request {what} left behind");
+    assert!(
+        rss1 <= rss0 + 2048,
+        "RSS grew by more than 2 MiB: {rss0} -> {rss1} KiB"
+    );
+}
+
 /// One stream request to a probe listener: connect, one command, close.
 pub fn stream_cmd(addr: &str, command: &str) -> String {
     Probe::connect(addr).cmd(command)
