@@ -8,6 +8,7 @@
 //! PR_SET_NO_NEW_PRIVS.
 
 mod common;
+use common::life::probe_listener;
 use common::sec::*;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
@@ -19,25 +20,6 @@ use std::time::Duration;
 #[test]
 fn helper_process_for_other_users() {
     helper_client();
-}
-
-fn probe_listener(
-    name: &str,
-    family: &str,
-    ty: &str,
-    address: &str,
-    mixin: &str,
-    extra: &str,
-) -> String {
-    listener(
-        name,
-        family,
-        ty,
-        address,
-        mixin,
-        &plugin("sockhost_probe"),
-        extra,
-    )
 }
 
 fn is_root() -> bool {

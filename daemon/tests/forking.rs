@@ -279,25 +279,8 @@ fn a_plugin_that_starts_a_thread_at_load_is_refused_for_fork_with_the_reason() {
 fn fork_worker_fd_count_is_unchanged_after_1000_requests() {
     let cfg = fork_listener("fds", "stream", "") + &fork_listener("fdd", "dgram", "");
     let d = Daemon::start(&cfg);
-    for name in ["fds", "fdd"] {
-        let w = worker(&d, name);
-        let before = fd_count(w);
-        let addr = d.addr(name);
-        if name == "fds" {
-            (0..1000).for_each(|_| assert_eq!(stream_cmd(&addr, "PING"), "PONG"));
-        } else {
-            let c = Dgram::connect(&addr, &d.dir.path);
-            (0..1000).for_each(|_| assert_eq!(c.cmd("PING"), "PONG"));
-        }
-        let settled = wait_for(Duration::from_secs(3), || {
-            (fd_count(w) == before).then_some(())
-        });
-        assert!(
-            settled.is_some(),
-            "{name}: worker {w} had {before} fds, now {}",
-            fd_count(w)
-        );
-    }
+    fds_settle_after_1000_pings(&d, "fds", true);
+    fds_settle_after_1000_pings(&d, "fdd", false);
 }
 
 /// The memory soak for fork mode: `cargo test --release -p sockhostd --test

@@ -136,23 +136,7 @@ fn thread_and_sync_worker_fd_count_is_unchanged_after_1000_requests() {
     }
     let d = Daemon::start(&cfg);
     for name in ["ts", "td", "ss", "sd"] {
-        let w = worker(&d, name);
-        let before = fd_count(w);
-        let addr = d.addr(name);
-        if name.ends_with('s') {
-            (0..1000).for_each(|_| assert_eq!(stream_cmd(&addr, "PING"), "PONG"));
-        } else {
-            let c = Dgram::connect(&addr, &d.dir.path);
-            (0..1000).for_each(|_| assert_eq!(c.cmd("PING"), "PONG"));
-        }
-        let settled = wait_for(Duration::from_secs(3), || {
-            (fd_count(w) == before).then_some(())
-        });
-        assert!(
-            settled.is_some(),
-            "{name}: worker {w} had {before} fds, now {}",
-            fd_count(w)
-        );
+        fds_settle_after_1000_pings(&d, name, name.ends_with('s'));
     }
 }
 

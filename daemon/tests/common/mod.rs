@@ -751,6 +751,29 @@ pub fn echo_memory_soak(mixin: &str, what: &str, count: fn(i32) -> usize) {
     );
 }
 
+/// No descriptor leaks in `name`'s worker: 1,000 PING requests to a probe
+/// listener (a connection each for `stream`, else datagrams from one
+/// client), then the worker's fd count must settle back where it was.
+pub fn fds_settle_after_1000_pings(d: &Daemon, name: &str, stream: bool) {
+    let w = worker(d, name);
+    let before = fd_count(w);
+    let addr = d.addr(name);
+    if stream {
+        (0..1000).for_each(|_| assert_eq!(stream_cmd(&addr, "PING"), "PONG"));
+    } else {
+        let c = Dgram::connect(&addr, &d.dir.path);
+        (0..1000).for_each(|_| assert_eq!(c.cmd("PING"), "PONG"));
+    }
+    let settled = wait_for(Duration::from_secs(3), || {
+        (fd_count(w) == before).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "{name}: worker {w} had {before} fds, now {}",
+        fd_count(w)
+    );
+}
+
 /// One stream request to a probe listener: connect, one command, close.
 pub fn stream_cmd(addr: &str, command: &str) -> String {
     Probe::connect(addr).cmd(command)
