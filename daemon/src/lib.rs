@@ -1,29 +1,23 @@
 //! sockhostd: Python's socketserver as a plugin-hosting daemon.
 //!
-//! The master ([`master`]) binds every listener and forks one worker
-//! ([`worker`]) per listener; a worker loads the handler plugin
-//! ([`plugin`]) and runs the socketserver loop ([`server`]) with the
-//! listener's dispatch mode ([`dispatch`]: `SyncMixIn`, `ThreadingMixIn`,
-//! `ForkingMixIn`). `main.rs` is only the command line.
+//! The folders are the process model:
+//! - [`master`]: the single-threaded supervisor. It binds every listener,
+//!   forks one worker per listener, reloads, checks and stops; it never
+//!   loads a plugin.
+//! - [`worker`]: one listener's process. It loads the handler plugin and
+//!   runs the socketserver loop ([`worker::server`]) with the listener's
+//!   dispatch mode ([`worker::dispatch`]: `SyncMixIn`, `ThreadingMixIn`,
+//!   `ForkingMixIn`) behind the built-in `verify_request`.
+//! - [`plugin`]: loading a handler `.so`, the ABI checks and the host
+//!   function table.
+//! - [`os`]: what both sides use from the operating system: signals, poll,
+//!   sockets, privileges, systemd, daemonizing, logging.
+//! - [`config`]: TOML to a validated model; depends on nothing else here.
+//!
+//! `main.rs` is only the command line.
 
-pub mod access;
-pub mod backoff;
-pub mod check;
 pub mod config;
-pub mod daemonize;
-pub mod dispatch;
-pub mod gate;
-pub mod host;
-pub mod limits;
-pub mod logging;
 pub mod master;
+pub mod os;
 pub mod plugin;
-pub mod poll;
-pub mod privileges;
-pub mod reload;
-pub mod server;
-pub mod signals;
-pub mod spawn;
-pub mod systemd;
-pub mod transport;
 pub mod worker;

@@ -4,7 +4,7 @@
 //! command line (clap's own status for usage errors).
 
 use clap::Parser;
-use sockhostd::logging::{self, LogTarget};
+use sockhostd::os::logging::{self, LogTarget};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         run_check(&cli)
     } else if cli.daemonize {
         let pid_file = cli.pid_file.clone().unwrap_or_default();
-        sockhostd::daemonize::run(&cli.config, &pid_file).map_err(anyhow::Error::from)
+        sockhostd::os::daemonize::run(&cli.config, &pid_file).map_err(anyhow::Error::from)
     } else {
         sockhostd::master::run(&cli.config).map_err(anyhow::Error::from)
     };
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
 }
 
 fn run_check(cli: &Cli) -> anyhow::Result<()> {
-    let config = sockhostd::check::check(&cli.config)?;
+    let config = sockhostd::master::check::check(&cli.config)?;
     println!(
         "{}: OK ({} listeners, every plugin loaded and created)",
         config.file.display(),

@@ -15,9 +15,9 @@
 use libfuzzer_sys::fuzz_target;
 use socket2::{Domain, SockAddr, Socket, Type};
 use sockhostd::config::{Family, ListenerConfig, SockType};
-use sockhostd::gate::Gate;
+use sockhostd::worker::gate::Gate;
 use sockhostd::plugin::{self, Instance, RequestCtx};
-use sockhostd::server::{finish_request, shutdown_request, Request, Shared};
+use sockhostd::worker::request::{finish_request, shutdown_request, Request, Shared};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};

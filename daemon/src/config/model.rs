@@ -82,6 +82,14 @@ impl Family {
             Family::Unix => "unix",
         }
     }
+    /// The `AF_*` constant the socket calls and the plugin ABI use.
+    pub fn raw(self) -> i32 {
+        match self {
+            Family::Inet => libc::AF_INET,
+            Family::Inet6 => libc::AF_INET6,
+            Family::Unix => libc::AF_UNIX,
+        }
+    }
 }
 
 impl SockType {
@@ -92,6 +100,13 @@ impl SockType {
         match self {
             SockType::Stream => "stream",
             SockType::Dgram => "dgram",
+        }
+    }
+    /// The `SOCK_*` constant the socket calls and the plugin ABI use.
+    pub fn raw(self) -> i32 {
+        match self {
+            SockType::Stream => libc::SOCK_STREAM,
+            SockType::Dgram => libc::SOCK_DGRAM,
         }
     }
 }

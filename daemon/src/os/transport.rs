@@ -136,11 +136,11 @@ fn apply_unix_file_settings(l: &ListenerConfig, path: &Path) -> io::Result<()> {
     }
     if l.owner.is_some() || l.group.is_some() {
         let uid = match &l.owner {
-            Some(name) => Some(crate::privileges::lookup_user(name)?.0),
+            Some(name) => Some(crate::os::privileges::lookup_user(name)?.0),
             None => None,
         };
         let gid = match &l.group {
-            Some(name) => Some(crate::privileges::lookup_group(name)?),
+            Some(name) => Some(crate::os::privileges::lookup_group(name)?),
             None => None,
         };
         std::os::unix::fs::chown(path, uid, gid)?;

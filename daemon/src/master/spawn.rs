@@ -8,7 +8,7 @@
 //! reports each failure with the worker's own reason.
 
 use crate::config::{Config, ListenerConfig};
-use crate::poll::wait_readable;
+use crate::os::poll::wait_readable;
 use crate::worker::{worker_main, WorkerArgs};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};

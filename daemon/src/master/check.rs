@@ -6,8 +6,8 @@
 //! touches no running daemon, and never loads a plugin in this process.
 
 use crate::config::{self, Config};
+use crate::master::spawn::{self, Outcome, Worker, READY_TIMEOUT};
 use crate::master::StartError;
-use crate::spawn::{self, Outcome, Worker, READY_TIMEOUT};
 use nix::sys::wait::waitpid;
 use std::path::Path;
 use std::time::Instant;

@@ -13,14 +13,14 @@
 //! client fails only that request; an oversized datagram is dropped and
 //! counted, never truncated and handed on.
 
-use crate::backoff::AcceptBackoff;
 use crate::config::{ListenerConfig, SockType};
-use crate::dispatch::{self, Dispatch};
-use crate::gate::{Gate, Refusal};
-use crate::limits::SourceSlot;
+use crate::os::backoff::AcceptBackoff;
+use crate::os::poll::{wait_readable, wait_readable_array};
+use crate::os::signals::SignalPipe;
 use crate::plugin::{Instance, RequestCtx};
-use crate::poll::{wait_readable, wait_readable_array};
-use crate::signals::SignalPipe;
+use crate::worker::dispatch::{self, Dispatch};
+use crate::worker::gate::{Gate, Refusal};
+use crate::worker::request::{shutdown_request, Request, Shared};
 use nix::sys::signal::Signal;
 use socket2::Socket;
 use std::io;
@@ -28,24 +28,6 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A request as `get_request` returns it: what the handler will see, and
-/// (stream) the connection, owned here so dropping the request closes it.
-pub struct Request {
-    pub ctx: Box<RequestCtx>,
-    pub sock: Option<Socket>,
-    /// The connection's place in `max_connections_per_source`, given back
-    /// when dropped: with the request, or (fork) when the child is reaped.
-    pub slot: Option<SourceSlot>,
-}
-
-/// What request threads and children share with the server loop.
-pub struct Shared {
-    pub listener: ListenerConfig,
-    pub instance: Instance,
-    /// The listening socket (datagram replies go out through it).
-    pub server_fd: RawFd,
-}
 
 /// At most this many requests are taken per wake-up before the loop looks
 /// at signals again, so a flood cannot starve a stop request.
@@ -208,7 +190,7 @@ impl Server {
             } else {
                 shutdown_request(request);
             }
-            if !self.dispatch.has_capacity() || crate::signals::pending() {
+            if !self.dispatch.has_capacity() || crate::os::signals::pending() {
                 return;
             }
         }
@@ -245,7 +227,7 @@ impl Server {
         let max = self.shared.listener.max_packet_size;
         if n > max {
             self.oversized
-                .record(&crate::transport::describe(&peer), n, max);
+                .record(&crate::os::transport::describe(&peer), n, max);
             return Ok(None);
         }
         // SAFETY: recvfrom initialised the first n bytes (n <= buffer size).
@@ -325,70 +307,6 @@ fn is_transient(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
     )
-}
-
-/// socketserver's `finish_request`: build the handler's request and run
-/// `setup`, `handle`, `finish` (finish whenever setup succeeded), reporting
-/// failures through `handle_error`. The caller then calls
-/// `shutdown_request`, as socketserver's `process_request` does.
-#[inline]
-pub fn finish_request(shared: &Shared, request: &mut Request) {
-    if let Some(sock) = &request.sock {
-        configure_connection(&shared.listener, sock);
-    }
-    let (inst, ctx) = (&shared.instance, &mut request.ctx);
-    match inst.setup(ctx) {
-        Err(e) => handle_error(shared, ctx, "setup", &e),
-        Ok(()) => {
-            if let Err(e) = inst.handle(ctx) {
-                handle_error(shared, ctx, "handle", &e);
-            }
-            if let Err(e) = inst.finish(ctx) {
-                handle_error(shared, ctx, "finish", &e);
-            }
-        }
-    }
-}
-
-/// `connection_timeout` and `disable_nagle_algorithm` on an accepted socket.
-/// The connection is already blocking: on Linux an accepted socket never
-/// inherits the listener's O_NONBLOCK (socket2 accepts with accept4 and
-/// SOCK_CLOEXEC only), so no fcntl is spent on it per request.
-fn configure_connection(l: &ListenerConfig, sock: &Socket) {
-    if let Some(t) = l.connection_timeout {
-        let _ = sock.set_read_timeout(Some(t));
-        let _ = sock.set_write_timeout(Some(t));
-    }
-    if l.disable_nagle_algorithm {
-        let _ = sock.set_tcp_nodelay(true);
-    }
-}
-
-/// socketserver's `handle_error`: log with listener and client, then the
-/// plugin's hook. The connection is still open.
-pub fn handle_error(shared: &Shared, ctx: &mut RequestCtx, hook: &str, message: &str) {
-    tracing::error!(client = ctx.client(), "{hook}: {message}");
-    shared.instance.handle_error(ctx, message);
-}
-
-/// socketserver's `shutdown_request`: end the conversation (stream:
-/// shutdown for writing so the peer sees EOF), then `close_request`.
-pub fn shutdown_request(request: Request) {
-    shutdown_connection(&request);
-    close_request(request);
-}
-
-/// The first half of `shutdown_request`: a stream's shutdown for writing.
-/// A forked child calls only this: its `_exit` closes everything at once.
-pub fn shutdown_connection(request: &Request) {
-    if let Some(sock) = &request.sock {
-        let _ = sock.shutdown(std::net::Shutdown::Write);
-    }
-}
-
-/// socketserver's `close_request`: release the request's socket.
-pub fn close_request(request: Request) {
-    drop(request);
 }
 
 /// Says when the mixin's cap (`max_children`, `max_threads`) holds new

@@ -9,8 +9,7 @@
 //! crash of our making.
 
 use crate::config::{Family, SockType};
-use crate::plugin::{family_raw, socktype_raw};
-use crate::transport;
+use crate::os::transport;
 use socket2::SockAddr;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void};
@@ -200,9 +199,9 @@ impl RequestCtx {
         RequestCtx {
             raw: sys::sockhost_request {
                 size: std::mem::size_of::<sys::sockhost_request>() as u32,
-                socktype: socktype_raw(socktype),
+                socktype: socktype.raw(),
                 fd,
-                family: family_raw(family),
+                family: family.raw(),
                 client: sys::sockhost_str {
                     ptr: std::ptr::null(),
                     len: 0,
@@ -229,7 +228,7 @@ impl RequestCtx {
         };
         self.raw.client_addr = self.peer.as_ptr().cast();
         self.raw.client_addr_len = self.peer.len();
-        if socktype_raw(SockType::Dgram) == self.raw.socktype {
+        if SockType::Dgram.raw() == self.raw.socktype {
             self.raw.data = self.data.as_ptr();
             self.raw.data_len = self.data.len();
         }

@@ -10,8 +10,8 @@
 
 use super::Dispatch;
 use crate::config::ListenerConfig;
-use crate::poll::wait_readable;
-use crate::server::{finish_request, shutdown_request, Request, Shared};
+use crate::os::poll::wait_readable;
+use crate::worker::request::{finish_request, shutdown_request, Request, Shared};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

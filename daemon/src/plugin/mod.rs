@@ -10,8 +10,13 @@
 //! a running worker; the new file is picked up by the next generation.
 //! The host function table handed to plugins lives in `host`.
 
-use crate::config::{Family, ListenerConfig, Mixin, SockType};
-pub use crate::host::RequestCtx;
+mod file_id;
+pub mod host;
+
+pub use file_id::FileId;
+
+use crate::config::{ListenerConfig, Mixin};
+pub use crate::plugin::host::RequestCtx;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -112,7 +117,7 @@ fn initialise(
     };
     let mut table = sys::sockhost_plugin::empty();
     // SAFETY: HOST is static; `table` is zeroed with its size set.
-    let rc = unsafe { init(&crate::host::HOST, &mut table) };
+    let rc = unsafe { init(&crate::plugin::host::HOST, &mut table) };
     if rc != sys::SOCKHOST_OK {
         return Err(fail(format!(
             "entry function `{}` failed ({rc})",
@@ -124,7 +129,7 @@ fn initialise(
     }
     let name = static_str(table.name).unwrap_or_else(|| file_stem(path));
     let version = static_str(table.version).unwrap_or_default();
-    let _ = crate::host::PLUGIN_NAME.set(name.clone());
+    let _ = crate::plugin::host::PLUGIN_NAME.set(name.clone());
     let plugin = Plugin {
         path: path.to_path_buf(),
         name,
@@ -194,21 +199,6 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn family_raw(f: Family) -> i32 {
-    match f {
-        Family::Inet => libc::AF_INET,
-        Family::Inet6 => libc::AF_INET6,
-        Family::Unix => libc::AF_UNIX,
-    }
-}
-
-pub(crate) fn socktype_raw(t: SockType) -> i32 {
-    match t {
-        SockType::Stream => libc::SOCK_STREAM,
-        SockType::Dgram => libc::SOCK_DGRAM,
-    }
-}
-
 // ---- instances -------------------------------------------------------------
 
 /// A plugin instance serving one listener (the handler's `create` result).
@@ -243,8 +233,8 @@ impl Instance {
         };
         let raw = sys::sockhost_listener {
             size: std::mem::size_of::<sys::sockhost_listener>() as u32,
-            family: family_raw(l.family),
-            socktype: socktype_raw(l.socktype),
+            family: l.family.raw(),
+            socktype: l.socktype.raw(),
             mixin: match l.mixin {
                 Mixin::Sync => sys::SOCKHOST_MIXIN_SYNC,
                 Mixin::Thread => sys::SOCKHOST_MIXIN_THREAD,

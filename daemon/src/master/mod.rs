@@ -12,32 +12,26 @@
 //! open meanwhile; SIGTERM/SIGINT drain workers and exit 0, a second one
 //! kills them at once; unix socket files are removed on exit.
 
-use crate::config::{self, Config, ConfigError, ListenerConfig};
-use crate::privileges;
-use crate::signals::SignalPipe;
-use crate::spawn::{self, describe_status, Outcome, Worker, READY_TIMEOUT};
-use crate::systemd::{self, Notifier};
-use crate::transport::{self, BindError};
+pub mod check;
+mod error;
+pub mod reload;
+pub mod spawn;
+
+pub use error::StartError;
+
+use crate::config::{self, Config, ListenerConfig};
+use crate::os::privileges;
+use crate::os::signals::SignalPipe;
+use crate::os::systemd::{self, Notifier};
+use crate::os::transport::{self, BindError};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use socket2::Socket;
+use spawn::{describe_status, Outcome, Worker, READY_TIMEOUT};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Why the daemon could not start (exit status 1).
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Bind(#[from] BindError),
-    #[error("{0}")]
-    Worker(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
 
 /// The master's signals.
 pub const MASTER_SIGNALS: [Signal; 4] = [
@@ -67,7 +61,7 @@ pub struct Master {
     pub(crate) workers: Vec<Worker>,
     pub(crate) signals: SignalPipe,
     pub(crate) generation: u64,
-    pub(crate) plugin_ids: HashMap<String, Option<crate::reload::FileId>>,
+    pub(crate) plugin_ids: HashMap<String, Option<crate::plugin::FileId>>,
     pub(crate) notifier: Notifier,
     /// Listeners whose socket came from the service manager: their unix
     /// socket files are systemd's, never removed by us.
@@ -280,7 +274,7 @@ impl Master {
         if failures.is_empty() {
             for l in config.listeners.iter().filter(|l| names.contains(&l.name)) {
                 self.plugin_ids
-                    .insert(l.name.clone(), crate::reload::FileId::of(&l.handler));
+                    .insert(l.name.clone(), crate::plugin::FileId::of(&l.handler));
             }
             Ok(started)
         } else {
@@ -308,7 +302,7 @@ impl Master {
                 .next_timer()
                 .map(|t| t.saturating_duration_since(Instant::now()));
             let ready =
-                crate::poll::wait_readable(&[self.signals.fd()], timeout).unwrap_or_default();
+                crate::os::poll::wait_readable(&[self.signals.fd()], timeout).unwrap_or_default();
             if ready.first().copied().unwrap_or(false) {
                 for sig in self.signals.drain() {
                     match sig {

@@ -14,9 +14,9 @@
 //! once per second per listener: the first with its client and reason,
 //! the rest as counts per reason, so a flood cannot flood the log.
 
-use crate::access::{canonical_ip, peer_credentials, AccessControl};
 use crate::config::{ListenerConfig, Mixin};
-use crate::limits::{Exceeded, Source, SourceLimits, SourceSlot};
+use crate::worker::access::{canonical_ip, peer_credentials, AccessControl};
+use crate::worker::limits::{Exceeded, Source, SourceLimits, SourceSlot};
 use socket2::{SockAddr, Socket};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

@@ -26,7 +26,7 @@ pub enum DaemonizeError {
 pub fn run(config: &Path, pid_file: &Path) -> Result<(), DaemonizeError> {
     let pid_file = std::path::absolute(pid_file)?;
     let config = std::path::absolute(config)?;
-    let (read, write) = crate::signals::pipe()?;
+    let (read, write) = crate::os::signals::pipe()?;
     // SAFETY: single-threaded at this point (before the master starts).
     match unsafe { fork() }.map_err(std::io::Error::from)? {
         ForkResult::Parent { .. } => {

@@ -13,7 +13,7 @@
 //!   Forking is refused when the worker has more than one thread (a fork
 //!   could deadlock the child).
 
-pub mod fork;
+mod fork;
 mod thread;
 mod unshared;
 
@@ -21,8 +21,8 @@ pub use fork::ForkingMixIn;
 pub use thread::ThreadingMixIn;
 
 use crate::config::{ListenerConfig, Mixin};
-use crate::host::RequestCtx;
-use crate::server::{finish_request, shutdown_request, Request, Shared};
+use crate::plugin::host::RequestCtx;
+use crate::worker::request::{finish_request, shutdown_request, Request, Shared};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! ([`clear_env_in_worker`]) so they can never speak for the service.
 
 use crate::config::ListenerConfig;
-use crate::transport;
+use crate::os::transport;
 use sd_notify::NotifyState;
 use socket2::Socket;
 use std::collections::HashMap;

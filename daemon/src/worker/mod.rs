@@ -10,10 +10,17 @@
 //! is in flight (up to `shutdown_timeout`), destroys the instance and exits 0.
 //! In check mode (`sockhostd --check`) it stops after `create`/`destroy`.
 
+pub mod access;
+pub mod dispatch;
+pub mod gate;
+pub mod limits;
+pub mod request;
+pub mod server;
+
 use crate::config::{DaemonConfig, ListenerConfig, Mixin};
+use crate::os::signals::SignalPipe;
 use crate::plugin::{self, Instance};
-use crate::server::Server;
-use crate::signals::SignalPipe;
+use crate::worker::server::Server;
 use nix::sys::signal::Signal;
 use socket2::Socket;
 use std::io::{BufRead, BufReader, Write};
@@ -51,7 +58,7 @@ pub fn worker_main(args: WorkerArgs) -> ! {
         // does not own and never uses.
         unsafe { libc::close(*fd) };
     }
-    crate::systemd::clear_env_in_worker();
+    crate::os::systemd::clear_env_in_worker();
     let span = tracing::info_span!(
         "worker",
         listener = %args.listener.name,
@@ -77,17 +84,18 @@ pub fn worker_main(args: WorkerArgs) -> ! {
 
 fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     die_with_master(args.master_pid)?;
-    crate::privileges::drop_capabilities().map_err(|e| format!("cannot drop capabilities: {e}"))?;
+    crate::os::privileges::drop_capabilities()
+        .map_err(|e| format!("cannot drop capabilities: {e}"))?;
     no_new_privileges()?;
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
     // Backstop for a stop that hangs: shutdown_timeout for requests in
     // flight, plus time to kill stragglers, then SIGALRM ends the worker.
     let grace = args.daemon.shutdown_timeout.as_secs_f64().ceil() as u32 + 3;
-    crate::signals::alarm_on_stop(grace);
+    crate::os::signals::alarm_on_stop(grace);
     let l = args.listener;
     if args.daemon.strict_plugin_permissions {
-        let uid = crate::privileges::effective_daemon_uid(args.daemon.user.as_deref())
+        let uid = crate::os::privileges::effective_daemon_uid(args.daemon.user.as_deref())
             .map_err(|e| format!("[daemon] user: {e}"))?;
         crate::config::check_plugin_permissions(&l.handler, uid)
             .map_err(|why| format!("plugin {}: refused: {why}", l.handler.display()))?;
@@ -95,7 +103,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
     let instance = Instance::create(plugin, l).map_err(|e| e.to_string())?;
     if l.mixin == Mixin::Fork {
-        if let Err(why) = crate::dispatch::fork::check_single_threaded() {
+        if let Err(why) = crate::os::threads::check_single_threaded() {
             instance.destroy();
             return Err(why);
         }

@@ -11,33 +11,11 @@
 
 use crate::config::{self, Config};
 use crate::master::{bind_all, Master};
-use crate::transport;
+use crate::os::transport;
+use crate::plugin::FileId;
 use nix::sys::signal::{kill, Signal};
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::time::{Instant, SystemTime};
-
-/// Identity of a plugin file: replacing it (by rename or in place) changes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileId {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: Option<SystemTime>,
-}
-
-impl FileId {
-    pub fn of(path: &Path) -> Option<FileId> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.modified().ok(),
-        })
-    }
-}
+use std::time::Instant;
 
 /// What a reload changes, by listener name.
 #[derive(Debug, Default)]
@@ -161,7 +139,7 @@ impl Master {
         new: Config,
         plan: &Plan,
         new_sockets: HashMap<String, socket2::Socket>,
-        workers: Vec<crate::spawn::Worker>,
+        workers: Vec<crate::master::spawn::Worker>,
     ) {
         let retire: Vec<&String> = plan.changed.iter().chain(plan.removed.iter()).collect();
         for w in self

@@ -1,0 +1,97 @@
+//! One request's half of the socketserver core, shared by the serve loop
+//! and every mixin: the [`Request`] as `get_request` made it, what request
+//! threads and children share with the loop ([`Shared`]), and the steps
+//! after dispatch: `finish_request` (the handler's `setup`, `handle`,
+//! `finish`), `handle_error`, `shutdown_request` and `close_request`.
+//!
+//! Promises: `finish` runs whenever `setup` succeeded; every failure of a
+//! hook goes through `handle_error` with the listener and client; dropping
+//! a request closes its connection and gives back its per-source slot.
+
+use crate::config::ListenerConfig;
+use crate::plugin::{Instance, RequestCtx};
+use crate::worker::limits::SourceSlot;
+use socket2::Socket;
+use std::os::fd::RawFd;
+
+/// A request as `get_request` returns it: what the handler will see, and
+/// (stream) the connection, owned here so dropping the request closes it.
+pub struct Request {
+    pub ctx: Box<RequestCtx>,
+    pub sock: Option<Socket>,
+    /// The connection's place in `max_connections_per_source`, given back
+    /// when dropped: with the request, or (fork) when the child is reaped.
+    pub slot: Option<SourceSlot>,
+}
+
+/// What request threads and children share with the server loop.
+pub struct Shared {
+    pub listener: ListenerConfig,
+    pub instance: Instance,
+    /// The listening socket (datagram replies go out through it).
+    pub server_fd: RawFd,
+}
+
+/// socketserver's `finish_request`: build the handler's request and run
+/// `setup`, `handle`, `finish` (finish whenever setup succeeded), reporting
+/// failures through `handle_error`. The caller then calls
+/// `shutdown_request`, as socketserver's `process_request` does.
+#[inline]
+pub fn finish_request(shared: &Shared, request: &mut Request) {
+    if let Some(sock) = &request.sock {
+        configure_connection(&shared.listener, sock);
+    }
+    let (inst, ctx) = (&shared.instance, &mut request.ctx);
+    match inst.setup(ctx) {
+        Err(e) => handle_error(shared, ctx, "setup", &e),
+        Ok(()) => {
+            if let Err(e) = inst.handle(ctx) {
+                handle_error(shared, ctx, "handle", &e);
+            }
+            if let Err(e) = inst.finish(ctx) {
+                handle_error(shared, ctx, "finish", &e);
+            }
+        }
+    }
+}
+
+/// `connection_timeout` and `disable_nagle_algorithm` on an accepted socket.
+/// The connection is already blocking: on Linux an accepted socket never
+/// inherits the listener's O_NONBLOCK (socket2 accepts with accept4 and
+/// SOCK_CLOEXEC only), so no fcntl is spent on it per request.
+fn configure_connection(l: &ListenerConfig, sock: &Socket) {
+    if let Some(t) = l.connection_timeout {
+        let _ = sock.set_read_timeout(Some(t));
+        let _ = sock.set_write_timeout(Some(t));
+    }
+    if l.disable_nagle_algorithm {
+        let _ = sock.set_tcp_nodelay(true);
+    }
+}
+
+/// socketserver's `handle_error`: log with listener and client, then the
+/// plugin's hook. The connection is still open.
+pub fn handle_error(shared: &Shared, ctx: &mut RequestCtx, hook: &str, message: &str) {
+    tracing::error!(client = ctx.client(), "{hook}: {message}");
+    shared.instance.handle_error(ctx, message);
+}
+
+/// socketserver's `shutdown_request`: end the conversation (stream:
+/// shutdown for writing so the peer sees EOF), then `close_request`.
+pub fn shutdown_request(request: Request) {
+    shutdown_connection(&request);
+    close_request(request);
+}
+
+/// The first half of `shutdown_request`: a stream's shutdown for writing.
+/// A forked child calls only this: its `_exit` closes everything at once.
+pub fn shutdown_connection(request: &Request) {
+    if let Some(sock) = &request.sock {
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// socketserver's `close_request`: release the request's socket.
+pub fn close_request(request: Request) {
+    drop(request);
+}
