@@ -17,6 +17,8 @@ use super::values::{self as v, Account};
 
 /// The default `shutdown_timeout`.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default `start_timeout`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Validate `[daemon]` of the main file `src` (absent: all defaults).
 pub fn build(src: &Source, raw: Option<&Spanned<RawDaemon>>) -> Result<DaemonConfig, ConfigError> {
@@ -44,6 +46,9 @@ pub fn build(src: &Source, raw: Option<&Spanned<RawDaemon>>) -> Result<DaemonCon
     if let Some(t) = &raw.shutdown_timeout {
         daemon.shutdown_timeout = v::seconds(src, t, "daemon.shutdown_timeout", true)?;
     }
+    if let Some(t) = &raw.start_timeout {
+        daemon.start_timeout = v::seconds(src, t, "daemon.start_timeout", false)?;
+    }
     daemon.user = v::opt_account(src, &raw.user, "daemon.user", Account::User)?;
     daemon.group = v::opt_account(src, &raw.group, "daemon.group", Account::Group)?;
     daemon.strict_plugin_permissions = v::flag(&raw.strict_plugin_permissions, true);
@@ -55,6 +60,7 @@ fn defaults(src: &Source) -> DaemonConfig {
         plugin_dir: src.folder.clone(),
         include: Vec::new(),
         shutdown_timeout: SHUTDOWN_TIMEOUT,
+        start_timeout: START_TIMEOUT,
         user: None,
         group: None,
         strict_plugin_permissions: true,

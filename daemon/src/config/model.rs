@@ -32,6 +32,9 @@ pub struct DaemonConfig {
     pub include: Vec<String>,
     /// Default 10 s.
     pub shutdown_timeout: Duration,
+    /// How long a new worker has to load its plugin and report ready
+    /// (at start, on reload, on respawn). Default 30 s.
+    pub start_timeout: Duration,
     pub user: Option<String>,
     pub group: Option<String>,
     /// Default true.

@@ -39,6 +39,7 @@ pub(crate) struct RawDaemon {
     pub plugin_dir: Opt<String>,
     pub include: Opt<Vec<Spanned<String>>>,
     pub shutdown_timeout: Opt<Number>,
+    pub start_timeout: Opt<Number>,
     pub user: Opt<String>,
     pub group: Opt<String>,
     pub strict_plugin_permissions: Opt<bool>,

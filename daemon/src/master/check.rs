@@ -6,11 +6,11 @@
 //! touches no running daemon, and never loads a plugin in this process.
 
 use crate::config::{self, Config};
-use crate::master::spawn::{self, Outcome, Worker, READY_TIMEOUT};
+use crate::master::launch::{Launch, LaunchState};
+use crate::master::spawn;
 use crate::master::StartError;
 use nix::sys::wait::waitpid;
 use std::path::Path;
-use std::time::Instant;
 
 /// `sockhostd --check`: validate the config and, in a child per listener,
 /// load its plugin and call `create`/`destroy`. Binds nothing.
@@ -20,22 +20,18 @@ pub fn check(config_path: &Path) -> Result<Config, StartError> {
     for l in &config.listeners {
         workers.push(spawn::spawn_check(&config, l)?);
     }
-    let refs: Vec<&Worker> = workers.iter().collect();
-    let outcomes = spawn::wait_ready(&refs, -1, Instant::now() + READY_TIMEOUT);
-    let failures: Vec<String> = workers
-        .iter()
-        .filter_map(|w| match outcomes.get(&w.pid) {
-            Some(Outcome::Ready) => None,
-            Some(Outcome::Failed(why)) => Some(format!("listener `{}`: {why}", w.listener)),
-            None => Some(format!("listener `{}`: no report", w.listener)),
-        })
-        .collect();
-    for w in &workers {
-        let _ = waitpid(w.pid, None);
+    let pids: Vec<_> = workers.iter().map(|w| w.pid).collect();
+    let mut launch = Launch::new(workers, config.daemon.start_timeout);
+    let state = launch.wait();
+    if state != LaunchState::Ready {
+        // Failed or timed out: the others need not finish.
+        let _ = launch.abort();
     }
-    if failures.is_empty() {
-        Ok(config)
-    } else {
-        Err(StartError::Worker(failures.join("; ")))
+    for pid in pids {
+        let _ = waitpid(pid, None);
+    }
+    match state {
+        LaunchState::Failed(why) => Err(StartError::Worker(why)),
+        _ => Ok(config),
     }
 }

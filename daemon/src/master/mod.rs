@@ -1,20 +1,26 @@
-//! The master process: single-threaded, never loads a plugin.
+//! The master process: single-threaded, never loads a plugin, never waits.
 //!
 //! Owns every listening socket (bound here, kept across reloads so the
-//! kernel queues connections while workers change), one poll loop over the
-//! signal pipe, the worker table, crash respawn with back-off, graceful
-//! stop, and (in `reload`) generation switches. Workers are forked from
-//! here; each serves one listener.
+//! kernel queues connections while workers change), the worker table, and
+//! one poll loop over the signal pipe and the control sockets of workers
+//! being started. Every wait is a state of that loop, never a blocking
+//! call: a generation starting ([`launch::Launch`]: at start, on reload, on
+//! respawn), a reload in flight (`reload`), crash respawns with back-off
+//! (`respawn`), the stop deadline. So signals are answered and watchdog
+//! pings sent on time whatever a plugin's `create` does.
 //!
-//! Promises: startup is all-or-nothing (every worker reports ready before
-//! any serves, else exit 1 with the worker's reason); a crashed worker is
-//! logged with its exit status or signal and respawned, its socket staying
-//! open meanwhile; SIGTERM/SIGINT drain workers and exit 0, a second one
-//! kills them at once; unix socket files are removed on exit.
+//! Promises: startup is all-or-nothing (every worker reports ready within
+//! `start_timeout` before any serves, else exit 1 naming the listener); a
+//! crashed worker is logged with its exit status or signal and respawned,
+//! its socket staying open meanwhile; SIGTERM/SIGINT abandon any start or
+//! reload in flight, drain workers and exit 0, a second one kills them at
+//! once; unix socket files are removed on exit.
 
 pub mod check;
 mod error;
+pub mod launch;
 pub mod reload;
+mod respawn;
 pub mod spawn;
 
 pub use error::StartError;
@@ -24,10 +30,12 @@ use crate::os::privileges;
 use crate::os::signals::SignalPipe;
 use crate::os::systemd::{self, Notifier};
 use crate::os::transport::{self, BindError};
+use launch::{Launch, LaunchState};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 use socket2::Socket;
-use spawn::{describe_status, Outcome, Worker, READY_TIMEOUT};
+use spawn::{describe_status, Worker};
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
@@ -41,35 +49,28 @@ pub const MASTER_SIGNALS: [Signal; 4] = [
     Signal::SIGCHLD,
 ];
 
-/// Crash back-off: first delay, cap, and how long a worker must live for
-/// its crash count to reset.
-const RESPAWN_FIRST: Duration = Duration::from_millis(100);
-const RESPAWN_CAP: Duration = Duration::from_secs(30);
-const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-
-/// A worker slot waiting to be restarted after a crash.
-#[derive(Debug)]
-pub(crate) struct Respawn {
-    pub at: Instant,
-    pub listener: String,
-    pub index: usize,
-}
-
 pub struct Master {
-    pub(crate) config: Config,
-    pub(crate) sockets: HashMap<String, Socket>,
-    pub(crate) workers: Vec<Worker>,
-    pub(crate) signals: SignalPipe,
-    pub(crate) generation: u64,
-    pub(crate) plugin_ids: HashMap<String, Option<crate::plugin::FileId>>,
-    pub(crate) notifier: Notifier,
+    config: Config,
+    sockets: HashMap<String, Socket>,
+    /// Workers told to serve (or draining).
+    workers: Vec<Worker>,
+    signals: SignalPipe,
+    generation: u64,
+    plugin_ids: HashMap<String, Option<crate::plugin::FileId>>,
+    notifier: Notifier,
     /// Listeners whose socket came from the service manager: their unix
     /// socket files are systemd's, never removed by us.
-    pub(crate) inherited: HashSet<String>,
+    inherited: HashSet<String>,
     /// The caller's fds (the `--daemonize` report pipe) kept from workers.
     private_fds: Vec<RawFd>,
-    respawns: Vec<Respawn>,
-    crashes: HashMap<(String, usize), u32>,
+    /// The first generation, until every worker reported ready.
+    starting: Option<Launch>,
+    /// Set when the first generation failed: `run` returns it.
+    start_failed: Option<String>,
+    reload: reload::Reloads,
+    respawn: respawn::Respawns,
+    /// Killed (SIGKILL) and not yet reaped.
+    dying: Vec<Pid>,
     stop_deadline: Option<Instant>,
 }
 
@@ -142,42 +143,141 @@ pub fn run_with(
         notifier: Notifier::from_env(),
         inherited,
         private_fds: private_fds.to_vec(),
-        respawns: Vec::new(),
-        crashes: HashMap::new(),
+        starting: None,
+        start_failed: None,
+        reload: reload::Reloads::default(),
+        respawn: respawn::Respawns::default(),
+        dying: Vec::new(),
         stop_deadline: None,
     };
-    let names: Vec<String> = master
-        .config
-        .listeners
-        .iter()
-        .map(|l| l.name.clone())
-        .collect();
-    let interrupt = master.signals.fd();
-    match master.start_listeners(&master.config.clone(), &names, interrupt) {
-        Ok(workers) => master.go(workers),
-        Err(why) => {
-            master.remove_unix_files();
-            return Err(StartError::Worker(why));
-        }
+    let result = master.start();
+    if result.is_ok() && master.stop_deadline.is_none() {
+        on_ready();
     }
-    tracing::info!(
-        listeners = names.len(),
-        workers = master.workers.len(),
-        "sockhostd {} ready: {}",
-        env!("CARGO_PKG_VERSION"),
-        master.summary()
-    );
-    master.notifier.ready(&master.status_line());
-    on_ready();
-    master.main_loop();
+    if result.is_ok() {
+        master.serve();
+    }
     master.remove_unix_files();
-    tracing::info!("stopped");
-    Ok(())
+    if result.is_ok() {
+        tracing::info!("stopped");
+    }
+    result
 }
 
 impl Master {
+    /// Start the first generation and run the loop until it is ready, it
+    /// failed (Err: exit 1), or a stop signal came first (Ok, stopping).
+    fn start(&mut self) -> Result<(), StartError> {
+        let config = self.config.clone();
+        let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
+        let workers = self
+            .spawn_workers(&config, &names, &HashMap::new(), self.generation)
+            .map_err(StartError::Worker)?;
+        self.starting = Some(Launch::new(workers, config.daemon.start_timeout));
+        while self.starting.is_some() {
+            self.turn();
+        }
+        if let Some(why) = self.start_failed.take() {
+            self.kill_all();
+            while !self.dying.is_empty() {
+                self.turn();
+            }
+            return Err(StartError::Worker(why));
+        }
+        Ok(())
+    }
+
+    /// Run the loop until stopped and every worker is gone.
+    fn serve(&mut self) {
+        while !(self.stop_deadline.is_some()
+            && self.workers.is_empty()
+            && self.dying.is_empty()
+            && self.reload.idle()
+            && self.respawn.idle())
+        {
+            self.turn();
+        }
+    }
+
+    /// One turn of the loop: wait for a signal, a worker's report or the
+    /// next timer, and handle what came.
+    fn turn(&mut self) {
+        let mut fds = vec![self.signals.fd()];
+        fds.extend(self.launches().flat_map(Launch::fds));
+        let timeout = self
+            .next_timer()
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        let ready = crate::os::poll::wait_readable(&fds, timeout).unwrap_or_default();
+        for (&fd, _) in fds.iter().zip(&ready).skip(1).filter(|(_, &r)| r) {
+            self.launches_mut().for_each(|l| l.readable(fd));
+        }
+        if ready.first().copied().unwrap_or(false) {
+            for sig in self.signals.drain() {
+                match sig {
+                    Signal::SIGTERM | Signal::SIGINT => self.begin_stop(sig),
+                    Signal::SIGHUP => self.request_reload(),
+                    Signal::SIGCHLD => self.reap(),
+                    _ => {}
+                }
+            }
+        }
+        self.run_timers();
+        self.advance();
+    }
+
+    /// Every launch in flight: the first generation, a reload's, respawns.
+    fn launches(&self) -> impl Iterator<Item = &Launch> {
+        self.starting
+            .iter()
+            .chain(self.reload.launch())
+            .chain(self.respawn.launches())
+    }
+
+    fn launches_mut(&mut self) -> impl Iterator<Item = &mut Launch> {
+        self.starting
+            .iter_mut()
+            .chain(self.reload.launch_mut())
+            .chain(self.respawn.launches_mut())
+    }
+
+    /// Act on launches that finished, one way or the other.
+    fn advance(&mut self) {
+        self.advance_start();
+        self.advance_reload();
+        self.advance_respawns();
+    }
+
+    fn advance_start(&mut self) {
+        let Some(state) = self.starting.as_ref().map(Launch::state) else {
+            return;
+        };
+        match state {
+            LaunchState::Pending => {}
+            LaunchState::Ready => {
+                if let Some(launch) = self.starting.take() {
+                    self.go(launch.into_workers());
+                }
+                self.record_plugins(&self.config.clone(), None);
+                tracing::info!(
+                    listeners = self.config.listeners.len(),
+                    workers = self.workers.len(),
+                    "sockhostd {} ready: {}",
+                    env!("CARGO_PKG_VERSION"),
+                    self.summary()
+                );
+                self.notifier.ready(&self.status_line());
+            }
+            LaunchState::Failed(why) => {
+                if let Some(launch) = self.starting.take() {
+                    self.dying.extend(launch.abort());
+                }
+                self.start_failed = Some(why);
+            }
+        }
+    }
+
     /// The one-line STATUS= for the service manager.
-    pub(crate) fn status_line(&self) -> String {
+    fn status_line(&self) -> String {
         format!(
             "serving {} listeners with {} workers (generation {})",
             self.config.listeners.len(),
@@ -187,7 +287,7 @@ impl Master {
     }
 
     /// "echo=127.0.0.1:7000 (thread), ..." for logs.
-    pub(crate) fn summary(&self) -> String {
+    fn summary(&self) -> String {
         let parts: Vec<String> = self
             .config
             .listeners
@@ -204,40 +304,39 @@ impl Master {
         parts.join(", ")
     }
 
+    /// Remember the plugin files `names` (all when None) now run, so a
+    /// reload can tell a replaced plugin.
+    fn record_plugins(&mut self, config: &Config, names: Option<&[String]>) {
+        for l in &config.listeners {
+            if names.is_none_or(|n| n.contains(&l.name)) {
+                self.plugin_ids
+                    .insert(l.name.clone(), crate::plugin::FileId::of(&l.handler));
+            }
+        }
+    }
+
     /// Fds a new worker must close: everything the master holds but that
     /// worker's own socket.
-    pub(crate) fn fds_to_close(
-        &self,
-        extra_sockets: &HashMap<String, Socket>,
-        own: RawFd,
-    ) -> Vec<RawFd> {
+    fn fds_to_close(&self, extra_sockets: &HashMap<String, Socket>, own: RawFd) -> Vec<RawFd> {
         let mut fds = vec![self.signals.fd(), self.signals.write_fd()];
         fds.extend_from_slice(&self.private_fds);
         fds.extend(self.sockets.values().map(|s| s.as_raw_fd()));
         fds.extend(extra_sockets.values().map(|s| s.as_raw_fd()));
         fds.extend(self.workers.iter().map(|w| w.ctrl.as_raw_fd()));
+        fds.extend(self.launches().flat_map(Launch::ctrl_fds));
         fds.retain(|&fd| fd != own);
         fds
     }
 
-    /// Spawn the workers of `names` from `config` (sockets looked up in
-    /// `self.sockets`), and wait until all are ready. On any failure every
-    /// one of them is killed and the reasons are returned.
-    pub(crate) fn start_listeners(
-        &mut self,
-        config: &Config,
-        names: &[String],
-        interrupt: RawFd,
-    ) -> Result<Vec<Worker>, String> {
-        self.start_with_sockets(config, names, &HashMap::new(), interrupt)
-    }
-
-    pub(crate) fn start_with_sockets(
+    /// Fork the workers of `names` from `config` (sockets from
+    /// `new_sockets`, else `self.sockets`), without waiting for them. On a
+    /// fork failure the ones already forked are killed.
+    fn spawn_workers(
         &mut self,
         config: &Config,
         names: &[String],
         new_sockets: &HashMap<String, Socket>,
-        interrupt: RawFd,
+        generation: u64,
     ) -> Result<Vec<Worker>, String> {
         let mut started: Vec<Worker> = Vec::new();
         for l in config.listeners.iter().filter(|l| names.contains(&l.name)) {
@@ -248,43 +347,21 @@ impl Master {
             for index in 0..l.workers {
                 let mut close = self.fds_to_close(new_sockets, own);
                 close.extend(started.iter().map(|w| w.ctrl.as_raw_fd()));
-                match spawn::spawn(config, l, index, socket, self.generation, close, false) {
+                match spawn::spawn(config, l, index, socket, generation, close, false) {
                     Ok(w) => started.push(w),
                     Err(e) => {
-                        spawn::abort(&started);
+                        self.dying
+                            .extend(Launch::new(started, Duration::ZERO).abort());
                         return Err(format!("listener `{}`: cannot start a worker: {e}", l.name));
                     }
                 }
             }
         }
-        let refs: Vec<&Worker> = started.iter().collect();
-        let outcomes = spawn::wait_ready(&refs, interrupt, Instant::now() + READY_TIMEOUT);
-        let mut failures: Vec<String> = started
-            .iter()
-            .filter_map(|w| match outcomes.get(&w.pid) {
-                Some(Outcome::Ready) => None,
-                Some(Outcome::Failed(why)) => Some(format!("listener `{}`: {why}", w.listener)),
-                None => Some(format!(
-                    "listener `{}`: interrupted before it was ready",
-                    w.listener
-                )),
-            })
-            .collect();
-        failures.dedup();
-        if failures.is_empty() {
-            for l in config.listeners.iter().filter(|l| names.contains(&l.name)) {
-                self.plugin_ids
-                    .insert(l.name.clone(), crate::plugin::FileId::of(&l.handler));
-            }
-            Ok(started)
-        } else {
-            spawn::abort(&started);
-            Err(failures.join("; "))
-        }
+        Ok(started)
     }
 
     /// Let ready workers serve, and adopt them.
-    pub(crate) fn go(&mut self, workers: Vec<Worker>) {
+    fn go(&mut self, workers: Vec<Worker>) {
         for w in workers {
             if let Err(e) = spawn::go(&w) {
                 tracing::warn!(listener = %w.listener, "cannot tell worker {} to start: {e}", w.pid);
@@ -293,34 +370,10 @@ impl Master {
         }
     }
 
-    fn main_loop(&mut self) {
-        loop {
-            if self.stop_deadline.is_some() && self.workers.is_empty() {
-                return;
-            }
-            let timeout = self
-                .next_timer()
-                .map(|t| t.saturating_duration_since(Instant::now()));
-            let ready =
-                crate::os::poll::wait_readable(&[self.signals.fd()], timeout).unwrap_or_default();
-            if ready.first().copied().unwrap_or(false) {
-                for sig in self.signals.drain() {
-                    match sig {
-                        Signal::SIGTERM | Signal::SIGINT => self.begin_stop(sig),
-                        Signal::SIGHUP if self.stop_deadline.is_none() => self.reload(),
-                        Signal::SIGCHLD => self.reap(),
-                        _ => {}
-                    }
-                }
-            }
-            self.run_timers();
-        }
-    }
-
     fn next_timer(&self) -> Option<Instant> {
-        let respawn = self.respawns.iter().map(|r| r.at).min();
-        let respawn = respawn.filter(|_| self.stop_deadline.is_none());
-        [respawn, self.stop_deadline, self.notifier.watchdog_due()]
+        let launches = self.launches().map(Launch::deadline).min();
+        let respawn = self.respawn.next_due().filter(|_| self.stop_deadline.is_none());
+        [launches, respawn, self.stop_deadline, self.notifier.watchdog_due()]
             .into_iter()
             .flatten()
             .min()
@@ -329,6 +382,7 @@ impl Master {
     fn run_timers(&mut self) {
         self.notifier.watchdog_tick();
         let now = Instant::now();
+        self.launches_mut().for_each(|l| l.tick(now));
         if let Some(deadline) = self.stop_deadline {
             if now >= deadline && !self.workers.is_empty() {
                 tracing::warn!(
@@ -339,23 +393,23 @@ impl Master {
             }
             return;
         }
-        let due: Vec<Respawn> = {
-            let (due, later) = self.respawns.drain(..).partition(|r| r.at <= now);
-            self.respawns = later;
-            due
-        };
-        for r in due {
-            self.respawn(r);
-        }
+        self.start_due_respawns(now);
     }
 
-    /// SIGTERM/SIGINT: drain every worker; a second signal kills them.
+    /// SIGTERM/SIGINT: abandon what is starting, drain every worker; a
+    /// second signal kills them.
     fn begin_stop(&mut self, sig: Signal) {
         if self.stop_deadline.is_some() {
             tracing::warn!("{} again: stopping at once", sig.as_str());
             self.kill_all();
             return;
         }
+        if let Some(launch) = self.starting.take() {
+            tracing::info!("{}: stopping before every worker was ready", sig.as_str());
+            self.dying.extend(launch.abort());
+        }
+        self.abandon_reload(sig);
+        self.cancel_respawns(None);
         let timeout = self.config.daemon.shutdown_timeout;
         tracing::info!(
             "{}: stopping; {} workers finish requests in flight (shutdown_timeout = {:?})",
@@ -364,7 +418,6 @@ impl Master {
             timeout
         );
         self.notifier.stopping();
-        self.respawns.clear();
         for w in &mut self.workers {
             w.draining = true;
             let _ = kill(w.pid, Signal::SIGTERM);
@@ -374,27 +427,39 @@ impl Master {
         self.stop_deadline = Some(Instant::now() + timeout + Duration::from_secs(5));
     }
 
+    /// SIGKILL every worker (and its request children); they are reaped
+    /// as they go.
     fn kill_all(&mut self) {
-        for w in &self.workers {
+        for w in std::mem::take(&mut self.workers) {
             let _ = kill(Pid::from_raw(-w.pid.as_raw()), Signal::SIGKILL);
             let _ = kill(w.pid, Signal::SIGKILL);
+            self.dying.push(w.pid);
         }
-        for w in std::mem::take(&mut self.workers) {
-            let _ = waitpid(w.pid, None);
+        let launches: Vec<Launch> = self.starting.take().into_iter().collect();
+        for l in launches {
+            self.dying.extend(l.abort());
         }
     }
 
-    /// Reap every exited worker; schedule a respawn for each that crashed.
+    /// Reap every exited child: a serving worker that crashed is respawned,
+    /// a starting one fails its launch.
     fn reap(&mut self) {
         loop {
-            let status = waitpid(None, Some(WaitPidFlag::WNOHANG));
-            let Ok(st) = status else { return };
-            let Some(pid) = st.pid() else { return };
-            let Some(pos) = self.workers.iter().position(|w| w.pid == pid) else {
-                continue;
+            let Ok(st) = waitpid(None, Some(WaitPidFlag::WNOHANG)) else {
+                return;
             };
-            let w = self.workers.remove(pos);
-            self.worker_exited(w, st);
+            let Some(pid) = st.pid() else { return };
+            if let Some(pos) = self.dying.iter().position(|&p| p == pid) {
+                self.dying.swap_remove(pos);
+                continue;
+            }
+            if self.launches_mut().any(|l| l.exited(pid, st)) {
+                continue;
+            }
+            if let Some(pos) = self.workers.iter().position(|w| w.pid == pid) {
+                let w = self.workers.remove(pos);
+                self.worker_exited(w, st);
+            }
         }
     }
 
@@ -405,72 +470,13 @@ impl Master {
             tracing::info!(listener = %name, generation = gen, "worker {pid} finished draining ({what})");
             return;
         }
-        if self.sockets.contains_key(name) {
+        if self.sockets.contains_key(name) && self.stop_deadline.is_none() {
             let what = format!("worker {pid} died ({what})");
             self.schedule_respawn(name.clone(), w.index, w.started, &what);
         }
     }
 
-    /// Back off exponentially while a slot keeps crashing soon after start.
-    fn schedule_respawn(&mut self, name: String, index: usize, started: Instant, what: &str) {
-        let key = (name.clone(), index);
-        let count = match self.crashes.get(&key) {
-            Some(c) if started.elapsed() < HEALTHY_AFTER => c + 1,
-            _ => 1,
-        };
-        self.crashes.insert(key, count);
-        let delay = RESPAWN_FIRST
-            .saturating_mul(1 << (count - 1).min(16))
-            .min(RESPAWN_CAP);
-        if count >= 3 {
-            tracing::error!(listener = %name, "{what}; {count} crashes in a row, restarting in {delay:?} (crash-loop back-off)");
-        } else {
-            tracing::error!(listener = %name, "{what}; restarting in {delay:?}");
-        }
-        self.respawns.push(Respawn {
-            at: Instant::now() + delay,
-            listener: name,
-            index,
-        });
-    }
-
-    fn respawn(&mut self, r: Respawn) {
-        let config = self.config.clone();
-        let Some(l) = config.listeners.iter().find(|l| l.name == r.listener) else {
-            return;
-        };
-        let socket = self.sockets.get(&l.name);
-        let own = socket.map_or(-1, |s| s.as_raw_fd());
-        let close = self.fds_to_close(&HashMap::new(), own);
-        let outcome = spawn::spawn(&config, l, r.index, socket, self.generation, close, false)
-            .map_err(|e| e.to_string())
-            .and_then(|w| {
-                let o = spawn::wait_ready(&[&w], -1, Instant::now() + READY_TIMEOUT);
-                match o.get(&w.pid) {
-                    Some(Outcome::Ready) => Ok(w),
-                    Some(Outcome::Failed(why)) => {
-                        spawn::abort(std::slice::from_ref(&w));
-                        Err(why.clone())
-                    }
-                    None => {
-                        spawn::abort(std::slice::from_ref(&w));
-                        Err("no report".into())
-                    }
-                }
-            });
-        match outcome {
-            Ok(w) => {
-                tracing::info!(listener = %l.name, "worker {} restarted", w.pid);
-                self.go(vec![w]);
-            }
-            Err(why) => {
-                let what = format!("restart failed: {why}");
-                self.schedule_respawn(l.name.clone(), r.index, Instant::now(), &what);
-            }
-        }
-    }
-
-    pub(crate) fn remove_unix_files(&self) {
+    fn remove_unix_files(&self) {
         for l in self
             .config
             .listeners
@@ -481,5 +487,3 @@ impl Master {
         }
     }
 }
-
-use nix::unistd::Pid;

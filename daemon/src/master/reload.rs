@@ -9,13 +9,46 @@
 //! Sockets of kept addresses stay open in the master across the switch, so
 //! the kernel queues connections and nothing is refused.
 
+use super::launch::{Launch, LaunchState};
+use super::spawn::Worker;
+use super::{bind_all, Master};
 use crate::config::{self, Config};
-use crate::master::{bind_all, Master};
 use crate::os::transport;
 use crate::plugin::FileId;
 use nix::sys::signal::{kill, Signal};
+use socket2::Socket;
 use std::collections::HashMap;
 use std::time::Instant;
+
+/// A reload in flight: its new workers are loading their plugins.
+pub(super) struct Pending {
+    t0: Instant,
+    new: Config,
+    plan: Plan,
+    new_sockets: HashMap<String, Socket>,
+    launch: Launch,
+}
+
+/// The reload in flight, if any, and whether another was asked for.
+#[derive(Default)]
+pub(super) struct Reloads {
+    pending: Option<Pending>,
+    queued: bool,
+}
+
+impl Reloads {
+    pub fn idle(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    pub fn launch(&self) -> Option<&Launch> {
+        self.pending.as_ref().map(|p| &p.launch)
+    }
+
+    pub fn launch_mut(&mut self) -> Option<&mut Launch> {
+        self.pending.as_mut().map(|p| &mut p.launch)
+    }
+}
 
 /// What a reload changes, by listener name.
 #[derive(Debug, Default)]
@@ -67,41 +100,35 @@ impl Master {
         plan
     }
 
-    /// Handle SIGHUP. Never fails: a bad reload is logged and rolled back.
-    pub(crate) fn reload(&mut self) {
+    /// SIGHUP. A reload already in flight (or the first start) runs to
+    /// its end first; SIGHUPs meanwhile coalesce into one more reload.
+    pub(super) fn request_reload(&mut self) {
+        if self.stop_deadline.is_some() {
+            return;
+        }
+        if self.starting.is_some() || self.reload.pending.is_some() {
+            if !self.reload.queued {
+                tracing::info!("SIGHUP: a reload is in progress; another one follows it");
+            }
+            self.reload.queued = true;
+            return;
+        }
+        self.begin_reload();
+    }
+
+    fn begin_reload(&mut self) {
         let t0 = Instant::now();
-        let old_gen = self.generation;
         tracing::info!("SIGHUP: reloading {}", self.config.file.display());
         self.notifier.reloading();
-        let outcome = self.try_reload();
-        match &outcome {
-            Ok(_) => self
-                .notifier
-                .ready(&format!("reloaded: {}", self.status_line())),
-            Err(_) => self.notifier.ready(&format!(
-                "reload failed, nothing changed: {}",
-                self.status_line()
-            )),
-        }
-        match outcome {
-            Ok(plan) => tracing::info!(
-                generation = self.generation,
-                "reload done in {:.1} ms: generation {}, added [{}], removed [{}], changed [{}], kept [{}]",
-                t0.elapsed().as_secs_f64() * 1000.0,
-                self.generation,
-                plan.added.join(", "),
-                plan.removed.join(", "),
-                plan.changed.join(", "),
-                plan.kept.join(", ")
-            ),
-            Err(why) => tracing::error!(
-                generation = old_gen,
-                "reload failed, nothing changed (generation {old_gen} keeps serving): {why}"
-            ),
+        match self.prepare_reload(t0) {
+            Ok(pending) => self.reload.pending = Some(pending),
+            Err(why) => self.finish_reload(t0, Err(why)),
         }
     }
 
-    fn try_reload(&mut self) -> Result<Plan, String> {
+    /// Load, plan, bind what is new and fork the new generation's workers;
+    /// their readiness is awaited by the loop.
+    fn prepare_reload(&mut self, t0: Instant) -> Result<Pending, String> {
         let new = config::load(&self.config.file).map_err(|e| e.to_string())?;
         let plan = self.plan(&new);
         let to_bind = new
@@ -111,26 +138,115 @@ impl Master {
         let new_sockets = bind_all(to_bind).map_err(|e| e.to_string())?;
         let mut start: Vec<String> = plan.added.clone();
         start.extend(plan.changed.iter().cloned());
-        self.generation += 1;
-        let interrupt = -1;
-        let workers = match self.start_with_sockets(&new, &start, &new_sockets, interrupt) {
-            Ok(w) => w,
+        let gen = self.generation + 1;
+        match self.spawn_workers(&new, &start, &new_sockets, gen) {
+            Ok(workers) => Ok(Pending {
+                t0,
+                launch: Launch::new(workers, new.daemon.start_timeout),
+                new,
+                plan,
+                new_sockets,
+            }),
             Err(why) => {
-                self.generation -= 1;
-                for l in new
-                    .listeners
-                    .iter()
-                    .filter(|l| new_sockets.contains_key(&l.name))
-                {
-                    if !self.config.listeners.iter().any(|o| o.address == l.address) {
-                        transport::remove_unix_file(l);
-                    }
-                }
-                return Err(why);
+                self.release_new_sockets(&new, &new_sockets);
+                Err(why)
             }
-        };
-        self.switch(new, &plan, new_sockets, workers);
-        Ok(plan)
+        }
+    }
+
+    /// Switch to a reload's generation once it is ready; roll back when
+    /// one of its workers failed. Then run a reload that was asked for
+    /// meanwhile.
+    pub(super) fn advance_reload(&mut self) {
+        let state = self.reload.pending.as_ref().map(|p| p.launch.state());
+        match state {
+            None => {}
+            Some(LaunchState::Pending) => return,
+            Some(LaunchState::Ready) => {
+                if let Some(p) = self.reload.pending.take() {
+                    let workers = p.launch.into_workers();
+                    self.switch(p.new, &p.plan, p.new_sockets, workers);
+                    self.finish_reload(p.t0, Ok(p.plan));
+                }
+            }
+            Some(LaunchState::Failed(why)) => {
+                if let Some(p) = self.reload.pending.take() {
+                    let t0 = p.t0;
+                    self.roll_back(p);
+                    self.finish_reload(t0, Err(why));
+                }
+            }
+        }
+        if self.reload.queued
+            && self.reload.pending.is_none()
+            && self.starting.is_none()
+            && self.stop_deadline.is_none()
+        {
+            self.reload.queued = false;
+            self.begin_reload();
+        }
+    }
+
+    /// SIGTERM/SIGINT while a reload is in flight: drop it.
+    pub(super) fn abandon_reload(&mut self, sig: nix::sys::signal::Signal) {
+        self.reload.queued = false;
+        if let Some(p) = self.reload.pending.take() {
+            tracing::warn!(
+                "{}: reload abandoned, generation {} unchanged",
+                sig.as_str(),
+                self.generation
+            );
+            self.roll_back(p);
+        }
+    }
+
+    /// Kill a failed or abandoned reload's workers and close what it bound.
+    fn roll_back(&mut self, p: Pending) {
+        self.dying.extend(p.launch.abort());
+        self.release_new_sockets(&p.new, &p.new_sockets);
+    }
+
+    /// Remove the unix socket files a reload bound that the old
+    /// configuration does not use (the sockets close when dropped).
+    fn release_new_sockets(&self, new: &Config, new_sockets: &HashMap<String, Socket>) {
+        for l in new
+            .listeners
+            .iter()
+            .filter(|l| new_sockets.contains_key(&l.name))
+        {
+            if !self.config.listeners.iter().any(|o| o.address == l.address) {
+                transport::remove_unix_file(l);
+            }
+        }
+    }
+
+    /// Tell the service manager and the log how a reload ended.
+    fn finish_reload(&mut self, t0: Instant, outcome: Result<Plan, String>) {
+        match &outcome {
+            Ok(_) => self
+                .notifier
+                .ready(&format!("reloaded: {}", self.status_line())),
+            Err(_) => self.notifier.ready(&format!(
+                "reload failed, nothing changed: {}",
+                self.status_line()
+            )),
+        }
+        let gen = self.generation;
+        match outcome {
+            Ok(plan) => tracing::info!(
+                generation = gen,
+                "reload done in {:.1} ms: generation {gen}, added [{}], removed [{}], changed [{}], kept [{}]",
+                t0.elapsed().as_secs_f64() * 1000.0,
+                plan.added.join(", "),
+                plan.removed.join(", "),
+                plan.changed.join(", "),
+                plan.kept.join(", ")
+            ),
+            Err(why) => tracing::error!(
+                generation = gen,
+                "reload failed, nothing changed (generation {gen} keeps serving): {why}"
+            ),
+        }
     }
 
     /// The new generation is ready: let it serve, drain the old one.
@@ -138,10 +254,12 @@ impl Master {
         &mut self,
         new: Config,
         plan: &Plan,
-        new_sockets: HashMap<String, socket2::Socket>,
-        workers: Vec<crate::master::spawn::Worker>,
+        new_sockets: HashMap<String, Socket>,
+        workers: Vec<Worker>,
     ) {
         let retire: Vec<&String> = plan.changed.iter().chain(plan.removed.iter()).collect();
+        let retired: Vec<String> = retire.iter().map(|s| s.to_string()).collect();
+        self.cancel_respawns(Some(&retired));
         for w in self
             .workers
             .iter_mut()
@@ -168,6 +286,9 @@ impl Master {
             }
             self.sockets.insert(name, sock);
         }
+        let started: Vec<String> = plan.added.iter().chain(&plan.changed).cloned().collect();
+        self.record_plugins(&new, Some(&started));
+        self.generation += 1;
         self.config = new;
     }
 }

@@ -1,27 +1,19 @@
-//! Starting workers and waiting for them to report: the master's side of
-//! the control-socket protocol (worker → master `READY` or `ERROR reason`,
-//! master → worker `GO`).
+//! Forking workers: the master's side of the control-socket protocol
+//! (worker → master `READY` or `ERROR reason`, read by `launch`; master →
+//! worker `GO`, written by [`go`]).
 //!
 //! Promises: a worker is forked from the single-threaded master; the master
-//! process itself never loads a plugin; [`wait_ready`] returns only when
-//! every worker in the set answered, died, or the deadline passed, and
-//! reports each failure with the worker's own reason.
+//! process itself never loads a plugin; nothing here waits for a worker.
 
 use crate::config::{Config, ListenerConfig};
-use crate::os::poll::wait_readable;
 use crate::worker::{worker_main, WorkerArgs};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::{fork, ForkResult, Pid};
 use socket2::Socket;
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::{self, Write};
+use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
-
-/// How long a worker may take to load its plugin and call `create`.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+use std::time::Instant;
 
 /// The master's record of one worker process.
 #[derive(Debug)]
@@ -93,97 +85,6 @@ pub fn spawn_check(config: &Config, l: &ListenerConfig) -> io::Result<Worker> {
     spawn(config, l, 0, None, 0, Vec::new(), true)
 }
 
-/// What a worker said (or did) before the deadline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Ready,
-    Failed(String),
-}
-
-/// Wait until every worker in `workers` reported READY or failed. A worker
-/// that exits before reporting is reaped here and described by its status.
-/// `interrupt` is polled too; when it becomes readable the wait returns
-/// early with `None` for those still pending.
-pub fn wait_ready(
-    workers: &[&Worker],
-    interrupt: RawFd,
-    deadline: Instant,
-) -> HashMap<Pid, Outcome> {
-    let mut out: HashMap<Pid, Outcome> = HashMap::new();
-    let mut bufs: HashMap<Pid, Vec<u8>> = HashMap::new();
-    while out.len() < workers.len() {
-        let pending: Vec<&&Worker> = workers
-            .iter()
-            .filter(|w| !out.contains_key(&w.pid))
-            .collect();
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            for w in pending {
-                out.insert(
-                    w.pid,
-                    Outcome::Failed(format!("did not report ready within {READY_TIMEOUT:?}")),
-                );
-            }
-            break;
-        }
-        let mut fds: Vec<RawFd> = pending.iter().map(|w| w.ctrl.as_raw_fd()).collect();
-        fds.push(interrupt);
-        let ready =
-            wait_readable(&fds, Some(left.min(Duration::from_millis(200)))).unwrap_or_default();
-        if ready.last().copied().unwrap_or(false) {
-            break;
-        }
-        for (w, r) in pending.iter().zip(ready) {
-            if r {
-                if let Some(o) = read_report(w, bufs.entry(w.pid).or_default()) {
-                    out.insert(w.pid, o);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Read what a worker wrote; `Some` once a full report (or EOF) arrived.
-fn read_report(w: &Worker, buf: &mut Vec<u8>) -> Option<Outcome> {
-    let mut chunk = [0u8; 4096];
-    let mut ctrl = &w.ctrl;
-    loop {
-        match ctrl.read(&mut chunk) {
-            Ok(0) => return Some(report_or_exit(w, buf)),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Some(Outcome::Failed(format!("control socket: {e}"))),
-        }
-    }
-    let text = String::from_utf8_lossy(buf);
-    let line = text.lines().next().filter(|_| text.contains('\n'))?;
-    Some(parse_report(line))
-}
-
-fn parse_report(line: &str) -> Outcome {
-    match line.strip_prefix("ERROR ") {
-        Some(msg) => Outcome::Failed(msg.to_string()),
-        None if line.trim() == "READY" => Outcome::Ready,
-        None => Outcome::Failed(format!("unexpected report `{line}`")),
-    }
-}
-
-/// The control socket closed: use the report if there was one, else the
-/// exit status.
-fn report_or_exit(w: &Worker, buf: &[u8]) -> Outcome {
-    let text = String::from_utf8_lossy(buf);
-    if let Some(line) = text.lines().next() {
-        return parse_report(line);
-    }
-    let status = waitpid(w.pid, Some(WaitPidFlag::WNOHANG));
-    Outcome::Failed(format!(
-        "exited before reporting ready ({})",
-        describe_status(status)
-    ))
-}
-
 /// "status 1", "signal SIGSEGV (core dumped)", ... for logs.
 pub fn describe_status(status: nix::Result<WaitStatus>) -> String {
     match status {
@@ -205,14 +106,4 @@ pub fn describe_status(status: nix::Result<WaitStatus>) -> String {
 pub fn go(w: &Worker) -> io::Result<()> {
     let mut ctrl = &w.ctrl;
     ctrl.write_all(b"GO\n")
-}
-
-/// Stop workers that must not serve (a failed generation): SIGKILL and reap.
-pub fn abort(workers: &[Worker]) {
-    for w in workers {
-        let _ = kill(w.pid, Signal::SIGKILL);
-    }
-    for w in workers {
-        let _ = waitpid(w.pid, None);
-    }
 }

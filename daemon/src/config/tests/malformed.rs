@@ -225,6 +225,12 @@ fn seconds_and_rates_must_be_finite_and_positive() {
             "0 or more",
         ),
         case(
+            "[daemon]\nstart_timeout = 0\n",
+            2,
+            "daemon.start_timeout",
+            "greater than 0",
+        ),
+        case(
             tcp_with("rate_limit_per_source = 0"),
             8,
             "listener.rate_limit_per_source",

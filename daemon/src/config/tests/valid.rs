@@ -11,6 +11,7 @@ const FULL: &str = r#"
 plugin_dir = "plugdir"
 include = ["conf.d/*.toml"]
 shutdown_timeout = 2.5
+start_timeout = 4
 user = "root"
 group = "root"
 strict_plugin_permissions = false
@@ -83,6 +84,7 @@ fn every_key_is_read() {
     assert_eq!(c.daemon.plugin_dir, s.dir.join("plugdir"));
     assert_eq!(c.daemon.include, vec!["conf.d/*.toml".to_owned()]);
     assert_eq!(c.daemon.shutdown_timeout, Duration::from_millis(2500));
+    assert_eq!(c.daemon.start_timeout, Duration::from_secs(4));
     assert_eq!(
         (c.daemon.user.as_deref(), c.daemon.group.as_deref()),
         (Some("root"), Some("root"))
@@ -107,8 +109,8 @@ fn every_inet_stream_key_is_read() {
     );
     assert_eq!(l.address_text, "127.0.0.1:7000");
     assert_eq!(l.handler, s.dir.join("plugdir").join("../libp.so"));
-    assert_eq!((l.defined_at.line, l.defined_at.column), (10, 1));
-    assert_eq!((l.handler_at.line, l.handler_at.column), (16, 11));
+    assert_eq!((l.defined_at.line, l.defined_at.column), (11, 1));
+    assert_eq!((l.handler_at.line, l.handler_at.column), (17, 11));
     assert_eq!(
         (
             l.request_queue_size,
@@ -181,6 +183,7 @@ fn defaults_fill_every_optional_key() {
     assert_eq!(c.daemon.plugin_dir, s.dir);
     assert!(c.daemon.include.is_empty());
     assert_eq!(c.daemon.shutdown_timeout, Duration::from_secs(10));
+    assert_eq!(c.daemon.start_timeout, Duration::from_secs(30));
     assert_eq!(
         (c.daemon.user.clone(), c.daemon.group.clone()),
         (None, None)

@@ -1,0 +1,259 @@
+//! A set of workers being started together (the first generation, a
+//! reload's new workers, one crashed worker's replacement), waiting for
+//! each to report `READY` or `ERROR reason` on its control socket.
+//!
+//! A [`Launch`] never blocks: the master's loop polls [`Launch::fds`],
+//! hands readable ones to [`Launch::readable`], tells it about exits
+//! ([`Launch::exited`]) and the time ([`Launch::tick`]), and asks
+//! [`Launch::state`] what to do. It fails as soon as one worker fails (the
+//! reasons of all that failed so far, each with its listener), so a reload
+//! rolls back without waiting for the slowest plugin. `--check` uses the
+//! same reports through the blocking [`Launch::wait`], outside any loop.
+
+use crate::master::spawn::{describe_status, Worker};
+use crate::os::poll::wait_readable;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// What one worker said (or did) so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ready,
+    Failed(String),
+}
+
+/// Where a launch stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchState {
+    /// Some workers have not reported yet, none failed.
+    Pending,
+    /// Every worker reported READY.
+    Ready,
+    /// At least one failed: the reasons, `listener `x`: why` joined by "; ".
+    Failed(String),
+}
+
+struct Slot {
+    worker: Worker,
+    buf: Vec<u8>,
+    outcome: Option<Outcome>,
+    /// The control socket closed without a report: the exit status, when
+    /// it is reaped, will say why.
+    eof: bool,
+    reaped: bool,
+}
+
+/// Workers started together, with one deadline.
+pub struct Launch {
+    slots: Vec<Slot>,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Launch {
+    /// Wait for `workers`, each given `timeout` from now to report.
+    pub fn new(workers: Vec<Worker>, timeout: Duration) -> Launch {
+        let slots = workers
+            .into_iter()
+            .map(|worker| Slot {
+                worker,
+                buf: Vec::new(),
+                outcome: None,
+                eof: false,
+                reaped: false,
+            })
+            .collect();
+        Launch {
+            slots,
+            deadline: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    /// When pending workers time out.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The control sockets of every worker in the launch (for
+    /// `fds_to_close`: a sibling must not inherit them).
+    pub fn ctrl_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.slots.iter().map(|s| s.worker.ctrl.as_raw_fd())
+    }
+
+    /// The control sockets still to be read.
+    pub fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.outcome.is_none() && !s.eof)
+            .map(|s| s.worker.ctrl.as_raw_fd())
+    }
+
+    /// Whether `pid` is one of this launch's workers.
+    pub fn has(&self, pid: Pid) -> bool {
+        self.slots.iter().any(|s| s.worker.pid == pid)
+    }
+
+    /// `fd` is readable: read that worker's report if it is one of ours.
+    pub fn readable(&mut self, fd: RawFd) {
+        if let Some(s) = self
+            .slots
+            .iter_mut()
+            .find(|s| s.outcome.is_none() && !s.eof && s.worker.ctrl.as_raw_fd() == fd)
+        {
+            (s.outcome, s.eof) = read_report(&s.worker, &mut s.buf);
+        }
+    }
+
+    /// Worker `pid` exited with `status` (already reaped). Returns whether
+    /// it was one of ours. A report it wrote before exiting still counts
+    /// as its reason; a worker that exits after READY has failed too.
+    pub fn exited(&mut self, pid: Pid, status: WaitStatus) -> bool {
+        let Some(s) = self.slots.iter_mut().find(|s| s.worker.pid == pid) else {
+            return false;
+        };
+        s.reaped = true;
+        let what = describe_status(Ok(status));
+        s.outcome = match s.outcome.take() {
+            None => Some(match read_report(&s.worker, &mut s.buf).0 {
+                Some(Outcome::Ready) => {
+                    Outcome::Failed(format!("exited before it was told to serve ({what})"))
+                }
+                Some(failed) => failed,
+                None => Outcome::Failed(format!("exited before reporting ready ({what})")),
+            }),
+            Some(Outcome::Ready) => Some(Outcome::Failed(format!(
+                "exited after reporting ready ({what})"
+            ))),
+            failed => failed,
+        };
+        true
+    }
+
+    /// Fail every worker still pending at the deadline.
+    pub fn tick(&mut self, now: Instant) {
+        if now < self.deadline {
+            return;
+        }
+        for s in self.slots.iter_mut().filter(|s| s.outcome.is_none()) {
+            s.outcome = Some(Outcome::Failed(format!(
+                "did not report ready within start_timeout ({:?})",
+                self.timeout
+            )));
+        }
+    }
+
+    pub fn state(&self) -> LaunchState {
+        let mut failures: Vec<String> = Vec::new();
+        let mut pending = false;
+        for s in &self.slots {
+            match &s.outcome {
+                None => pending = true,
+                Some(Outcome::Ready) => {}
+                Some(Outcome::Failed(why)) => {
+                    let line = format!("listener `{}`: {why}", s.worker.listener);
+                    if !failures.contains(&line) {
+                        failures.push(line);
+                    }
+                }
+            }
+        }
+        match (failures.is_empty(), pending) {
+            (false, _) => LaunchState::Failed(failures.join("; ")),
+            (true, true) => LaunchState::Pending,
+            (true, false) => LaunchState::Ready,
+        }
+    }
+
+    /// The workers, once [`LaunchState::Ready`].
+    pub fn into_workers(self) -> Vec<Worker> {
+        self.slots.into_iter().map(|s| s.worker).collect()
+    }
+
+    /// Kill every worker that has not been reaped yet (SIGKILL, without
+    /// waiting) and return their pids, for the caller to reap.
+    pub fn abort(self) -> Vec<Pid> {
+        let live: Vec<Pid> = self
+            .slots
+            .iter()
+            .filter(|s| !s.reaped)
+            .map(|s| s.worker.pid)
+            .collect();
+        for &pid in &live {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        live
+    }
+
+    /// Block until every worker reported, one failed, or the deadline
+    /// passed. For `--check`, which has no loop to return to; the caller
+    /// reaps the children.
+    pub fn wait(&mut self) -> LaunchState {
+        loop {
+            let state = self.state();
+            if state != LaunchState::Pending {
+                return state;
+            }
+            let fds: Vec<RawFd> = self.fds().collect();
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            let ready = wait_readable(&fds, Some(left)).unwrap_or_default();
+            for (fd, r) in fds.into_iter().zip(ready) {
+                if r {
+                    self.readable(fd);
+                }
+            }
+            self.tick(Instant::now());
+        }
+    }
+}
+
+/// Read what a worker wrote: the report once a full line arrived (or the
+/// socket closed after a partial one), and whether the socket is at EOF.
+fn read_report(w: &Worker, buf: &mut Vec<u8>) -> (Option<Outcome>, bool) {
+    let mut chunk = [0u8; 4096];
+    let mut ctrl = &w.ctrl;
+    let mut eof = false;
+    loop {
+        match ctrl.read(&mut chunk) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (Some(Outcome::Failed(format!("control socket: {e}"))), true),
+        }
+    }
+    let text = String::from_utf8_lossy(buf);
+    let line = text.lines().next().filter(|_| text.contains('\n') || eof);
+    (line.map(parse_report), eof)
+}
+
+fn parse_report(line: &str) -> Outcome {
+    match line.strip_prefix("ERROR ") {
+        Some(msg) => Outcome::Failed(msg.to_string()),
+        None if line.trim() == "READY" => Outcome::Ready,
+        None => Outcome::Failed(format!("unexpected report `{line}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_report;
+    use super::Outcome;
+
+    #[test]
+    fn reports_parse_as_the_worker_writes_them() {
+        assert_eq!(parse_report("READY"), Outcome::Ready);
+        assert_eq!(
+            parse_report("ERROR plugin x: create failed"),
+            Outcome::Failed("plugin x: create failed".into())
+        );
+        assert!(matches!(parse_report("HELLO"), Outcome::Failed(m) if m.contains("HELLO")));
+    }
+}
