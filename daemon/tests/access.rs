@@ -15,13 +15,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Not a test: the client process `ping_as` starts as another user (it
-/// does nothing unless the environment asks it to connect).
-#[test]
-fn helper_process_for_other_users() {
-    helper_client();
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -153,25 +146,20 @@ fn unix_stream_peers_are_admitted_by_uid_or_group() {
         "thread",
         extra,
     ));
-    let helper = "helper_process_for_other_users";
     assert_eq!(
         stream_cmd(&d.addr("peers"), "PING"),
         "PONG",
         "root is in allow_uids"
     );
-    assert_eq!(ping_as(helper, &name, 4242, 4343, &[]), "PONG", "by uid");
+    assert_eq!(ping_as(&name, 4242, 4343, &[]), "PONG", "by uid");
     assert_eq!(
-        ping_as(helper, &name, 4343, 4343, &[]),
+        ping_as(&name, 4343, 4343, &[]),
         "not you",
         "neither uid nor group"
     );
+    assert_eq!(ping_as(&name, 4343, 4444, &[]), "PONG", "by primary group");
     assert_eq!(
-        ping_as(helper, &name, 4343, 4444, &[]),
-        "PONG",
-        "by primary group"
-    );
-    assert_eq!(
-        ping_as(helper, &name, 4343, 4343, &[4444]),
+        ping_as(&name, 4343, 4343, &[4444]),
         "PONG",
         "by supplementary group"
     );

@@ -13,12 +13,6 @@ use common::*;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Not a test: the client process `ping_as` starts as another user.
-#[test]
-fn helper_process_for_other_users() {
-    helper_client();
-}
-
 fn probe_listener(name: &str, family: &str, address: &str, mixin: &str, extra: &str) -> String {
     listener(
         name,
@@ -192,12 +186,7 @@ fn unix_stream_connections_are_counted_per_uid() {
     assert_eq!(mine.cmd("PING"), "PONG");
     let mut again = Stream::connect(&d.addr("per-uid")).expect("connect");
     assert_eq!(ping_on(&mut again), Outcome::Refused("one each\n".into()));
-    let helper = "helper_process_for_other_users";
-    assert_eq!(
-        ping_as(helper, &name, 4242, 4242, &[]),
-        "PONG",
-        "another uid"
-    );
+    assert_eq!(ping_as(&name, 4242, 4242, &[]), "PONG", "another uid");
     assert!(d.wait_log(
         "refused by max_connections_per_source (uid 0: 1 already open)",
         DEADLINE

@@ -8,6 +8,7 @@
 //! where their absence is a failure.
 
 mod common;
+use common::notify::NotifySocket;
 use common::*;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -43,40 +44,6 @@ fn probe_config(name: &str, address: &str) -> String {
         &plugin("sockhost_probe"),
         "",
     )
-}
-
-/// Messages arriving on a notify socket the test owns.
-struct NotifySocket {
-    sock: UnixDatagram,
-    pub path: std::path::PathBuf,
-}
-
-impl NotifySocket {
-    fn new(dir: &TestDir) -> NotifySocket {
-        let path = dir.join("notify.sock");
-        let sock = UnixDatagram::bind(&path).expect("bind notify socket");
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("timeout");
-        NotifySocket { sock, path }
-    }
-
-    /// The next message that contains `needle`, skipping others (which are
-    /// returned too, in order, for order checks).
-    fn until(&self, needle: &str) -> (String, Vec<String>) {
-        let start = Instant::now();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        while start.elapsed() < DEADLINE {
-            if let Ok(n) = self.sock.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if msg.contains(needle) {
-                    return (msg, seen);
-                }
-                seen.push(msg);
-            }
-        }
-        panic!("no notify message with {needle} within the deadline; saw {seen:?}");
-    }
 }
 
 fn start_notified(dir: TestDir, cfg: &str, extra_env: &[(&str, &str)]) -> (Daemon, NotifySocket) {

@@ -372,11 +372,19 @@ impl Master {
 
     fn next_timer(&self) -> Option<Instant> {
         let launches = self.launches().map(Launch::deadline).min();
-        let respawn = self.respawn.next_due().filter(|_| self.stop_deadline.is_none());
-        [launches, respawn, self.stop_deadline, self.notifier.watchdog_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        let respawn = self
+            .respawn
+            .next_due()
+            .filter(|_| self.stop_deadline.is_none());
+        [
+            launches,
+            respawn,
+            self.stop_deadline,
+            self.notifier.watchdog_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn run_timers(&mut self) {

@@ -81,20 +81,15 @@ pub fn read_until_eof(s: &mut impl Read, within: Duration) -> Option<Vec<u8>> {
     None
 }
 
-/// The environment variable that turns a test binary into a client.
-pub const HELPER_ENV: &str = "SOCKHOST_TEST_PEER_ADDR";
-
-/// Run this test binary's `helper` test as another user (uid, gid,
-/// supplementary groups): it connects to the abstract unix stream
-/// socket `@name`, sends `PING` and prints the first line it gets back
-/// (or `EOF`). Returns that line.
-pub fn ping_as(helper: &str, name: &str, uid: u32, gid: u32, groups: &[u32]) -> String {
+/// Run the peer helper (`sockhost-fixture-peer`) as another user (uid,
+/// gid, supplementary groups): it connects to the abstract unix stream
+/// socket `@name`, sends `PING` and prints the first line it gets back (or
+/// `EOF`). Returns that line.
+pub fn ping_as(name: &str, uid: u32, gid: u32, groups: &[u32]) -> String {
     let groups: Vec<libc::gid_t> = groups.to_vec();
-    let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = Command::new(exe);
-    cmd.args(["--exact", helper, "--nocapture", "--test-threads=1"])
-        .env(HELPER_ENV, name)
-        .stdin(Stdio::null());
+    let exe = super::target_dir().join("sockhost-fixture-peer");
+    let mut cmd = Command::new(&exe);
+    cmd.arg(name).stdin(Stdio::null());
     // SAFETY: the closure only makes async-signal-safe system calls
     // (setgroups, setgid, setuid) between fork and exec.
     unsafe {
@@ -108,37 +103,13 @@ pub fn ping_as(helper: &str, name: &str, uid: u32, gid: u32, groups: &[u32]) -> 
             Ok(())
         })
     };
-    let out = cmd.output().expect("run helper client");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {} (cargo build --workspace): {e}", exe.display()));
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.split_once("HELPER-REPLY ").map(|(_, reply)| reply))
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("no reply line from the helper ({}): {text}", out.status))
-}
-
-/// The helper's side: when asked through [`HELPER_ENV`], connect, ping
-/// and print the reply. Does nothing otherwise.
-pub fn helper_client() {
-    let Ok(name) = std::env::var(HELPER_ENV) else {
-        return;
-    };
-    use std::os::linux::net::SocketAddrExt;
-    let reply = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-        .and_then(|sa| std::os::unix::net::UnixStream::connect_addr(&sa))
-        .map(|mut s| {
-            let _ = s.set_read_timeout(Some(DEADLINE));
-            let _ = s.write_all(b"PING\n");
-            let mut line = String::new();
-            let _ = BufReader::new(s).read_line(&mut line);
-            if line.is_empty() {
-                "EOF".to_string()
-            } else {
-                line.trim_end().to_string()
-            }
-        });
-    match reply {
-        Ok(line) => println!("HELPER-REPLY {line}"),
-        Err(e) => println!("HELPER-REPLY connect failed: {e}"),
+    match text.lines().next() {
+        Some(line) if out.status.success() => line.to_string(),
+        _ => format!("no reply line from the helper ({}): {text}", out.status),
     }
 }
 
