@@ -39,3 +39,21 @@ impl NotifySocket {
         panic!("no notify message with {needle} within the deadline; saw {seen:?}");
     }
 }
+
+impl NotifySocket {
+    /// Every message that arrives within `within`, with when it came.
+    pub fn collect(&self, within: Duration) -> Vec<(Instant, String)> {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while start.elapsed() < within {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                seen.push((
+                    Instant::now(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                ));
+            }
+        }
+        seen
+    }
+}
