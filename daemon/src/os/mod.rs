@@ -8,6 +8,7 @@ pub mod daemonize;
 pub mod logging;
 pub mod poll;
 pub mod privileges;
+pub mod ratelimit;
 pub mod shm;
 pub mod signals;
 pub mod systemd;

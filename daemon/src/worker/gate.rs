@@ -15,6 +15,7 @@
 //! the rest as counts per reason, so a flood cannot flood the log.
 
 use crate::config::{ListenerConfig, Mixin};
+use crate::os::ratelimit::RateLimit;
 use crate::worker::access::{canonical_ip, peer_credentials, AccessControl};
 use crate::worker::limits::{Exceeded, Source, SourceLimits, SourceSlot};
 use socket2::{SockAddr, Socket};
@@ -207,16 +208,24 @@ fn unix_path(peer: &SockAddr) -> Box<[u8]> {
 
 /// Refusals reported at most once per [`LOG_EVERY`]: the first one in full,
 /// the others as counts per reason.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RefusalLog {
-    last_warn: Option<Instant>,
+    limit: RateLimit,
     pending: [u64; Reason::ALL.len()],
+}
+
+impl Default for RefusalLog {
+    fn default() -> RefusalLog {
+        RefusalLog {
+            limit: RateLimit::new(LOG_EVERY),
+            pending: [0; Reason::ALL.len()],
+        }
+    }
 }
 
 impl RefusalLog {
     fn due(&self, now: Instant) -> bool {
-        self.last_warn
-            .is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY)
+        self.limit.due(now)
     }
 
     fn record(&mut self, listener: &str, what: &str, client: &str, why: &Refusal, now: Instant) {
@@ -245,7 +254,7 @@ impl RefusalLog {
             "{what} from {client} refused by {}{detail}{earlier}",
             why.reason.as_str()
         );
-        self.last_warn = Some(now);
+        self.limit.wrote(now);
     }
 
     fn flush(&mut self, listener: &str, now: Instant) {
@@ -254,7 +263,7 @@ impl RefusalLog {
         }
         if let Some(counts) = self.take_summary() {
             tracing::warn!(listener, "{counts}");
-            self.last_warn = Some(now);
+            self.limit.wrote(now);
         }
     }
 
@@ -262,10 +271,7 @@ impl RefusalLog {
         if self.pending.iter().all(|&n| n == 0) {
             return None;
         }
-        let since = self
-            .last_warn
-            .map_or(LOG_EVERY, |t| now.saturating_duration_since(t));
-        Some(LOG_EVERY.saturating_sub(since))
+        Some(self.limit.due_in(now))
     }
 
     /// "N more refused since the last report (reason: n, ...)", if any.
@@ -296,7 +302,7 @@ mod tests {
         let t0 = Instant::now();
         let rate = Refusal::new(Reason::Rate, "over 5 new per second");
         log.record("l", "connection", "127.0.0.2:1", &rate, t0);
-        assert_eq!(log.last_warn, Some(t0));
+        assert_eq!(log.limit.last(), Some(t0));
         for i in 0..1000 {
             let why = if i % 2 == 0 {
                 &rate
@@ -305,7 +311,7 @@ mod tests {
             };
             log.record("l", "connection", "127.0.0.2:1", why, t0);
         }
-        assert_eq!(log.last_warn, Some(t0), "no warning inside the second");
+        assert_eq!(log.limit.last(), Some(t0), "no warning inside the second");
         assert_eq!(log.due_in(t0), Some(LOG_EVERY));
         log.flush("l", t0 + Duration::from_millis(500));
         assert_eq!(log.pending.iter().sum::<u64>(), 1000, "not due yet");
@@ -326,7 +332,7 @@ mod tests {
         let t1 = t0 + LOG_EVERY;
         assert_eq!(log.due_in(t1), Some(Duration::ZERO));
         log.flush("l", t1);
-        assert_eq!(log.last_warn, Some(t1));
+        assert_eq!(log.limit.last(), Some(t1));
         assert_eq!(log.due_in(t1), None);
     }
 }

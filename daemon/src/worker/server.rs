@@ -16,6 +16,7 @@
 use crate::config::{ListenerConfig, SockType};
 use crate::os::backoff::AcceptBackoff;
 use crate::os::poll::{wait_readable, wait_readable_array};
+use crate::os::ratelimit::RateLimit;
 use crate::os::signals::SignalPipe;
 use crate::plugin::{Instance, RequestCtx};
 use crate::worker::dispatch::{self, Dispatch};
@@ -313,17 +314,26 @@ fn is_transient(e: &io::Error) -> bool {
 /// requests back, as Apache does for MaxRequestWorkers: one warning when it
 /// is first hit, then at most one a minute, with how often it was hit in
 /// between. Writes nothing while below the cap.
-#[derive(Default)]
 struct CapLog {
     at_cap: bool,
-    hits: u64,
-    last_warn: Option<Instant>,
+    limit: RateLimit,
+}
+
+impl Default for CapLog {
+    fn default() -> CapLog {
+        CapLog {
+            at_cap: false,
+            limit: RateLimit::new(Duration::from_secs(60)),
+        }
+    }
 }
 
 impl CapLog {
     /// `room`: whether the mixin can take a request now. The worker's log
     /// span names the listener.
     fn update(&mut self, dispatch: &dyn Dispatch, room: bool) {
+        // Written only when it changes: in a fork worker each write to a
+        // page the children share costs a copy-on-write fault.
         if room {
             if self.at_cap {
                 self.at_cap = false;
@@ -334,50 +344,48 @@ impl CapLog {
             return;
         }
         self.at_cap = true;
-        self.hits += 1;
-        if self
-            .last_warn
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
-        {
+        let ever = self.limit.ever();
+        let Some(held) = self.limit.allow(Instant::now()) else {
             return;
-        }
+        };
         let (key, max) = dispatch.cap();
-        let since = match self.last_warn {
-            Some(_) => format!(" ({} times since the last warning)", self.hits),
-            None => String::new(),
+        let since = if ever {
+            format!(" ({} times since the last warning)", held + 1)
+        } else {
+            String::new()
         };
         tracing::warn!(
             "{key} ({max}) reached: new requests wait in the backlog until one ends{since}; raise {key} if this persists"
         );
-        self.hits = 0;
-        self.last_warn = Some(Instant::now());
     }
 }
 
 /// Counts dropped oversized datagrams; warns at most once every 10 s.
-#[derive(Default)]
 struct OversizeLog {
     dropped: u64,
-    reported: u64,
-    last_warn: Option<Instant>,
+    limit: RateLimit,
+}
+
+impl Default for OversizeLog {
+    fn default() -> OversizeLog {
+        OversizeLog {
+            dropped: 0,
+            limit: RateLimit::new(Duration::from_secs(10)),
+        }
+    }
 }
 
 impl OversizeLog {
     fn record(&mut self, client: &str, size: usize, max: usize) {
         self.dropped += 1;
-        if self
-            .last_warn
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
-        {
+        let Some(held) = self.limit.allow(Instant::now()) else {
             return;
-        }
-        let since = self.dropped - self.reported;
+        };
         tracing::warn!(
             client,
-            "dropped a {size}-byte datagram (max_packet_size = {max}); {since} dropped since the last warning, {} in all",
+            "dropped a {size}-byte datagram (max_packet_size = {max}); {} dropped since the last warning, {} in all",
+            held + 1,
             self.dropped
         );
-        self.reported = self.dropped;
-        self.last_warn = Some(Instant::now());
     }
 }
