@@ -241,8 +241,9 @@ fn set_create_error(error: *mut *const c_char, msg: String) {
 
 unsafe extern "C" fn destroy<H: Handler>(ptr: *mut c_void) {
     if !ptr.is_null() {
-        // SAFETY: made by Box::into_raw in create; the host calls destroy once.
         quiet("destroy", || {
+            // SAFETY: made by Box::into_raw in create; the host calls
+            // destroy once.
             drop(unsafe { Box::from_raw(ptr.cast::<H>()) })
         });
     }

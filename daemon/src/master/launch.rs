@@ -93,11 +93,6 @@ impl Launch {
             .map(|s| s.worker.ctrl.as_raw_fd())
     }
 
-    /// Whether `pid` is one of this launch's workers.
-    pub fn has(&self, pid: Pid) -> bool {
-        self.slots.iter().any(|s| s.worker.pid == pid)
-    }
-
     /// `fd` is readable: read that worker's report if it is one of ours.
     pub fn readable(&mut self, fd: RawFd) {
         if let Some(s) = self

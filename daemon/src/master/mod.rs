@@ -18,10 +18,10 @@
 
 pub mod check;
 mod error;
-pub mod launch;
-pub mod reload;
+mod launch;
+mod reload;
 mod respawn;
-pub mod spawn;
+mod spawn;
 
 pub use error::StartError;
 

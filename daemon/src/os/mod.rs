@@ -3,14 +3,14 @@
 //! systemd (notify, socket activation), the classic daemon, logging and
 //! back-off. Nothing here knows about plugins or the master's state.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod daemonize;
 pub mod logging;
-pub mod poll;
-pub mod privileges;
-pub mod ratelimit;
-pub mod shm;
-pub mod signals;
-pub mod systemd;
-pub mod threads;
-pub mod transport;
+pub(crate) mod poll;
+pub(crate) mod privileges;
+pub(crate) mod ratelimit;
+pub(crate) mod shm;
+pub(crate) mod signals;
+pub(crate) mod systemd;
+pub(crate) mod threads;
+pub(crate) mod transport;

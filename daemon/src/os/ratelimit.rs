@@ -64,6 +64,7 @@ impl RateLimit {
     }
 
     /// When the last line was written.
+    #[cfg(test)]
     pub fn last(&self) -> Option<Instant> {
         self.last
     }

@@ -65,7 +65,6 @@ extern "C" fn on_signal(sig: libc::c_int) {
 pub struct SignalPipe {
     read: OwnedFd,
     write: OwnedFd,
-    signals: Vec<Signal>,
 }
 
 impl SignalPipe {
@@ -84,11 +83,7 @@ impl SignalPipe {
             // SAFETY: the handler only calls async-signal-safe functions.
             unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
         }
-        Ok(SignalPipe {
-            read,
-            write,
-            signals: signals.to_vec(),
-        })
+        Ok(SignalPipe { read, write })
     }
 
     /// The fd to poll for readability.
@@ -128,11 +123,6 @@ impl SignalPipe {
     /// The raw write end, for code that must close it in a child.
     pub fn write_fd(&self) -> RawFd {
         self.write.as_raw_fd()
-    }
-
-    /// The signals this pipe carries.
-    pub fn signals(&self) -> &[Signal] {
-        &self.signals
     }
 }
 
@@ -185,6 +175,7 @@ mod tests {
         // SAFETY: the child only calls async-signal-safe functions (raise,
         // _exit) before it ends.
         let child = match unsafe { libc::fork() } {
+            // SAFETY: in the child: raise and _exit are async-signal-safe.
             0 => unsafe {
                 libc::raise(libc::SIGUSR1);
                 libc::_exit(0) // not reached when SIGUSR1 kills the child

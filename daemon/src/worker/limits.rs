@@ -182,12 +182,14 @@ impl SourceLimits {
         }))
     }
 
-    /// Sources in the table now (for tests and diagnostics).
+    /// Sources in the table now.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         lock(&self.table).entries.len()
     }
 
     /// Open connections counted for `source`.
+    #[cfg(test)]
     pub fn open(&self, source: &Source) -> u32 {
         lock(&self.table).entries.get(source).map_or(0, |e| e.open)
     }

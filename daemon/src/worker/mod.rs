@@ -10,12 +10,12 @@
 //! is in flight (up to `shutdown_timeout`), destroys the instance and exits 0.
 //! In check mode (`sockhostd --check`) it stops after `create`/`destroy`.
 
-pub mod access;
-pub mod dispatch;
+mod access;
+mod dispatch;
 pub mod gate;
-pub mod limits;
+mod limits;
 pub mod request;
-pub mod server;
+mod server;
 
 use crate::config::{DaemonConfig, ListenerConfig, Mixin};
 use crate::os::signals::SignalPipe;

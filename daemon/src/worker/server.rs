@@ -15,7 +15,7 @@
 
 use crate::config::{ListenerConfig, SockType};
 use crate::os::backoff::AcceptBackoff;
-use crate::os::poll::{wait_readable, wait_readable_array};
+use crate::os::poll::wait_readable_array;
 use crate::os::ratelimit::RateLimit;
 use crate::os::signals::SignalPipe;
 use crate::plugin::{Instance, RequestCtx};
@@ -118,18 +118,6 @@ impl Server {
                 self.handle_timeout();
             }
             self.service_actions();
-        }
-        Ok(())
-    }
-
-    /// socketserver's `handle_request`: wait for one request (up to
-    /// `timeout`, then `handle_timeout`) and handle it.
-    pub fn handle_request(&mut self) -> io::Result<()> {
-        let ready = wait_readable(&[self.fileno()], self.listener().timeout)?;
-        if ready[0] {
-            self._handle_request_noblock();
-        } else {
-            self.handle_timeout();
         }
         Ok(())
     }

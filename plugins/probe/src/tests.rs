@@ -66,10 +66,8 @@ fn loaded() -> &'static Loaded {
     LOADED.get_or_init(|| {
         let mut table = sockhost_plugin::empty();
         // SAFETY: a static host table and a zeroed plugin table with its size.
-        assert_eq!(
-            unsafe { crate::sockhost_plugin_init(&HOST, &mut table) },
-            SOCKHOST_OK
-        );
+        let rc = unsafe { crate::sockhost_plugin_init(&HOST, &mut table) };
+        assert_eq!(rc, SOCKHOST_OK);
         // The SDK's panic hook is silent; print too, so a failing assertion
         // in these tests still explains itself.
         let sdk_hook = std::panic::take_hook();
@@ -96,10 +94,8 @@ fn loaded() -> &'static Loaded {
         let mut error: *const c_char = std::ptr::null();
         let create = table.create.expect("create");
         // SAFETY: a listener valid for the call and writable out-pointers.
-        assert_eq!(
-            unsafe { create(&listener, &mut instance, &mut error) },
-            SOCKHOST_OK
-        );
+        let rc = unsafe { create(&listener, &mut instance, &mut error) };
+        assert_eq!(rc, SOCKHOST_OK);
         Loaded { table, instance }
     })
 }
@@ -198,10 +194,8 @@ fn datagram(data: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
     for hook in [p.table.setup, p.table.handle, p.table.finish] {
         // SAFETY: as above; `replies` outlives the calls.
-        assert_eq!(
-            unsafe { hook.expect("hook")(p.instance, &mut req) },
-            SOCKHOST_OK
-        );
+        let rc = unsafe { hook.expect("hook")(p.instance, &mut req) };
+        assert_eq!(rc, SOCKHOST_OK);
     }
     Some(replies.into_inner().expect("replies"))
 }
