@@ -178,7 +178,8 @@ fn no_new_privileges() -> Result<(), String> {
     Ok(())
 }
 
-/// `sockhostd:NAME` (cut to the kernel's 15 bytes) in `ps` and `top`.
+/// `shd:NAME` in `ps` and `top`: the kernel keeps 15 bytes of a thread's
+/// name, so the prefix is short to leave 11 for the listener's.
 fn set_process_name(listener: &str) {
     let mut name: Vec<u8> = format!("shd:{listener}").into_bytes();
     name.truncate(15);
