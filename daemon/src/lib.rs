@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod daemonize;
 pub mod dispatch;
+pub mod fdstore;
 pub mod gate;
 pub mod host;
 pub mod limits;

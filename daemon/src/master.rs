@@ -72,6 +72,8 @@ pub struct Master {
     /// Listeners whose socket came from the service manager: their unix
     /// socket files are systemd's, never removed by us.
     pub(crate) inherited: HashSet<String>,
+    /// The sockets handed to the service manager's fd store.
+    pub(crate) fdstore: crate::fdstore::FdStore,
     /// The caller's fds (the `--daemonize` report pipe) kept from workers.
     private_fds: Vec<RawFd>,
     respawns: Vec<Respawn>,
@@ -147,6 +149,7 @@ pub fn run_with(
         plugin_ids: HashMap::new(),
         notifier: Notifier::from_env(),
         inherited,
+        fdstore: Default::default(),
         private_fds: private_fds.to_vec(),
         respawns: Vec::new(),
         crashes: HashMap::new(),
@@ -158,6 +161,9 @@ pub fn run_with(
         .iter()
         .map(|l| l.name.clone())
         .collect();
+    master
+        .fdstore
+        .store_bound(&master.sockets, &master.inherited);
     let interrupt = master.signals.fd();
     match master.start_listeners(&master.config.clone(), &names, interrupt) {
         Ok(workers) => master.go(workers),
@@ -481,7 +487,7 @@ impl Master {
             .config
             .listeners
             .iter()
-            .filter(|l| !self.inherited.contains(&l.name))
+            .filter(|l| !self.inherited.contains(&l.name) && !self.fdstore.holds(&l.name))
         {
             transport::remove_unix_file(l);
         }

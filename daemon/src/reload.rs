@@ -190,6 +190,8 @@ impl Master {
             }
             self.sockets.insert(name, sock);
         }
+        self.fdstore
+            .reloaded(&plan.removed, &plan.rebind, &self.sockets);
         self.config = new;
     }
 }
