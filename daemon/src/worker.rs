@@ -126,6 +126,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         server.server_close(Duration::ZERO);
         return Ok(()); // the master aborted the generation
     }
+    crate::daemonize::worker_serving();
     let served = server.serve_forever();
     server.server_close(args.daemon.shutdown_timeout);
     served.map_err(|e| format!("serve loop failed: {e}"))
