@@ -40,11 +40,12 @@ pub enum StartError {
 }
 
 /// The master's signals.
-pub const MASTER_SIGNALS: [Signal; 4] = [
+pub const MASTER_SIGNALS: [Signal; 5] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGCHLD,
+    Signal::SIGUSR1,
 ];
 
 /// Crash back-off: first delay, cap, and how long a worker must live for
@@ -321,6 +322,9 @@ impl Master {
                         Signal::SIGTERM | Signal::SIGINT => self.begin_stop(sig),
                         Signal::SIGHUP if self.stop_deadline.is_none() => self.reload(),
                         Signal::SIGCHLD => self.reap(),
+                        Signal::SIGUSR1 => {
+                            crate::logfile::reopen_in_master(self.workers.iter().map(|w| w.pid))
+                        }
                         _ => {}
                     }
                 }

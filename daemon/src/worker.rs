@@ -81,6 +81,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     no_new_privileges()?;
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
+    crate::logfile::reopen_on_sigusr1().map_err(|e| format!("signal setup: {e}"))?;
     // Backstop for a stop that hangs: shutdown_timeout for requests in
     // flight, plus time to kill stragglers, then SIGALRM ends the worker.
     let grace = args.daemon.shutdown_timeout.as_secs_f64().ceil() as u32 + 3;

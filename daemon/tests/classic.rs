@@ -1,14 +1,19 @@
 //! The classic daemon, without systemd: `--daemonize` lets go of the
 //! caller's stdio once ready (a caller reading its output to end-of-file
-//! returns while the daemon serves).
+//! returns while the daemon serves), `--log-file` (reopened on SIGUSR1 by
+//! the master and, through it, the workers, as logrotate expects) and
+//! `--log syslog` (to a socket standing in for /dev/log, named by
+//! SOCKHOST_SYSLOG_SOCKET, which is for tests only).
 
 mod common;
 use common::life::{exited, wait_until};
 use common::*;
 use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::time::Duration;
 
 fn probe(name: &str, path: &Path, mixin: &str) -> String {
     let so = plugin("sockhost_probe");
@@ -112,4 +117,180 @@ fn daemonize_lets_go_of_the_callers_stdout_and_stderr() {
         assert_eq!(stdio_targets(p), ["/dev/null"; 3], "stdio of {p}");
     }
     stop(pid);
+}
+
+/// A foreground daemon whose log goes elsewhere than stderr: killed with
+/// its workers and reaped on drop.
+struct Foreground(Child);
+
+impl Foreground {
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn stop(mut self) {
+        // SAFETY: signalling the daemon this test started.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let status = wait_for(DEADLINE, || self.0.try_wait().ok().flatten());
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "clean stop: {status:?}"
+        );
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        drop(Guard(self.pid()));
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_logging(cfg: &Path, args: &[&str], envs: &[(&str, &Path)]) -> Foreground {
+    let mut cmd = Command::new(sockhostd());
+    cmd.arg("-c")
+        .arg(cfg)
+        .args(args)
+        .env("SOCKHOST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Foreground(cmd.spawn().expect("spawn sockhostd"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn panic_request(sock: &Path) {
+    let mut p = Probe::connect(&sock.display().to_string());
+    let _ = p.try_cmd("PANIC");
+}
+
+// --log-file appends; after `mv log log.1` and SIGUSR1 the master and the workers write to a new log.
+#[test]
+fn log_file_is_reopened_on_sigusr1_by_master_and_workers() {
+    let dir = TestDir::new("classic-logfile");
+    let sock = dir.join("p.sock");
+    let cfg = dir.write("sockhost.toml", &probe("probe", &sock, "thread"));
+    let log: PathBuf = dir.join("sockhostd.log");
+    std::fs::write(&log, "an earlier line\n").expect("seed");
+    let log_arg = log.display().to_string();
+    let d = spawn_logging(&cfg, &["--log-file", &log_arg], &[]);
+    let pid = d.pid();
+    assert!(
+        wait_until(DEADLINE, || read(&log).contains(" ready: ")),
+        "{}",
+        read(&log)
+    );
+    assert!(read(&log).starts_with("an earlier line\n"), "appends");
+    panic_request(&sock);
+    let worker_line = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("the client asked for PANIC") && l.contains("listener=probe"))
+    };
+    assert!(
+        wait_until(DEADLINE, || worker_line(&read(&log))),
+        "{}",
+        read(&log)
+    );
+
+    let rotated = dir.join("sockhostd.log.1");
+    std::fs::rename(&log, &rotated).expect("mv log log.1");
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    assert!(
+        wait_until(DEADLINE, || read(&log).contains("SIGUSR1: reopened")),
+        "the master writes to the new file: {}",
+        read(&rotated)
+    );
+    // The worker reopens on its next line.
+    panic_request(&sock);
+    assert!(
+        wait_until(DEADLINE, || worker_line(&read(&log))),
+        "the worker writes to the new file: new {:?}, old {:?}",
+        read(&log),
+        read(&rotated)
+    );
+    let old = read(&rotated);
+    assert_eq!(
+        old.matches("the client asked for PANIC").count(),
+        1,
+        "nothing more in the old file: {old}"
+    );
+    d.stop();
+    assert!(read(&log).contains("stopped"), "{}", read(&log));
+}
+
+// --log syslog sends one datagram per line, ident sockhostd[PID], facility daemon, with the listener.
+#[test]
+fn log_syslog_sends_lines_with_ident_facility_and_listener() {
+    let dir = TestDir::new("classic-syslog");
+    let sock = dir.join("p.sock");
+    let cfg = dir.write("sockhost.toml", &probe("probe", &sock, "thread"));
+    let dev_log = dir.join("dev-log");
+    let syslog = UnixDatagram::bind(&dev_log).expect("bind the stand-in for /dev/log");
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let env = [("SOCKHOST_SYSLOG_SOCKET", dev_log.as_path())];
+    let d = spawn_logging(&cfg, &["--log", "syslog"], &env);
+    let pid = d.pid();
+    let mut seen = Vec::new();
+    let mut until = |needle: &str| -> String {
+        let found = wait_for(DEADLINE, || {
+            let mut buf = [0u8; 8192];
+            let n = syslog.recv(&mut buf).ok()?;
+            let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push(line.clone());
+            line.contains(needle).then_some(line)
+        });
+        found.unwrap_or_else(|| panic!("no syslog line with {needle}: {seen:?}"))
+    };
+    let ready = until(" ready: ");
+    assert!(ready.starts_with("<30>"), "daemon.info: {ready}");
+    assert!(
+        ready.contains(&format!(" sockhostd[{pid}]: ")),
+        "ident and pid: {ready}"
+    );
+    panic_request(&sock);
+    let line = until("the client asked for PANIC");
+    assert!(line.starts_with("<27>"), "daemon.err: {line}");
+    assert!(line.contains("listener=probe"), "{line}");
+    let worker = worker_of(pid, "probe").unwrap_or(0);
+    assert!(
+        line.contains(&format!(" sockhostd[{worker}]: ")),
+        "the worker's own pid: {line}"
+    );
+    d.stop();
+}
+
+// Without a syslog socket, --log syslog is an error (exit 1), never a silent loss.
+#[test]
+fn log_syslog_without_a_socket_and_conflicting_targets_are_errors() {
+    let dir = TestDir::new("classic-nosyslog");
+    let cfg = dir.write(
+        "sockhost.toml",
+        &probe("probe", &dir.join("p.sock"), "sync"),
+    );
+    let gone = dir.join("no-such-socket");
+    let out = Command::new(sockhostd())
+        .arg("-c")
+        .arg(&cfg)
+        .args(["--log", "syslog"])
+        .env("SOCKHOST_SYSLOG_SOCKET", &gone)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot reach syslog at"), "{err}");
+    let cf = cfg.display().to_string();
+    let (code, _, err) = run_cli(&["-c", &cf, "--log", "stderr", "--log-file", "/tmp/x"]);
+    assert_eq!(code, 2, "--log and --log-file conflict: {err}");
 }
