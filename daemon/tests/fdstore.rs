@@ -398,3 +398,49 @@ fn reload_removes_and_replaces_stored_sockets() {
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
 }
+
+// A stored unix socket whose file was deleted, and a stored socket of the wrong type, are replaced.
+#[test]
+fn unusable_stored_sockets_are_closed_removed_and_bound_anew() {
+    let dir = TestDir::new("fdstore-unusable");
+    let usock = dir.join("u.sock");
+    let mut cfg = probe("usock", "unix", &usock.display().to_string());
+    cfg.push_str(&probe("probe", "inet", "127.0.0.1:0"));
+    let config = dir.write("sockhost.toml", &cfg);
+    let mut manager = Manager::new(&dir.path);
+    let first = start(&config, &manager.path, &[]);
+    manager.until("READY=1");
+    let (status, log) = first.stop();
+    assert!(status.success(), "{log}");
+    std::fs::remove_file(&usock).expect("the stored socket's file is there");
+    let old = inode(manager.stored("usock"));
+    let dgram = OwnedFd::from(std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"));
+    let fds = vec![
+        ("usock".to_string(), manager.stored("usock")),
+        ("probe".to_string(), &dgram),
+    ];
+    let second = start(&config, &manager.path, &fds);
+    let seen = manager.until("READY=1");
+    let at = |what: &str, name: &str| {
+        seen.iter()
+            .position(|m| m.has(what) && m.fdname() == Some(name))
+            .unwrap_or_else(|| panic!("no {what} for {name}"))
+    };
+    for name in ["usock", "probe"] {
+        assert!(
+            at("FDSTOREREMOVE=1", name) < at("FDSTORE=1", name),
+            "{name}: the unusable socket leaves the store, the new one enters it"
+        );
+    }
+    let log = second.log();
+    assert!(log.contains("is gone; binding anew"), "{log}");
+    assert!(log.contains("it is not a stream socket"), "{log}");
+    assert_ne!(inode(manager.stored("usock")), old, "a new socket");
+    assert_eq!(
+        Probe::connect(&usock.display().to_string()).cmd("LISTENER"),
+        "usock"
+    );
+    assert_eq!(Probe::connect(&second.addr("probe")).cmd("PING"), "PONG");
+    let (status, log) = second.stop();
+    assert!(status.success(), "{log}");
+}
