@@ -196,6 +196,9 @@ fn start(config: &Path, notify: &Path, fds: &[(String, &OwnedFd)]) -> Daemon {
 struct Client {
     ok: Arc<AtomicUsize>,
     failures: Arc<Mutex<Vec<String>>>,
+    /// The longest request (one that waited in the kernel's queue while
+    /// no daemon ran).
+    slowest: Arc<Mutex<Duration>>,
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -205,7 +208,8 @@ impl Client {
         let ok = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (o, f, s) = (ok.clone(), failures.clone(), stop.clone());
+        let slowest = Arc::new(Mutex::new(Duration::ZERO));
+        let (o, f, s, w) = (ok.clone(), failures.clone(), stop.clone(), slowest.clone());
         let thread = std::thread::spawn(move || {
             let start = Instant::now();
             let mut n = 0;
@@ -214,7 +218,13 @@ impl Client {
                 && n < 200_000
             {
                 n += 1;
-                match ping(&addr) {
+                let t0 = Instant::now();
+                let result = ping(&addr);
+                let took = t0.elapsed();
+                if let Ok(mut max) = w.lock() {
+                    *max = (*max).max(took);
+                }
+                match result {
                     Ok(()) => o.fetch_add(1, Ordering::Relaxed),
                     Err(e) => {
                         f.lock().expect("lock").push(e);
@@ -226,6 +236,7 @@ impl Client {
         Client {
             ok,
             failures,
+            slowest,
             stop,
             thread,
         }
@@ -245,11 +256,12 @@ impl Client {
         );
     }
 
-    fn finish(self) -> (usize, Vec<String>) {
+    fn finish(self) -> (usize, Vec<String>, Duration) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("client thread");
         let failures = self.failures.lock().expect("lock").clone();
-        (self.ok.load(Ordering::Relaxed), failures)
+        let slowest = *self.slowest.lock().expect("lock");
+        (self.ok.load(Ordering::Relaxed), failures, slowest)
     }
 }
 
@@ -314,8 +326,8 @@ fn restart_takes_the_stored_sockets_back_and_refuses_no_connection() {
     fds.push(("gone".to_string(), &stray));
     let second = start(&config, &manager.path, &fds);
     let seen = manager.until("READY=1");
-    client.wait_more(20);
-    let (served, failures) = client.finish();
+    client.wait_more(200);
+    let (served, failures, slowest) = client.finish();
 
     let log = second.log();
     for name in ["probe", "usock"] {
@@ -350,7 +362,14 @@ fn restart_takes_the_stored_sockets_back_and_refuses_no_connection() {
         served + failures.len()
     );
     assert!(served > served_by_first, "served after the restart too");
-    eprintln!("{served} requests across the restart, 0 failed; {served_by_first} before it");
+    assert!(
+        slowest >= Duration::from_millis(300),
+        "a request waited in the queue through the gap: {slowest:?}"
+    );
+    eprintln!(
+        "{served} requests across the restart, 0 failed; {served_by_first} before it; \
+         the slowest (queued while no daemon ran) took {slowest:?}"
+    );
     drop(p);
     let (status, log) = second.stop();
     assert!(status.success(), "{log}");
