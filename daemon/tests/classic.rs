@@ -176,8 +176,10 @@ fn panic_request(sock: &Path) {
 #[test]
 fn log_file_is_reopened_on_sigusr1_by_master_and_workers() {
     let dir = TestDir::new("classic-logfile");
-    let sock = dir.join("p.sock");
-    let cfg = dir.write("sockhost.toml", &probe("probe", &sock, "thread"));
+    let (threads, forks) = (dir.join("t.sock"), dir.join("f.sock"));
+    let mut cfg = probe("threads", &threads, "thread");
+    cfg.push_str(&probe("forks", &forks, "fork"));
+    let cfg = dir.write("sockhost.toml", &cfg);
     let log: PathBuf = dir.join("sockhostd.log");
     std::fs::write(&log, "an earlier line\n").expect("seed");
     let log_arg = log.display().to_string();
@@ -189,16 +191,21 @@ fn log_file_is_reopened_on_sigusr1_by_master_and_workers() {
         read(&log)
     );
     assert!(read(&log).starts_with("an earlier line\n"), "appends");
-    panic_request(&sock);
-    let worker_line = |text: &str| {
+    // A thread worker logs itself; in fork mode the request's child does.
+    let panicked = |text: &str, name: &str| {
+        let tag = format!("listener={name}");
         text.lines()
-            .any(|l| l.contains("the client asked for PANIC") && l.contains("listener=probe"))
+            .filter(|l| l.contains("the client asked for PANIC") && l.contains(&tag))
+            .count()
     };
-    assert!(
-        wait_until(DEADLINE, || worker_line(&read(&log))),
-        "{}",
-        read(&log)
-    );
+    for (name, sock) in [("threads", &threads), ("forks", &forks)] {
+        panic_request(sock);
+        assert!(
+            wait_until(DEADLINE, || panicked(&read(&log), name) == 1),
+            "{}",
+            read(&log)
+        );
+    }
 
     let rotated = dir.join("sockhostd.log.1");
     std::fs::rename(&log, &rotated).expect("mv log log.1");
@@ -209,20 +216,22 @@ fn log_file_is_reopened_on_sigusr1_by_master_and_workers() {
         "the master writes to the new file: {}",
         read(&rotated)
     );
-    // The worker reopens on its next line.
-    panic_request(&sock);
-    assert!(
-        wait_until(DEADLINE, || worker_line(&read(&log))),
-        "the worker writes to the new file: new {:?}, old {:?}",
-        read(&log),
-        read(&rotated)
-    );
-    let old = read(&rotated);
-    assert_eq!(
-        old.matches("the client asked for PANIC").count(),
-        1,
-        "nothing more in the old file: {old}"
-    );
+    // Each worker reopens before its next line.
+    for (name, sock) in [("threads", &threads), ("forks", &forks)] {
+        panic_request(sock);
+        assert!(
+            wait_until(DEADLINE, || panicked(&read(&log), name) == 1),
+            "{name} writes to the new file: new {:?}, old {:?}",
+            read(&log),
+            read(&rotated)
+        );
+        assert_eq!(
+            panicked(&read(&rotated), name),
+            1,
+            "nothing more in the old file"
+        );
+    }
+    assert_eq!(child_pids(pid).len(), 2, "SIGUSR1 ended no worker");
     d.stop();
     assert!(read(&log).contains("stopped"), "{}", read(&log));
 }
