@@ -30,14 +30,17 @@ struct Cli {
     /// Where --daemonize writes the daemon's pid.
     #[arg(long, value_name = "PATH", requires = "daemonize")]
     pid_file: Option<PathBuf>,
-    /// Log destination: the journal when stderr is the journal (auto), stderr, or journald.
+    /// Log destination: the journal when stderr is the journal (auto), stderr, journald, or syslog (/dev/log, facility daemon).
     #[arg(long, value_enum, default_value_t = LogTarget::Auto)]
     log: LogTarget,
+    /// Append log lines to this file instead (reopened on SIGUSR1, for logrotate).
+    #[arg(long, value_name = "PATH", conflicts_with = "log")]
+    log_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let sink = match logging::init(cli.log) {
+    let sink = match logging::init(cli.log, cli.log_file.as_deref()) {
         Ok(sink) => sink,
         Err(e) => {
             eprintln!("sockhostd: {e}");
@@ -55,10 +58,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // Once in the log; once more on stderr when the log is the
-            // journal and stderr is a terminal or file the operator reads.
+            // Once in the log; once more on stderr when the log is
+            // elsewhere and stderr is a terminal or file the operator reads.
             tracing::error!("{e:#}");
-            if sink == logging::Sink::Journal && !logging::stderr_is_journal() {
+            if sink != logging::Sink::Stderr && !logging::stderr_is_journal() {
                 eprintln!("sockhostd: {e:#}");
             }
             ExitCode::from(1)

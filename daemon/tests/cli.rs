@@ -38,9 +38,20 @@ fn help_and_version_exit_0_and_name_the_program() {
         assert!(out.contains("sockhostd"), "{flag} names sockhostd: {out:?}");
     }
     let (_, help, _) = run_cli(&["--help"]);
-    for flag in ["--config", "--check", "--daemonize", "--pid-file", "--log"] {
+    for flag in [
+        "--config",
+        "--check",
+        "--daemonize",
+        "--pid-file",
+        "--log",
+        "--log-file",
+    ] {
         assert!(help.contains(flag), "--help lists {flag}:\n{help}");
     }
+    assert!(
+        help.contains("syslog"),
+        "--help lists --log syslog:\n{help}"
+    );
 }
 
 // An unknown flag is a bad command line: exit 2, naming the flag.

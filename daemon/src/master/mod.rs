@@ -42,11 +42,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The master's signals.
-pub const MASTER_SIGNALS: [Signal; 4] = [
+pub const MASTER_SIGNALS: [Signal; 5] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGCHLD,
+    Signal::SIGUSR1,
 ];
 
 pub struct Master {
@@ -61,6 +62,8 @@ pub struct Master {
     /// Listeners whose socket came from the service manager: their unix
     /// socket files are systemd's, never removed by us.
     inherited: HashSet<String>,
+    /// The sockets handed to the service manager's fd store.
+    fdstore: crate::os::fdstore::FdStore,
     /// The caller's fds (the `--daemonize` report pipe) kept from workers.
     private_fds: Vec<RawFd>,
     /// The first generation, until every worker reported ready.
@@ -142,6 +145,7 @@ pub fn run_with(
         plugin_ids: HashMap::new(),
         notifier: Notifier::from_env(),
         inherited,
+        fdstore: Default::default(),
         private_fds: private_fds.to_vec(),
         starting: None,
         start_failed: None,
@@ -150,6 +154,9 @@ pub fn run_with(
         dying: Vec::new(),
         stop_deadline: None,
     };
+    master
+        .fdstore
+        .store_bound(&master.sockets, &master.inherited);
     let result = master.start();
     if result.is_ok() && master.stop_deadline.is_none() {
         on_ready();
@@ -217,6 +224,11 @@ impl Master {
                     Signal::SIGTERM | Signal::SIGINT => self.begin_stop(sig),
                     Signal::SIGHUP => self.request_reload(),
                     Signal::SIGCHLD => self.reap(),
+                    // Workers still starting install their own handler
+                    // before READY; only serving ones are told.
+                    Signal::SIGUSR1 => {
+                        crate::os::logfile::reopen_in_master(self.workers.iter().map(|w| w.pid))
+                    }
                     _ => {}
                 }
             }
@@ -489,7 +501,7 @@ impl Master {
             .config
             .listeners
             .iter()
-            .filter(|l| !self.inherited.contains(&l.name))
+            .filter(|l| !self.inherited.contains(&l.name) && !self.fdstore.holds(&l.name))
         {
             transport::remove_unix_file(l);
         }

@@ -286,6 +286,8 @@ impl Master {
             }
             self.sockets.insert(name, sock);
         }
+        self.fdstore
+            .reloaded(&plan.removed, &plan.rebind, &self.sockets);
         let started: Vec<String> = plan.added.iter().chain(&plan.changed).cloned().collect();
         self.record_plugins(&new, Some(&started));
         self.generation += 1;

@@ -3,8 +3,12 @@
 //! The invoking process returns only when the daemon is ready (exit 0) or
 //! failed to start (exit 1, with the daemon's reason on stderr): a readiness
 //! pipe carries `OK` or the error text. The daemon runs in its own session,
-//! with the working folder `/`, stdin and stdout on /dev/null (stderr is
-//! kept: the operator chooses where it goes, or uses --log journald). The
+//! with the working folder `/` and stdin and stdout on /dev/null. Its
+//! stderr stays the caller's until ready, so start-up lines and errors reach
+//! the operator; once ready the master and its workers put /dev/null there
+//! too, so nothing of the caller's stays open (`out=$(sockhostd
+//! --daemonize ...)`, ssh and config tools see end-of-file and return).
+//! Log to `--log-file` or `--log syslog` to keep the lines after that. The
 //! pid file is written atomically (temp file + rename) and removed on exit.
 
 use crate::master::{self, StartError};
@@ -12,6 +16,11 @@ use nix::unistd::{fork, setsid, ForkResult};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set in the daemon: workers forked before ready let go of the caller's
+/// stderr once they serve ([`worker_serving`]).
+static DETACHED: AtomicBool = AtomicBool::new(false);
 
 /// Why `--daemonize` failed (exit status 1).
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +119,13 @@ fn daemon_main(config: &Path, pid_file: &Path, mut report: std::fs::File) -> i32
     // could not see end-of-file when the daemon fails later.
     let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report);
     let mut report = Some(report);
+    DETACHED.store(true, Ordering::Relaxed);
     let result = master::run_with(config, &[report_fd], || {
         if let Some(mut r) = report.take() {
             let _ = r.write_all(b"OK");
+        }
+        if let Err(e) = null_stdio(&[0, 1, 2]) {
+            tracing::warn!("cannot put /dev/null on stderr: {e}");
         }
     });
     drop(guard);
@@ -132,13 +145,29 @@ fn describe(e: &StartError) -> String {
 }
 
 fn detach_stdio() -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     std::env::set_current_dir("/")?;
+    null_stdio(&[0, 1])
+}
+
+/// In a worker that now serves: under `--daemonize`, let go of the
+/// caller's stdio (this worker may have been forked before the daemon was
+/// ready, with the caller's stderr). Elsewhere nothing happens.
+pub fn worker_serving() {
+    if DETACHED.load(Ordering::Relaxed) {
+        if let Err(e) = null_stdio(&[0, 1, 2]) {
+            tracing::warn!("cannot put /dev/null on stderr: {e}");
+        }
+    }
+}
+
+/// Put /dev/null on each of `fds` (standard fds).
+fn null_stdio(fds: &[i32]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")?;
-    for fd in [0, 1] {
+    for &fd in fds {
         // SAFETY: dup2 onto the standard fds; `null` stays open across it.
         if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
             return Err(std::io::Error::last_os_error());

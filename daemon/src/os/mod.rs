@@ -5,12 +5,15 @@
 
 pub(crate) mod backoff;
 pub mod daemonize;
+pub(crate) mod fdstore;
+pub(crate) mod logfile;
 pub mod logging;
 pub(crate) mod poll;
 pub(crate) mod privileges;
 pub(crate) mod ratelimit;
 pub(crate) mod shm;
 pub(crate) mod signals;
+pub(crate) mod syslog;
 pub(crate) mod systemd;
 pub(crate) mod threads;
 pub(crate) mod transport;

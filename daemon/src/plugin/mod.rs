@@ -152,9 +152,8 @@ fn private_copy(path: &Path) -> std::io::Result<OwnedFd> {
     }
     let name = c"sockhost-plugin";
     // SAFETY: memfd_create with a static NUL-terminated name.
-    let fd = unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

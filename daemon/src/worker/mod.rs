@@ -89,6 +89,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     no_new_privileges()?;
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
+    crate::os::logfile::reopen_on_sigusr1().map_err(|e| format!("signal setup: {e}"))?;
     // Backstop for a stop that hangs: shutdown_timeout for requests in
     // flight, plus time to kill stragglers, then SIGALRM ends the worker.
     let grace = args.daemon.shutdown_timeout.as_secs_f64().ceil() as u32 + 3;
@@ -134,6 +135,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         server.server_close(Duration::ZERO);
         return Ok(()); // the master aborted the generation
     }
+    crate::os::daemonize::worker_serving();
     let served = server.serve_forever();
     server.server_close(args.daemon.shutdown_timeout);
     served.map_err(|e| format!("serve loop failed: {e}"))
