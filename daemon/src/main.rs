@@ -49,6 +49,10 @@ fn main() -> ExitCode {
     };
     let result = if cli.check {
         run_check(&cli)
+    } else if let Some(report) = sockhostd::os::daemonize::upgrade_report() {
+        let pid_file = cli.pid_file.as_deref().filter(|_| cli.daemonize);
+        sockhostd::os::daemonize::run_upgraded(&cli.config, pid_file, report)
+            .map_err(anyhow::Error::from)
     } else if cli.daemonize {
         let pid_file = cli.pid_file.clone().unwrap_or_default();
         sockhostd::os::daemonize::run(&cli.config, &pid_file).map_err(anyhow::Error::from)

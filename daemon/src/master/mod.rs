@@ -22,6 +22,7 @@ mod launch;
 mod reload;
 mod respawn;
 mod spawn;
+mod upgrade;
 
 pub use error::StartError;
 
@@ -37,17 +38,19 @@ use nix::unistd::Pid;
 use socket2::Socket;
 use spawn::{describe_status, Worker};
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The master's signals.
-pub const MASTER_SIGNALS: [Signal; 5] = [
+pub const MASTER_SIGNALS: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGCHLD,
     Signal::SIGUSR1,
+    Signal::SIGUSR2,
 ];
 
 pub struct Master {
@@ -74,6 +77,11 @@ pub struct Master {
     respawn: respawn::Respawns,
     /// Killed (SIGKILL) and not yet reaped.
     dying: Vec<Pid>,
+    /// This binary's path as it was at start, and its arguments: what a
+    /// binary upgrade runs.
+    exe: PathBuf,
+    args: Vec<OsString>,
+    upgrade: upgrade::Upgrades,
     stop_deadline: Option<Instant>,
 }
 
@@ -100,6 +108,25 @@ pub(crate) fn bind_all<'a>(
     Ok(sockets)
 }
 
+/// Which inherited sockets the service manager owns (their unix socket
+/// files are never removed here): all of them, unless this daemon was
+/// started by a binary upgrade, whose old daemon names them.
+fn systemd_owned<'a>(names: impl Iterator<Item = &'a String>) -> HashSet<String> {
+    let names: HashSet<String> = names.cloned().collect();
+    let Some(list) = std::env::var_os(upgrade::SYSTEMD_OWNED_VAR) else {
+        return names;
+    };
+    // SAFETY: the master is still single-threaded: nothing reads the
+    // environment concurrently.
+    unsafe { std::env::remove_var(upgrade::SYSTEMD_OWNED_VAR) };
+    let list = list.to_string_lossy().into_owned();
+    let owned: HashSet<&str> = list.split(':').filter(|s| !s.is_empty()).collect();
+    names
+        .into_iter()
+        .filter(|n| owned.contains(n.as_str()))
+        .collect()
+}
+
 /// Run the daemon in the foreground until stopped. Err means exit 1.
 pub fn run(config_path: &Path) -> Result<(), StartError> {
     run_with(config_path, &[], || {})
@@ -116,11 +143,11 @@ pub fn run_with(
     privileges::raise_fd_limit();
     let signals = SignalPipe::install(&MASTER_SIGNALS)?;
     let mut sockets = systemd::match_inherited(&config.listeners, systemd::take_inherited());
-    let inherited: HashSet<String> = sockets.keys().cloned().collect();
+    let inherited = systemd_owned(sockets.keys());
     let to_bind = config
         .listeners
         .iter()
-        .filter(|l| !inherited.contains(&l.name));
+        .filter(|l| !sockets.contains_key(&l.name));
     sockets.extend(bind_all(to_bind)?);
     let d = &config.daemon;
     if let Err(e) = privileges::give_unix_files_to_user(&config, &inherited)
@@ -152,6 +179,10 @@ pub fn run_with(
         reload: reload::Reloads::default(),
         respawn: respawn::Respawns::default(),
         dying: Vec::new(),
+        exe: std::env::current_exe()
+            .unwrap_or_else(|_| PathBuf::from(std::env::args_os().next().unwrap_or_default())),
+        args: std::env::args_os().skip(1).collect(),
+        upgrade: upgrade::Upgrades::default(),
         stop_deadline: None,
     };
     master
@@ -200,7 +231,8 @@ impl Master {
             && self.workers.is_empty()
             && self.dying.is_empty()
             && self.reload.idle()
-            && self.respawn.idle())
+            && self.respawn.idle()
+            && !self.upgrade.in_flight())
         {
             self.turn();
         }
@@ -211,18 +243,25 @@ impl Master {
     fn turn(&mut self) {
         let mut fds = vec![self.signals.fd()];
         fds.extend(self.launches().flat_map(Launch::fds));
+        let upgrade_fd = self.upgrade.fd();
+        fds.extend(upgrade_fd);
         let timeout = self
             .next_timer()
             .map(|t| t.saturating_duration_since(Instant::now()));
         let ready = crate::os::poll::wait_readable(&fds, timeout).unwrap_or_default();
         for (&fd, _) in fds.iter().zip(&ready).skip(1).filter(|(_, &r)| r) {
-            self.launches_mut().for_each(|l| l.readable(fd));
+            if Some(fd) == upgrade_fd {
+                self.upgrade_readable();
+            } else {
+                self.launches_mut().for_each(|l| l.readable(fd));
+            }
         }
         if ready.first().copied().unwrap_or(false) {
             for sig in self.signals.drain() {
                 match sig {
                     Signal::SIGTERM | Signal::SIGINT => self.begin_stop(sig),
                     Signal::SIGHUP => self.request_reload(),
+                    Signal::SIGUSR2 => self.request_upgrade(),
                     Signal::SIGCHLD => self.reap(),
                     // Workers still starting install their own handler
                     // before READY; only serving ones are told.
@@ -257,6 +296,7 @@ impl Master {
         self.advance_start();
         self.advance_reload();
         self.advance_respawns();
+        self.advance_upgrade();
     }
 
     fn advance_start(&mut self) {
@@ -383,7 +423,11 @@ impl Master {
     }
 
     fn next_timer(&self) -> Option<Instant> {
-        let launches = self.launches().map(Launch::deadline).min();
+        let launches = self
+            .launches()
+            .map(Launch::deadline)
+            .chain(self.upgrade.deadline())
+            .min();
         let respawn = self
             .respawn
             .next_due()
@@ -429,6 +473,7 @@ impl Master {
             self.dying.extend(launch.abort());
         }
         self.abandon_reload(sig);
+        self.abandon_upgrade();
         self.cancel_respawns(None);
         let timeout = self.config.daemon.shutdown_timeout;
         tracing::info!(
@@ -473,7 +518,7 @@ impl Master {
                 self.dying.swap_remove(pos);
                 continue;
             }
-            if self.launches_mut().any(|l| l.exited(pid, st)) {
+            if self.upgrade_exited(pid, st) || self.launches_mut().any(|l| l.exited(pid, st)) {
                 continue;
             }
             if let Some(pos) = self.workers.iter().position(|w| w.pid == pid) {
@@ -497,6 +542,9 @@ impl Master {
     }
 
     fn remove_unix_files(&self) {
+        if self.upgrade.handed_over() {
+            return; // the new daemon serves on them
+        }
         for l in self
             .config
             .listeners

@@ -106,7 +106,7 @@ impl Master {
         if self.stop_deadline.is_some() {
             return;
         }
-        if self.starting.is_some() || self.reload.pending.is_some() {
+        if self.starting.is_some() || self.reload.pending.is_some() || self.upgrade.in_flight() {
             if !self.reload.queued {
                 tracing::info!("SIGHUP: a reload is in progress; another one follows it");
             }
@@ -180,6 +180,7 @@ impl Master {
         if self.reload.queued
             && self.reload.pending.is_none()
             && self.starting.is_none()
+            && !self.upgrade.in_flight()
             && self.stop_deadline.is_none()
         {
             self.reload.queued = false;

@@ -110,22 +110,70 @@ fn daemon_main(config: &Path, pid_file: &Path, mut report: std::fs::File) -> i32
         let _ = write!(report, "cannot detach: {e}");
         return 1;
     }
-    if let Err(e) = write_pid_file(pid_file) {
-        let _ = write!(report, "pid file {}: {e}", pid_file.display());
-        return 1;
+    serve_reporting(config, Some(pid_file), report)
+}
+
+/// When this process is the new binary of an upgrade: the pipe the old
+/// daemon waits on (taken out of the environment, so workers never see it).
+pub fn upgrade_report() -> Option<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let var = crate::os::reexec::UPGRADE_FD_VAR;
+    let fd: i32 = std::env::var(var).ok()?.parse().ok()?;
+    // SAFETY: single-threaded (main, before the master starts).
+    unsafe { std::env::remove_var(var) };
+    // SAFETY: F_SETFD on a number; it fails harmlessly if nothing is open.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return None;
     }
-    let guard = PidFileGuard(pid_file.to_path_buf());
+    // SAFETY: the old daemon handed us this fd for this purpose only.
+    Some(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Run as the new binary of an upgrade, in the old daemon's place: no new
+/// fork or session (the old daemon already detached, if it did); with
+/// `--daemonize` the pid file is rewritten with this pid once started.
+pub fn run_upgraded(
+    config: &Path,
+    pid_file: Option<&Path>,
+    report: std::fs::File,
+) -> Result<(), DaemonizeError> {
+    if pid_file.is_some() {
+        DETACHED.store(true, Ordering::Relaxed);
+    }
+    match serve_reporting(config, pid_file, report) {
+        0 => Ok(()),
+        _ => Err(DaemonizeError::Start(
+            "could not take over from the running daemon (it keeps serving)".into(),
+        )),
+    }
+}
+
+/// Run the master, writing `OK` to `report` once it serves or the reason
+/// it could not start; keep `pid_file` (if any) while running.
+fn serve_reporting(config: &Path, pid_file: Option<&Path>, mut report: std::fs::File) -> i32 {
+    if let Some(pid_file) = pid_file {
+        if let Err(e) = write_pid_file(pid_file) {
+            let _ = write!(report, "pid file {}: {e}", pid_file.display());
+            return 1;
+        }
+    }
+    let guard = pid_file.map(|p| PidFileGuard(p.to_path_buf()));
     // Workers must not hold the report pipe open, or the waiting parent
     // could not see end-of-file when the daemon fails later.
     let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report);
     let mut report = Some(report);
-    DETACHED.store(true, Ordering::Relaxed);
+    let detached = pid_file.is_some();
+    if detached {
+        DETACHED.store(true, Ordering::Relaxed);
+    }
     let result = master::run_with(config, &[report_fd], || {
         if let Some(mut r) = report.take() {
             let _ = r.write_all(b"OK");
         }
-        if let Err(e) = null_stdio(&[0, 1, 2]) {
-            tracing::warn!("cannot put /dev/null on stderr: {e}");
+        if detached {
+            if let Err(e) = null_stdio(&[0, 1, 2]) {
+                tracing::warn!("cannot put /dev/null on stderr: {e}");
+            }
         }
     });
     drop(guard);
@@ -185,11 +233,16 @@ fn write_pid_file(path: &Path) -> std::io::Result<()> {
     })
 }
 
-/// Removes the pid file when the daemon exits.
+/// Removes the pid file when the daemon exits, unless it names another
+/// process by then (the new daemon of a binary upgrade).
 struct PidFileGuard(PathBuf);
 
 impl Drop for PidFileGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|s| s.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod logging;
 pub(crate) mod poll;
 pub(crate) mod privileges;
 pub(crate) mod ratelimit;
+pub(crate) mod reexec;
 pub(crate) mod shm;
 pub(crate) mod signals;
 pub(crate) mod syslog;

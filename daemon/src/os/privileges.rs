@@ -60,6 +60,11 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
         Some(name) => Some(lookup_group(name)?),
         None => user_gid,
     };
+    if already_dropped(uid, gid) {
+        // The new binary of an upgrade, started by a master that dropped
+        // privileges already: nothing left to drop (or to gain).
+        return Ok(());
+    }
     if let Some(gid) = gid {
         nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(io::Error::from)?;
         nix::unistd::setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
@@ -80,6 +85,14 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// Whether this process already runs as exactly `uid` and `gid` (not root).
+fn already_dropped(uid: Option<u32>, gid: Option<u32>) -> bool {
+    use nix::unistd::{getegid, geteuid, getgid, getuid};
+    let user_ok = uid.is_none_or(|u| getuid().as_raw() == u && geteuid().as_raw() == u);
+    let group_ok = gid.is_none_or(|g| getgid().as_raw() == g && getegid().as_raw() == g);
+    !geteuid().is_root() && user_ok && group_ok
 }
 
 /// Drop every capability, unless this process runs as root (then the

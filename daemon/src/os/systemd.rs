@@ -61,6 +61,13 @@ impl Notifier {
         }
     }
 
+    /// A binary upgrade handed over: `pid` is the service's main process now.
+    pub fn main_pid(&self, pid: i32, status: &str) {
+        if let Ok(pid) = u32::try_from(pid) {
+            self.send(&[NotifyState::MainPid(pid), NotifyState::Status(status)]);
+        }
+    }
+
     pub fn stopping(&self) {
         self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     }

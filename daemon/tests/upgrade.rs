@@ -1,0 +1,306 @@
+//! Binary upgrade (SIGUSR2): the binary now at the daemon's path takes
+//! over the same listening sockets while the old daemon keeps serving;
+//! under continuous load nothing is refused or reset, the socket's inode
+//! is unchanged, the old generation is gone afterwards, and a new binary
+//! that exits at once or never gets ready leaves the old daemon serving.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Put `bytes` at `path` as an executable, the way a package manager
+/// replaces a binary: a new file renamed over the old.
+fn install_binary(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, bytes).expect("write binary");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::rename(&tmp, path).expect("rename binary");
+}
+
+fn real_binary() -> Vec<u8> {
+    std::fs::read(sockhostd()).expect("read sockhostd")
+}
+
+/// A copy of sockhostd in the test dir, and the daemon started from it.
+fn start_copy(dir: TestDir, extra_daemon: &str) -> (Daemon, PathBuf) {
+    let bin = dir.join("sockhostd");
+    install_binary(&bin, &real_binary());
+    let cfg = format!(
+        "[daemon]\nshutdown_timeout = 2\n{extra_daemon}\n{}{}",
+        listener(
+            "echo",
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            "thread",
+            &plugin("sockhost_echo"),
+            ""
+        ),
+        listener(
+            "probe",
+            "unix",
+            "stream",
+            "probe.sock",
+            "fork",
+            &plugin("sockhost_probe"),
+            ""
+        ),
+    );
+    let path = dir.write("sockhost.toml", &cfg);
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-c").arg(&path).args(["--log", "stderr"]);
+    let d = Daemon::try_start_cmd(dir, path, cmd).unwrap_or_else(|f| panic!("{}", f.log));
+    (d, bin)
+}
+
+/// The inode of the socket listening on TCP `port` (from /proc/net/tcp).
+fn listen_inode(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let want = format!(":{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 9 && f[1].ends_with(&want) && f[3] == "0A").then(|| f[9].to_string())
+    })
+}
+
+/// New connection per request, until stopped: (answered, failures).
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<(u64, Vec<String>)>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failures) = (0u64, Vec::new());
+            let t0 = Instant::now();
+            while !flag.load(Ordering::Relaxed) && t0.elapsed() < DEADLINE {
+                match echo_once(port) {
+                    Ok(()) => ok += 1,
+                    Err(e) => failures.push(e),
+                }
+            }
+            (ok, failures)
+        });
+        Load { stop, thread }
+    }
+
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("load thread")
+    }
+}
+
+fn echo_once(port: u16) -> Result<(), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"ping\n").map_err(|e| format!("write: {e}"))?;
+    s.shutdown(std::net::Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
+    if got == b"ping\n" {
+        Ok(())
+    } else {
+        Err(format!("answered {got:?}"))
+    }
+}
+
+/// Kills a process this test does not own as a child (the new daemon),
+/// and its workers, when dropped.
+struct Reap(i32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for w in child_pids(self.0) {
+            // SAFETY: killing the worker groups of the daemon we started.
+            unsafe { libc::kill(-w, libc::SIGKILL) };
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+fn handed_over_to(d: &Daemon) -> i32 {
+    assert!(
+        d.wait_log("handed over to pid ", DEADLINE),
+        "no hand-over:\n{}",
+        d.log()
+    );
+    let log = d.log();
+    let rest = log
+        .split("handed over to pid ")
+        .nth(1)
+        .expect("hand-over line");
+    rest.split(';')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("new pid")
+}
+
+#[test]
+fn sigusr2_hands_the_same_sockets_to_the_new_binary_under_load() {
+    let (mut d, bin) = start_copy(TestDir::new("upgrade"), "");
+    let old = d.pid();
+    let old_workers = child_pids(old);
+    let port = d.inet("echo").port();
+    let inode = listen_inode(port).expect("listening socket inode");
+    let unix_path = d.addr("probe");
+
+    let load = Load::start(port);
+    std::thread::sleep(Duration::from_millis(300));
+    install_binary(&bin, &real_binary());
+    d.signal(libc::SIGUSR2);
+    let new = handed_over_to(&d);
+    let _reap = Reap(new);
+    let status = d.wait_exit(DEADLINE).expect("the old daemon exits");
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failures) = load.finish();
+    let log = d.log();
+
+    assert!(status.success(), "old daemon: {status}\n{log}");
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during the upgrade: {:?}\n{log}",
+        failures.len(),
+        ok as usize + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok > 0, "the load ran");
+    eprintln!("upgrade under load: {ok} requests, 0 failed");
+    assert_eq!(
+        listen_inode(port).as_deref(),
+        Some(inode.as_str()),
+        "the same socket, never re-bound"
+    );
+    assert!(!is_dead(new), "the new daemon runs:\n{log}");
+    assert!(
+        old_workers.iter().all(|&w| is_dead(w)),
+        "no worker of the old generation is left"
+    );
+    assert_eq!(stream_cmd(&unix_path, "PING"), "PONG", "unix socket kept");
+    let new_workers = child_pids(new);
+    assert_eq!(new_workers.len(), 2, "the new daemon's workers");
+    // SAFETY: stopping the daemon the test started (through the upgrade).
+    unsafe { libc::kill(new, libc::SIGTERM) };
+    assert!(
+        wait_for(DEADLINE, || is_dead(new).then_some(())).is_some(),
+        "the new daemon stops on SIGTERM"
+    );
+    assert!(
+        !Path::new(&unix_path).exists(),
+        "the new daemon owns and removes the socket file"
+    );
+}
+
+#[test]
+fn an_upgrade_to_a_binary_that_exits_at_once_keeps_the_old_daemon() {
+    let (d, bin) = start_copy(TestDir::new("upgrade-exits"), "");
+    let workers = child_pids(d.pid());
+    install_binary(
+        &bin,
+        b"#!/bin/sh\necho 'this binary is broken' >&2\nexit 3\n",
+    );
+    d.signal(libc::SIGUSR2);
+    assert!(d.wait_log("upgrade failed", DEADLINE), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains("exit status 3"),
+        "the reason is logged:\n{log}"
+    );
+    assert!(
+        log.contains("keeps serving (generation 1)"),
+        "says the old daemon serves:\n{log}"
+    );
+    assert!(echo_once(d.inet("echo").port()).is_ok());
+    assert_eq!(child_pids(d.pid()), workers, "no stray process");
+}
+
+#[test]
+fn an_upgrade_to_a_binary_that_never_gets_ready_is_killed() {
+    let (d, bin) = start_copy(TestDir::new("upgrade-hangs"), "start_timeout = 1");
+    let workers = child_pids(d.pid());
+    install_binary(&bin, b"#!/bin/sh\nexec sleep 600\n");
+    let t0 = Instant::now();
+    d.signal(libc::SIGUSR2);
+    assert!(d.wait_log("upgrade failed", DEADLINE), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("not ready within"), "{log}");
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    assert!(echo_once(d.inet("echo").port()).is_ok());
+    let left = wait_for(Duration::from_secs(5), || {
+        (child_pids(d.pid()) == workers).then_some(())
+    });
+    assert!(left.is_some(), "the hung binary is killed and reaped");
+}
+
+#[test]
+fn an_upgrade_of_a_classic_daemon_moves_the_pid_file() {
+    let dir = TestDir::new("upgrade-daemonize");
+    let bin = dir.join("sockhostd");
+    install_binary(&bin, &real_binary());
+    let cfg = listener(
+        "echo",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        "thread",
+        &plugin("sockhost_echo"),
+        "",
+    );
+    let path = dir.write("sockhost.toml", &cfg);
+    let pid_file = dir.join("sockhostd.pid");
+    let log = dir.join("sockhostd.log");
+    let out = Command::new(&bin)
+        .arg("-c")
+        .arg(&path)
+        .arg("--daemonize")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--log-file")
+        .arg(&log)
+        .output()
+        .expect("run --daemonize");
+    assert!(out.status.success(), "{out:?}");
+    let read_pid =
+        || -> Option<i32> { std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok() };
+    let old = read_pid().expect("pid file");
+    let _old = Reap(old);
+    install_binary(&bin, &real_binary());
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(old, libc::SIGUSR2) };
+    let new = wait_for(DEADLINE, || read_pid().filter(|&p| p != old));
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let new = new.unwrap_or_else(|| panic!("the pid file names the new daemon:\n{}", text()));
+    let _new = Reap(new);
+    assert!(
+        wait_for(DEADLINE, || is_dead(old).then_some(())).is_some(),
+        "the old daemon exits:\n{}",
+        text()
+    );
+    assert_eq!(
+        read_pid(),
+        Some(new),
+        "the old daemon left the pid file alone"
+    );
+    // SAFETY: stopping the new daemon.
+    unsafe { libc::kill(new, libc::SIGTERM) };
+    assert!(wait_for(DEADLINE, || is_dead(new).then_some(())).is_some());
+    assert!(
+        wait_for(Duration::from_secs(5), || (!pid_file.exists())
+            .then_some(()))
+        .is_some(),
+        "the new daemon removes its pid file on exit"
+    );
+}
