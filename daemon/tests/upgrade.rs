@@ -5,6 +5,7 @@
 //! that exits at once or never gets ready leaves the old daemon serving.
 
 mod common;
+use common::notify::NotifySocket;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -31,6 +32,10 @@ fn real_binary() -> Vec<u8> {
 
 /// A copy of sockhostd in the test dir, and the daemon started from it.
 fn start_copy(dir: TestDir, extra_daemon: &str) -> (Daemon, PathBuf) {
+    start_copy_env(dir, extra_daemon, &[])
+}
+
+fn start_copy_env(dir: TestDir, extra_daemon: &str, env: &[(&str, &Path)]) -> (Daemon, PathBuf) {
     let bin = dir.join("sockhostd");
     install_binary(&bin, &real_binary());
     let cfg = format!(
@@ -57,6 +62,9 @@ fn start_copy(dir: TestDir, extra_daemon: &str) -> (Daemon, PathBuf) {
     let path = dir.write("sockhost.toml", &cfg);
     let mut cmd = Command::new(&bin);
     cmd.arg("-c").arg(&path).args(["--log", "stderr"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let d = Daemon::try_start_cmd(dir, path, cmd).unwrap_or_else(|f| panic!("{}", f.log));
     (d, bin)
 }
@@ -201,6 +209,27 @@ fn sigusr2_hands_the_same_sockets_to_the_new_binary_under_load() {
     assert!(
         !Path::new(&unix_path).exists(),
         "the new daemon owns and removes the socket file"
+    );
+}
+
+#[test]
+fn under_a_service_manager_the_new_daemon_becomes_the_main_pid() {
+    let dir = TestDir::new("upgrade-notify");
+    let notify = NotifySocket::new(&dir);
+    let sock = notify.path.clone();
+    let (mut d, _bin) = start_copy_env(dir, "", &[("NOTIFY_SOCKET", &sock)]);
+    notify.until("READY=1");
+    d.signal(libc::SIGUSR2);
+    let new = handed_over_to(&d);
+    let _reap = Reap(new);
+    let (msg, _) = notify.until("MAINPID=");
+    assert!(msg.contains(&format!("MAINPID={new}")), "{msg}");
+    let status = d.wait_exit(DEADLINE).expect("the old daemon exits");
+    assert!(status.success());
+    let after = notify.collect(Duration::from_millis(300));
+    assert!(
+        !after.iter().any(|(_, m)| m.contains("STOPPING=1")),
+        "the old daemon does not say the service stops: {after:?}"
     );
 }
 
