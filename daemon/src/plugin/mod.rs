@@ -11,12 +11,12 @@
 //! The host function table handed to plugins lives in `host`.
 
 mod file_id;
-pub mod host;
+mod host;
 
 pub use file_id::FileId;
 
 use crate::config::{ListenerConfig, Mixin};
-pub use crate::plugin::host::RequestCtx;
+pub use host::RequestCtx;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

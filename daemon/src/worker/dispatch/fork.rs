@@ -19,7 +19,7 @@ use super::unshared::UnsharedVec;
 use super::Dispatch;
 use crate::config::ListenerConfig;
 use crate::os::threads::check_single_threaded;
-use crate::plugin::host::RequestCtx;
+use crate::plugin::RequestCtx;
 use crate::worker::limits::SourceSlot;
 use crate::worker::request::{close_request, finish_request, shutdown_connection, Request, Shared};
 use nix::sys::signal::{kill, Signal};

@@ -21,7 +21,7 @@ pub use fork::ForkingMixIn;
 pub use thread::ThreadingMixIn;
 
 use crate::config::{ListenerConfig, Mixin};
-use crate::plugin::host::RequestCtx;
+use crate::plugin::RequestCtx;
 use crate::worker::request::{finish_request, shutdown_request, Request, Shared};
 use std::os::fd::RawFd;
 use std::sync::Arc;
