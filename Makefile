@@ -32,6 +32,8 @@ VERSION      ?= $(shell sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.
 DEB_REVISION ?= 1
 DEBDIR       ?= $(TARGET)/debian
 DEBSTAGE     ?= $(DEBDIR)/stage-$(VERSION)-$(DEB_REVISION)
+# dpkg-deb's -Z: xz as Debian ships; the tests take gzip for speed.
+DEB_COMPRESS ?= xz
 
 .PHONY: all build install uninstall deb
 
@@ -80,5 +82,5 @@ deb: $(if $(NOBUILD),,build)
 	rm -rf $(DEBSTAGE)
 	$(MAKE) --no-print-directory install NOBUILD=1 OUT=$(OUT) DESTDIR=$(abspath $(DEBSTAGE)) \
 		PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system DAEMON_USER=sockhost
-	packaging/debian/build-deb $(DEBSTAGE) $(DEBDIR) $(VERSION)-$(DEB_REVISION)
+	DEB_COMPRESS=$(DEB_COMPRESS) packaging/debian/build-deb $(DEBSTAGE) $(DEBDIR) $(VERSION)-$(DEB_REVISION)
 	rm -rf $(DEBSTAGE)
