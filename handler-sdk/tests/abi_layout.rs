@@ -96,8 +96,10 @@ fn expectations() -> Vec<(String, u64)> {
     v
 }
 
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sockhost-abi-{}", std::process::id()));
+/// A scratch folder of one test's own: tests run in parallel, and one
+/// removing a shared folder would pull it from under another.
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sockhost-abi-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
@@ -105,7 +107,7 @@ fn scratch_dir() -> PathBuf {
 #[test]
 fn rust_mirror_matches_the_c_header() {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = scratch_dir();
+    let dir = scratch_dir("layout");
     let exps = expectations();
     let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"sockhost.h\"\n");
     c.push_str("int main(void) {\n");
@@ -153,8 +155,7 @@ fn rust_mirror_matches_the_c_header() {
 fn header_compiles_as_cplusplus_too_if_available() {
     // A plugin author may include the header from C++; make sure it parses.
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = scratch_dir().join("cxx");
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = scratch_dir("cxx");
     let src = dir.join("h.cc");
     std::fs::write(
         &src,
@@ -170,5 +171,6 @@ fn header_compiles_as_cplusplus_too_if_available() {
         eprintln!("no c++ compiler; skipped");
         return;
     };
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success(), "the header does not compile as C++");
 }
