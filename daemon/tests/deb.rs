@@ -17,21 +17,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// The cargo profile the tests were built with (target/PROFILE).
-fn profile() -> String {
-    target_dir()
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "debug".into())
-}
-
 /// Whether `tool` is on PATH; when it is not, SKIPPED (or, with
 /// SOCKHOST_REQUIRE_DEB set, a failure naming the package to install).
 fn tool(tool: &str, package: &str) -> bool {

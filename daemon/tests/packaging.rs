@@ -6,23 +6,8 @@
 mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// The cargo profile the tests were built with (target/PROFILE).
-fn profile() -> String {
-    target_dir()
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "debug".into())
-}
 
 fn make_install(root: &Path) {
     let out = Command::new("make")

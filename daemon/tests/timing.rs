@@ -68,6 +68,20 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
     wait_for(within, || child.try_wait().ok().flatten())
 }
 
+/// A notify socket with a 300 ms watchdog (pings every 150 ms), and the
+/// command that starts sockhostd on `cfg` with both.
+fn watched(dir: &TestDir, cfg: &str) -> (NotifySocket, Command, std::path::PathBuf) {
+    let notify = NotifySocket::new(dir);
+    let path = dir.write("sockhost.toml", cfg);
+    let mut cmd = Command::new(sockhostd());
+    cmd.arg("-c")
+        .arg(&path)
+        .args(["--log", "stderr"])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "300000");
+    (notify, cmd, path)
+}
+
 /// Rewrite the config (a new `tag` changes the listener) and SIGHUP.
 fn reload_with(d: &Daemon, config: &str) {
     std::fs::write(&d.config, config).expect("write config");
@@ -125,15 +139,7 @@ fn sigterm_while_the_first_workers_load_stops_at_once() {
 fn watchdog_pings_and_the_old_generation_go_on_while_a_reload_waits() {
     let dir = TestDir::new("slowreload");
     let gate = dir.join("sleep-ms");
-    let notify = NotifySocket::new(&dir);
-    let cfg = daemon_table(30.0) + &slow(0, &gate, 1);
-    let path = dir.write("sockhost.toml", &cfg);
-    let mut cmd = Command::new(sockhostd());
-    cmd.arg("-c")
-        .arg(&path)
-        .args(["--log", "stderr"])
-        .env("NOTIFY_SOCKET", &notify.path)
-        .env("WATCHDOG_USEC", "300000");
+    let (notify, cmd, path) = watched(&dir, &(daemon_table(30.0) + &slow(0, &gate, 1)));
     let d = Daemon::try_start_cmd(dir, path, cmd).unwrap_or_else(|f| panic!("{}", f.log));
     notify.until("READY=1");
     let addr = d.addr("slow");
@@ -240,15 +246,7 @@ fn sigterm_during_a_pending_reload_abandons_it_and_stops() {
 fn a_slow_respawn_does_not_hold_up_the_watchdog_or_sigterm() {
     let dir = TestDir::new("slowrespawn");
     let gate = dir.join("sleep-ms");
-    let notify = NotifySocket::new(&dir);
-    let cfg = daemon_table(30.0) + &slow(0, &gate, 1);
-    let path = dir.write("sockhost.toml", &cfg);
-    let mut cmd = Command::new(sockhostd());
-    cmd.arg("-c")
-        .arg(&path)
-        .args(["--log", "stderr"])
-        .env("NOTIFY_SOCKET", &notify.path)
-        .env("WATCHDOG_USEC", "300000");
+    let (notify, cmd, path) = watched(&dir, &(daemon_table(30.0) + &slow(0, &gate, 1)));
     let mut d = Daemon::try_start_cmd(dir, path, cmd).unwrap_or_else(|f| panic!("{}", f.log));
     notify.until("READY=1");
     let old = worker(&d, "slow");

@@ -30,6 +30,22 @@ pub fn target_dir() -> PathBuf {
         .expect("binary has a parent folder")
 }
 
+/// The workspace's root folder.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The cargo profile the tests were built with (target/PROFILE).
+pub fn profile() -> String {
+    target_dir()
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "debug".into())
+}
+
 /// A plugin built by the workspace: `plugin("sockhost_echo")`.
 pub fn plugin(stem: &str) -> PathBuf {
     let p = target_dir().join(format!("lib{stem}.so"));
