@@ -232,6 +232,31 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// The TLVs of a PROXY v2 header (`proxy_protocol` listeners), raw as
+    /// sent: type, 2-byte big-endian length, value, one after another.
+    /// Empty when there are none, and from a host older than ABI 1.1.
+    pub fn proxy_tlvs_raw(&self) -> &'a [u8] {
+        let end = std::mem::offset_of!(sys::sockhost_request, proxy_tlvs_len)
+            + std::mem::size_of::<usize>();
+        if (self.raw.size as usize) < end || self.raw.proxy_tlvs.is_null() {
+            return &[];
+        }
+        // SAFETY: the host (1.1 or later, as `size` shows) promises
+        // `proxy_tlvs_len` bytes that stay unchanged until the request ends.
+        unsafe { std::slice::from_raw_parts(self.raw.proxy_tlvs, self.raw.proxy_tlvs_len) }
+    }
+
+    /// Every TLV of the PROXY v2 header, as (type, value), in order.
+    pub fn proxy_tlvs(&self) -> ProxyTlvs<'a> {
+        ProxyTlvs(self.proxy_tlvs_raw())
+    }
+
+    /// The value of the first PROXY v2 TLV of type `kind` (for instance
+    /// 0x01 ALPN, 0x02 AUTHORITY, 0x05 UNIQUE_ID, 0x20 SSL), if sent.
+    pub fn proxy_tlv(&self, kind: u8) -> Option<&'a [u8]> {
+        self.proxy_tlvs().find(|(k, _)| *k == kind).map(|(_, v)| v)
+    }
+
     /// Per-request storage of the handler's own, created on first use and
     /// dropped after `finish`.
     pub fn user<T: Default + Send + 'static>(&mut self) -> &mut T {
@@ -271,4 +296,22 @@ fn datagram_bytes<'a>(raw: &sys::sockhost_request) -> &'a [u8] {
     // SAFETY: the host promises `data` points to `data_len` bytes that live
     // until the request's finish returns; every `Request<'a>` ends before.
     unsafe { std::slice::from_raw_parts(raw.data, raw.data_len) }
+}
+
+/// The TLVs of a PROXY v2 header, as (type, value); see
+/// [`Request::proxy_tlvs`]. Stops at the first one that does not fit
+/// (the host only passes well-formed lists).
+#[derive(Clone, Debug)]
+pub struct ProxyTlvs<'a>(&'a [u8]);
+
+impl<'a> Iterator for ProxyTlvs<'a> {
+    type Item = (u8, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.0;
+        let (&kind, head) = rest.split_first()?;
+        let len = usize::from(u16::from_be_bytes([*head.first()?, *head.get(1)?]));
+        let value = head.get(2..2 + len)?;
+        self.0 = &head[2 + len..];
+        Some((kind, value))
+    }
 }
