@@ -32,15 +32,19 @@ pub enum Reason {
     Rate,
     Connections,
     Plugin,
+    /// `proxy_protocol`: no valid PROXY header in time, or one from a peer
+    /// not in `proxy_trusted` (counted as `reason="proxy_header"`).
+    ProxyHeader,
 }
 
 impl Reason {
-    const ALL: [Reason; 5] = [
+    const ALL: [Reason; 6] = [
         Reason::Denied,
         Reason::Credentials,
         Reason::Rate,
         Reason::Connections,
         Reason::Plugin,
+        Reason::ProxyHeader,
     ];
 
     /// The short name used in logs.
@@ -51,6 +55,7 @@ impl Reason {
             Reason::Rate => "rate_limit_per_source",
             Reason::Connections => "max_connections_per_source",
             Reason::Plugin => "the plugin's verify_request",
+            Reason::ProxyHeader => "proxy_protocol",
         }
     }
 
@@ -78,6 +83,11 @@ impl Refusal {
     pub fn plugin() -> Refusal {
         Refusal::new(Reason::Plugin, "")
     }
+
+    /// No valid PROXY header (the detail says what was wrong).
+    pub fn proxy_header(detail: impl Into<String>) -> Refusal {
+        Refusal::new(Reason::ProxyHeader, detail)
+    }
 }
 
 /// One listener's built-in checks and refusal handling.
@@ -87,6 +97,9 @@ pub struct Gate {
     limits: SourceLimits,
     refuse_message: Option<Vec<u8>>,
     log: RefusalLog,
+    /// A unix listener whose clients are named by a PROXY header: the
+    /// socket's own peer (the balancer) still passes allow_uids/allow_gids.
+    proxied_unix: bool,
 }
 
 impl Gate {
@@ -110,6 +123,7 @@ impl Gate {
                 .filter(|m| !m.is_empty())
                 .map(|m| m.as_bytes().to_vec()),
             log: RefusalLog::default(),
+            proxied_unix: l.proxy_protocol && l.family == crate::config::Family::Unix,
         }
     }
 
@@ -122,6 +136,9 @@ impl Gate {
     ) -> Result<Option<SourceSlot>, Refusal> {
         if !self.access.allowed(peer) {
             return Err(Refusal::new(Reason::Denied, ""));
+        }
+        if let (true, Some(_), Some(sock)) = (self.proxied_unix, peer.as_socket(), conn) {
+            self.check_balancer(sock)?;
         }
         let source = match (peer.as_socket(), conn) {
             (Some(sa), _) => Source::Ip(canonical_ip(sa.ip())),
@@ -168,6 +185,24 @@ impl Gate {
                     ),
                 }
             })
+    }
+
+    /// allow_uids/allow_gids for the unix peer that sent a PROXY header.
+    fn check_balancer(&self, sock: &Socket) -> Result<(), Refusal> {
+        if !self.access.checks_credentials() {
+            return Ok(());
+        }
+        let cred = peer_credentials(sock).map_err(|e| {
+            Refusal::new(
+                Reason::Credentials,
+                format!("cannot read the peer's credentials: {e}"),
+            )
+        })?;
+        if self.access.allowed_peer(&cred, sock) {
+            return Ok(());
+        }
+        let detail = format!("uid {} gid {} pid {}", cred.uid, cred.gid, cred.pid);
+        Err(Refusal::new(Reason::Credentials, detail))
     }
 
     /// A request was refused: log it (rate-limited) and, for a connection,

@@ -13,7 +13,9 @@
 pub mod access;
 pub mod dispatch;
 pub mod gate;
+pub mod intake;
 pub mod limits;
+pub mod proxy;
 pub mod request;
 pub mod server;
 
