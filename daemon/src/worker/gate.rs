@@ -112,10 +112,13 @@ impl Gate {
         Gate {
             listener: l.name.clone(),
             access: AccessControl::new(l),
-            limits: SourceLimits::new(
-                l.max_connections_per_source,
-                l.rate_limit_per_source,
-                in_flight,
+            limits: with_shared_table(
+                l,
+                SourceLimits::new(
+                    l.max_connections_per_source,
+                    l.rate_limit_per_source,
+                    in_flight,
+                ),
             ),
             refuse_message: l
                 .refuse_message
@@ -228,6 +231,24 @@ impl Gate {
     /// How long until unreported refusals are due to be logged.
     pub fn log_due_in(&self) -> Option<Duration> {
         self.log.due_in(Instant::now())
+    }
+}
+
+/// With `workers = K` > 1: count in the listener's table shared by its
+/// workers (made by the master). Without a column in it (cannot happen
+/// while columns cover two generations), count per worker and say so.
+fn with_shared_table(l: &ListenerConfig, limits: SourceLimits) -> SourceLimits {
+    let Some(table) = crate::worker::shared_limits::for_worker(l) else {
+        return limits;
+    };
+    match table.claim() {
+        Some(column) => limits.shared(table, column),
+        None => {
+            tracing::error!(
+                "no free column in the shared per-source table: this worker counts its own sources only"
+            );
+            limits
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod proxy;
 pub mod request;
 pub mod server;
+pub mod shared_limits;
 
 use crate::config::{DaemonConfig, ListenerConfig, Mixin};
 use crate::os::signals::SignalPipe;
