@@ -121,7 +121,7 @@ impl Server {
                 if can_accept { self.fileno() } else { -1 },
                 self.dispatch.wake_fd().unwrap_or(-1),
             ];
-            let timeout = self.poll_timeout(can_accept);
+            let timeout = self.poll_timeout(can_accept, room);
             let ready = if room && self.intake.as_ref().is_some_and(|i| !i.is_empty()) {
                 self.wait_with_intake(fds, timeout)?
             } else {
@@ -197,10 +197,17 @@ impl Server {
         }
     }
 
-    fn poll_timeout(&self, can_accept: bool) -> Option<Duration> {
+    /// How long the loop may sleep: until the idle `timeout`, the accept
+    /// back-off, refusals due to be logged, or (while the mixin has room to
+    /// take them on) a PROXY header's deadline.
+    fn poll_timeout(&self, can_accept: bool, room: bool) -> Option<Duration> {
         let idle = self.listener().timeout.filter(|_| can_accept);
         let idle = idle.map(|t| t.saturating_sub(self.last_activity.elapsed()));
-        let header = self.intake.as_ref().and_then(|i| i.due_in(Instant::now()));
+        let header = self
+            .intake
+            .as_ref()
+            .filter(|_| room)
+            .and_then(|i| i.due_in(Instant::now()));
         [self.backoff.remaining(), self.gate.log_due_in(), header]
             .into_iter()
             .fold(idle, |a, b| match (a, b) {
