@@ -315,3 +315,57 @@ impl<'a> Iterator for ProxyTlvs<'a> {
         Some((kind, value))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(tlvs: &[u8], size: usize) -> sys::sockhost_request {
+        sys::sockhost_request {
+            size: size as u32,
+            socktype: libc::SOCK_STREAM,
+            fd: -1,
+            family: libc::AF_INET,
+            client: sys::sockhost_str {
+                ptr: std::ptr::null(),
+                len: 0,
+            },
+            client_addr: std::ptr::null(),
+            client_addr_len: 0,
+            reserved: 0,
+            data: std::ptr::null(),
+            data_len: 0,
+            user: std::ptr::null_mut(),
+            host_private: std::ptr::null_mut(),
+            proxy_tlvs: if tlvs.is_empty() {
+                std::ptr::null()
+            } else {
+                tlvs.as_ptr()
+            },
+            proxy_tlvs_len: tlvs.len(),
+        }
+    }
+
+    #[test]
+    fn proxy_tlvs_are_found_by_type_and_listed_in_order() {
+        let tlvs = [1, 0, 2, b'h', b'2', 5, 0, 0, 0xE0, 0, 1, 9];
+        let mut r = raw(&tlvs, std::mem::size_of::<sys::sockhost_request>());
+        let req = Request::new(&mut r);
+        assert_eq!(req.proxy_tlv(1), Some(&b"h2"[..]));
+        assert_eq!(req.proxy_tlv(5), Some(&[][..]));
+        assert_eq!(req.proxy_tlv(2), None);
+        let all: Vec<(u8, &[u8])> = req.proxy_tlvs().collect();
+        assert_eq!(all, [(1, &b"h2"[..]), (5, &[][..]), (0xE0, &[9][..])]);
+    }
+
+    #[test]
+    fn an_older_host_or_a_cut_list_gives_no_tlvs() {
+        let tlvs = [1, 0, 2, b'h', b'2'];
+        let old = std::mem::offset_of!(sys::sockhost_request, proxy_tlvs);
+        let mut r = raw(&tlvs, old);
+        assert!(Request::new(&mut r).proxy_tlvs_raw().is_empty(), "1.0 host");
+        let cut = [1, 0, 9, b'x'];
+        let mut r = raw(&cut, std::mem::size_of::<sys::sockhost_request>());
+        assert_eq!(Request::new(&mut r).proxy_tlvs().count(), 0);
+    }
+}
