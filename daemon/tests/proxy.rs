@@ -59,6 +59,7 @@ fn headers_name_the_client_and_carry_tlvs() {
         tlv(0x01, b"h2"),
         tlv(0x02, b"example.com"),
         tlv(0x05, &[0, 1, 0xfe]),
+        tlv(0x20, &[0x01, 0, 0, 0, 0, 0x21, 0, 3, b'T', b'L', b'S']),
         tlv(0xE5, b"raw"),
     ]
     .concat();
@@ -67,7 +68,8 @@ fn headers_name_the_client_and_carry_tlvs() {
     assert_eq!(p.cmd("TLV 2"), "example.com");
     assert_eq!(p.cmd("TLV 5"), "0x0001fe");
     assert_eq!(p.cmd("TLV 229"), "raw");
-    assert_eq!(p.cmd("TLV 32"), "ERR no such tlv");
+    assert_eq!(p.cmd("TLV 32"), "0x0100000000210003544c53", "SSL, raw");
+    assert_eq!(p.cmd("TLV 4"), "ERR no such tlv");
     let mut local = probe_after(&addr, &v2(0, Some((sa("192.0.2.9:1"), dst)), &tlv(1, b"x")));
     assert!(
         local.cmd("CLIENT").starts_with("127.0.0.1:"),
