@@ -19,11 +19,47 @@ use crate::worker::access::canonical_ip;
 use crate::worker::proxy::{HeaderReader, Proxied, Step};
 use crate::worker::request::Request;
 use ipnet::IpNet;
+use socket2::Socket;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The most connections waiting for their header at once.
 pub const MAX_WAITING: usize = 1024;
+
+/// On a TCP listener with `proxy_protocol`: TCP_DEFER_ACCEPT, so the
+/// kernel hands over a connection once its first bytes (the header, which
+/// a balancer sends at once) are there, and the loop rarely has to park
+/// one. A connection that sends nothing is accepted after about
+/// `proxy_header_timeout` anyway, then parked and refused as usual.
+/// Without `proxy_protocol` it is cleared (the listening socket outlives
+/// a reload that turns it off, and a protocol where the server speaks
+/// first must not wait). Best effort: without it the loop parks more.
+pub fn defer_accept(l: &ListenerConfig, listening: &Socket) {
+    use crate::config::{Family, SockType};
+    if l.family == Family::Unix || l.socktype != SockType::Stream {
+        return;
+    }
+    let secs = if l.proxy_protocol {
+        l.proxy_header_timeout.as_secs().clamp(1, 60) as libc::c_int
+    } else {
+        0
+    };
+    // SAFETY: setsockopt reads one c_int from a live local for this call,
+    // on a socket this process holds open.
+    let rc = unsafe {
+        libc::setsockopt(
+            listening.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::debug!("TCP_DEFER_ACCEPT not set: {e}");
+    }
+}
 
 /// What became of a connection's header.
 pub enum Outcome {

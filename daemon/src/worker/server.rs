@@ -75,6 +75,7 @@ impl Server {
         });
         let gate = Gate::new(&shared.listener);
         let intake = Intake::for_listener(&shared.listener);
+        crate::worker::intake::defer_accept(&shared.listener, &socket);
         let buf_len = match shared.listener.socktype {
             SockType::Dgram => shared.listener.max_packet_size + 1,
             SockType::Stream => 0,
