@@ -86,6 +86,12 @@ pub struct Intake {
 impl Intake {
     /// The intake for `l`, or `None` when it has `proxy_protocol` off.
     pub fn for_listener(l: &ListenerConfig) -> Option<Intake> {
+        if l.proxy_protocol && l.proxy_trusted.is_empty() && l.family != crate::config::Family::Unix
+        {
+            tracing::warn!(
+                "proxy_protocol without proxy_trusted: any peer that reaches this listener may name any client; list the balancers in proxy_trusted"
+            );
+        }
         l.proxy_protocol.then(|| Intake {
             trusted: l.proxy_trusted.clone(),
             timeout: l.proxy_header_timeout,

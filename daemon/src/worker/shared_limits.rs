@@ -95,6 +95,8 @@ pub struct SharedTable {
     hasher: RandomState,
     epoch: Instant,
     last_reap: Mutex<Option<Instant>>,
+    /// When this process last warned about forgotten sources.
+    last_forget_warn: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for SharedTable {
@@ -194,6 +196,7 @@ impl SharedTable {
             hasher: RandomState::new(),
             epoch: Instant::now(),
             last_reap: Mutex::new(None),
+            last_forget_warn: Mutex::new(None),
         })
     }
 
@@ -300,8 +303,8 @@ impl SharedTable {
         let (kind, hi, lo) = key(source);
         let set = (self.hasher.hash_one((kind, hi, lo)) as usize) % SETS;
         let t = self.nanos(now);
-        let _locked = self.lock();
-        let idx = self.find_or_make(set, (kind, hi, lo), rate, t)?;
+        let locked = self.lock();
+        let (idx, forgot) = self.find_or_make(set, (kind, hi, lo), rate, t)?;
         let entry = &self.entries[idx];
         if let Some((per_sec, burst)) = rate {
             let tokens = tokens_at(entry, t, per_sec, burst);
@@ -315,6 +318,8 @@ impl SharedTable {
                 .store((tokens - 1.0).to_bits(), Ordering::Relaxed);
         }
         let Some(max) = max_open else {
+            drop(locked);
+            self.warn_forgotten(forgot, now);
             return Ok(None);
         };
         let open = entry.open.load(Ordering::Relaxed);
@@ -323,7 +328,29 @@ impl SharedTable {
         }
         self.held(column, idx).fetch_add(1, Ordering::Relaxed);
         entry.open.store(open + 1, Ordering::Relaxed);
+        drop(locked);
+        self.warn_forgotten(forgot, now);
         Ok(Some(idx))
+    }
+
+    /// After forgetting a source's rate state to make room: warn, at most
+    /// once per 10 s per process, with the count so far.
+    fn warn_forgotten(&self, forgot: bool, now: Instant) {
+        if !forgot {
+            return;
+        }
+        let mut last = self
+            .last_forget_warn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(10)) {
+            return;
+        }
+        *last = Some(now);
+        tracing::warn!(
+            "the shared per-source table is full where a new source falls: forgot the rate-limit state of an idle source to make room ({} since start); it gets a fresh burst",
+            self.header[0].forgotten.load(Ordering::Relaxed)
+        );
     }
 
     /// The entry of `k` in `set`, made (in a free or forgettable way) if
@@ -334,7 +361,7 @@ impl SharedTable {
         k: (u32, u64, u64),
         rate: Option<(f64, f64)>,
         t: u64,
-    ) -> Result<usize, Exceeded> {
+    ) -> Result<(usize, bool), Exceeded> {
         let ways = set * WAYS..(set + 1) * WAYS;
         let is = |e: &Entry| {
             e.kind.load(Ordering::Relaxed) == k.0
@@ -342,7 +369,7 @@ impl SharedTable {
                 && e.key_lo.load(Ordering::Relaxed) == k.2
         };
         if let Some(i) = ways.clone().find(|&i| is(&self.entries[i])) {
-            return Ok(i);
+            return Ok((i, false));
         }
         // Free first; then idle with a full bucket (nothing lost); then
         // idle that would be admitted anyway; then any idle (fails open).
@@ -378,7 +405,7 @@ impl SharedTable {
         e.tokens.store(burst.to_bits(), Ordering::Relaxed);
         e.refilled.store(t, Ordering::Relaxed);
         e.kind.store(k.0, Ordering::Relaxed);
-        Ok(i)
+        Ok((i, r == 3))
     }
 
     /// Give back one open-connection slot of `entry` taken by `column`.
