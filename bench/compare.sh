@@ -3,7 +3,9 @@
 #
 # Starts every server at once on loopback (sockhostd in sync, thread and
 # fork mode and with workers = 2; bare Rust loops of each model; CPython's
-# socketserver and http.server; socat, xinetd and tcpserver; nginx), then
+# socketserver and http.server; socat, xinetd and tcpserver; nginx; HAProxy
+# in front of sockhostd with and without the PROXY protocol and in front of
+# the bare loop, for the proxy group), then
 # runs the load generator against each in turn (each sockhostd row next to
 # its reference), all servers in one round, REPS rounds, and prints one
 # markdown table of medians with ratios. Odd rounds run the rows top to
@@ -20,11 +22,11 @@
 # usage: bench/compare.sh [-d SECONDS] [-r REPS] [-c CLIENTS] [-s BYTES]
 #                         [--only GROUPS] [--no-footprint] [--no-install]
 #   defaults: 2 s per run (plus 0.5 s warm-up), 6 rounds, 8 clients, 64 B
-#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http
+#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http,proxy
 #   SOCKHOST_BENCH_PORT: first of the loopback ports used (default 27100)
 set -euo pipefail
 
-DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http"
+DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http,proxy"
 FOOTPRINT=1 INSTALL=1
 BASE=${SOCKHOST_BENCH_PORT:-27100}
 BODY='Hello, world!\n'
@@ -54,6 +56,7 @@ install_peers() {
     command -v tcpserver >/dev/null || need+=(ucspi-tcp)
     command -v wrk >/dev/null || need+=(wrk)
     command -v nginx >/dev/null || need+=(nginx-light)
+    [[ ",$ONLY," != *",proxy,"* ]] || [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need+=(haproxy)
     [ ${#need[@]} -eq 0 ] && return
     if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
         echo "installing ${need[*]} from Debian" >&2
@@ -134,6 +137,8 @@ listener() { # name type address mixin handler [extra]
     listener udp-thread inet dgram "127.0.0.1:$(port 8)" thread $E
     listener unix-sync unix stream "$WORK/sh-sync.sock" sync $E
     listener unix-thread unix stream "$WORK/sh-thread.sock" thread $E
+    listener proxied inet stream "127.0.0.1:$(port 12)" thread $E \
+        'proxy_protocol = true\nproxy_trusted = ["127.0.0.1"]'
     for spec in "http:thread:1:9" "http-w2:thread:2:10" "http-fork:fork:1:11"; do
         IFS=: read -r name mixin workers n <<<"$spec"
         listener "$name" inet stream "127.0.0.1:$(port "$n")" "$mixin" $H \
@@ -221,6 +226,37 @@ EOF
     wait_port "$(port 44)" && HAVE+="nginx "
 fi
 command -v wrk >/dev/null && HAVE+="wrk "
+HAPROXY=$(command -v haproxy || ls /usr/sbin/haproxy 2>/dev/null || true)
+if [ -n "$HAPROXY" ] && [[ ",$ONLY," == *",proxy,"* ]]; then
+    # One frontend per row: send-proxy-v2 to the proxy_protocol listener,
+    # plain TCP to the same daemon's thread listener and to the bare loop.
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 1000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend pp
+    bind 127.0.0.1:$(port 45)
+    default_backend pp
+backend pp
+    server s 127.0.0.1:$(port 12) send-proxy-v2
+frontend plain
+    bind 127.0.0.1:$(port 46)
+    default_backend plain
+backend plain
+    server s 127.0.0.1:$(port 2)
+frontend bare
+    bind 127.0.0.1:$(port 47)
+    default_backend bare
+backend bare
+    server s 127.0.0.1:$(port 22)
+EOF
+    start haproxy "$HAPROXY" -db -f "$WORK/haproxy.cfg"
+    wait_port "$(port 45)" && HAVE+="haproxy "
+fi
 
 # ---- rows: id|group|server|mode|target|reference id|python id|needs ------------
 T="tcp:127.0.0.1"
@@ -266,6 +302,9 @@ nginx|http|nginx, 2 workers|http|$(port 44)|||nginx
 sh-http-w2|http|sockhostd http-hello, thread, workers = 2|http|$(port 10)|nginx|py-http|wrk
 sh-http-fork|http|sockhostd http-hello, fork|http|$(port 11)|nginx|py-http|wrk
 py-http|http|Python ThreadingHTTPServer|http|$(port 39)|nginx||wrk
+hap-pp|proxy|HAProxy send-proxy-v2 → sockhostd thread, proxy_protocol = true|conn|$T:$(port 45)|hap-plain|hap-bare|haproxy
+hap-plain|proxy|HAProxy → sockhostd thread|conn|$T:$(port 46)|hap-bare||haproxy
+hap-bare|proxy|HAProxy → bare Rust loop, thread|conn|$T:$(port 47)|||haproxy
 EOF
 
 # A row runs when its group is selected and its server is there.
@@ -304,6 +343,7 @@ GROUPS = {
     "dgram": "UDP, one datagram per request",
     "unix": "unix stream sockets",
     "http": "HTTP/1.1 keep-alive (wrk -t2)",
+    "proxy": "TCP via HAProxy, new connection per request",
 }
 TARGETS = {  # id: [(reference id, minimum ratio)]
     "sh-sync": [("ref", 0.8)],
@@ -312,6 +352,8 @@ TARGETS = {  # id: [(reference id, minimum ratio)]
     "sh-thread-p": [("ref", 0.9)],
     "sh-fork-p": [("ref", 0.9)],
     "sh-udp-sync": [("ref", 0.8)],
+    # The PROXY header's cost: the same daemon and load with and without it.
+    "hap-pp": [("ref", 0.95)],
 }
 
 def to_us(v, unit):

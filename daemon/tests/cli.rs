@@ -120,8 +120,8 @@ fn check_refuses_abi_major_fixture() {
     let (code, out, err) = check(&cfg);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        has_line(&err, &[&so, "2.0", "1.0"]),
-        "path, found 2.0, needs 1.0: {err}"
+        has_line(&err, &[&so, "2.0", "1.1"]),
+        "path, found 2.0, needs 1.1: {err}"
     );
 }
 

@@ -44,7 +44,7 @@ fn unix_probe(name: &str, ty: &str, path: &str, mixin: &str) -> String {
 #[test]
 fn startup_refuses_each_broken_fixture_plugin_naming_listener_and_path() {
     let cases = [
-        ("sockhost_fixture_abi_major", vec!["2.0", "1.0"]),
+        ("sockhost_fixture_abi_major", vec!["2.0", "1.1"]),
         ("sockhost_fixture_no_entry", vec!["sockhost_plugin_init"]),
         ("sockhost_fixture_create_fails", vec!["cannot serve fx-bad"]),
         ("sockhost_fixture_hooks", vec!["record"]), // create: `record` is required

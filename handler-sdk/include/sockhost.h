@@ -64,7 +64,7 @@ extern "C" {
 /* "SOCKHOST" read as a big-endian 64-bit number. */
 #define SOCKHOST_ABI_MAGIC UINT64_C(0x534F434B484F5354)
 #define SOCKHOST_ABI_MAJOR 1
-#define SOCKHOST_ABI_MINOR 0
+#define SOCKHOST_ABI_MINOR 1 /* 1.1: sockhost_request.proxy_tlvs */
 
 /* Names of the two exported symbols. */
 #define SOCKHOST_ABI_SYMBOL "sockhost_abi"
@@ -155,6 +155,21 @@ typedef struct sockhost_request {
     void *user;        /* the plugin's own slot, NULL before setup. Set it in
                         * setup, free what it points to in finish. */
     void *host_private; /* the host's; do not touch */
+
+    /* Since ABI 1.1: read these only when `size` covers them, e.g.
+     * req->size >= offsetof(sockhost_request, proxy_tlvs_len) + sizeof(size_t)
+     * (an older host passes a shorter struct). */
+    const uint8_t *proxy_tlvs; /* a proxy_protocol listener's PROXY v2 header:
+                                * its TLVs exactly as sent, one after the
+                                * other (1 byte type, 2 bytes big-endian
+                                * length, the value), checked to be well
+                                * formed. NULL when there are none (v1, no
+                                * TLVs, proxy_protocol off). Owned by the
+                                * host, valid (and unchanged) until the
+                                * request ends, like `client`. With
+                                * proxy_protocol, `client` and `client_addr`
+                                * are the address the header names. */
+    size_t proxy_tlvs_len;     /* their length in bytes; 0 when none */
 } sockhost_request;
 
 /* ---- host functions ----------------------------------------------------- */

@@ -35,7 +35,7 @@ mod log;
 mod request;
 
 pub use log::{log, log_enabled, Level};
-pub use request::{Kind, RFile, Request, Socket, WFile};
+pub use request::{Kind, ProxyTlvs, RFile, Request, Socket, WFile};
 
 /// The error type handlers return; any error converts into it with `?`.
 pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -232,6 +232,31 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// The TLVs of a PROXY v2 header (`proxy_protocol` listeners), raw as
+    /// sent: type, 2-byte big-endian length, value, one after another.
+    /// Empty when there are none, and from a host older than ABI 1.1.
+    pub fn proxy_tlvs_raw(&self) -> &'a [u8] {
+        let end = std::mem::offset_of!(sys::sockhost_request, proxy_tlvs_len)
+            + std::mem::size_of::<usize>();
+        if (self.raw.size as usize) < end || self.raw.proxy_tlvs.is_null() {
+            return &[];
+        }
+        // SAFETY: the host (1.1 or later, as `size` shows) promises
+        // `proxy_tlvs_len` bytes that stay unchanged until the request ends.
+        unsafe { std::slice::from_raw_parts(self.raw.proxy_tlvs, self.raw.proxy_tlvs_len) }
+    }
+
+    /// Every TLV of the PROXY v2 header, as (type, value), in order.
+    pub fn proxy_tlvs(&self) -> ProxyTlvs<'a> {
+        ProxyTlvs(self.proxy_tlvs_raw())
+    }
+
+    /// The value of the first PROXY v2 TLV of type `kind` (for instance
+    /// 0x01 ALPN, 0x02 AUTHORITY, 0x05 UNIQUE_ID, 0x20 SSL), if sent.
+    pub fn proxy_tlv(&self, kind: u8) -> Option<&'a [u8]> {
+        self.proxy_tlvs().find(|(k, _)| *k == kind).map(|(_, v)| v)
+    }
+
     /// Per-request storage of the handler's own, created on first use and
     /// dropped after `finish`.
     pub fn user<T: Default + Send + 'static>(&mut self) -> &mut T {
@@ -271,4 +296,76 @@ fn datagram_bytes<'a>(raw: &sys::sockhost_request) -> &'a [u8] {
     // SAFETY: the host promises `data` points to `data_len` bytes that live
     // until the request's finish returns; every `Request<'a>` ends before.
     unsafe { std::slice::from_raw_parts(raw.data, raw.data_len) }
+}
+
+/// The TLVs of a PROXY v2 header, as (type, value); see
+/// [`Request::proxy_tlvs`]. Stops at the first one that does not fit
+/// (the host only passes well-formed lists).
+#[derive(Clone, Debug)]
+pub struct ProxyTlvs<'a>(&'a [u8]);
+
+impl<'a> Iterator for ProxyTlvs<'a> {
+    type Item = (u8, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.0;
+        let (&kind, head) = rest.split_first()?;
+        let len = usize::from(u16::from_be_bytes([*head.first()?, *head.get(1)?]));
+        let value = head.get(2..2 + len)?;
+        self.0 = &head[2 + len..];
+        Some((kind, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(tlvs: &[u8], size: usize) -> sys::sockhost_request {
+        sys::sockhost_request {
+            size: size as u32,
+            socktype: libc::SOCK_STREAM,
+            fd: -1,
+            family: libc::AF_INET,
+            client: sys::sockhost_str {
+                ptr: std::ptr::null(),
+                len: 0,
+            },
+            client_addr: std::ptr::null(),
+            client_addr_len: 0,
+            reserved: 0,
+            data: std::ptr::null(),
+            data_len: 0,
+            user: std::ptr::null_mut(),
+            host_private: std::ptr::null_mut(),
+            proxy_tlvs: if tlvs.is_empty() {
+                std::ptr::null()
+            } else {
+                tlvs.as_ptr()
+            },
+            proxy_tlvs_len: tlvs.len(),
+        }
+    }
+
+    #[test]
+    fn proxy_tlvs_are_found_by_type_and_listed_in_order() {
+        let tlvs = [1, 0, 2, b'h', b'2', 5, 0, 0, 0xE0, 0, 1, 9];
+        let mut r = raw(&tlvs, std::mem::size_of::<sys::sockhost_request>());
+        let req = Request::new(&mut r);
+        assert_eq!(req.proxy_tlv(1), Some(&b"h2"[..]));
+        assert_eq!(req.proxy_tlv(5), Some(&[][..]));
+        assert_eq!(req.proxy_tlv(2), None);
+        let all: Vec<(u8, &[u8])> = req.proxy_tlvs().collect();
+        assert_eq!(all, [(1, &b"h2"[..]), (5, &[][..]), (0xE0, &[9][..])]);
+    }
+
+    #[test]
+    fn an_older_host_or_a_cut_list_gives_no_tlvs() {
+        let tlvs = [1, 0, 2, b'h', b'2'];
+        let old = std::mem::offset_of!(sys::sockhost_request, proxy_tlvs);
+        let mut r = raw(&tlvs, old);
+        assert!(Request::new(&mut r).proxy_tlvs_raw().is_empty(), "1.0 host");
+        let cut = [1, 0, 9, b'x'];
+        let mut r = raw(&cut, std::mem::size_of::<sys::sockhost_request>());
+        assert_eq!(Request::new(&mut r).proxy_tlvs().count(), 0);
+    }
 }

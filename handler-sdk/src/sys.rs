@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_void};
 /// "SOCKHOST" read as a big-endian 64-bit number.
 pub const SOCKHOST_ABI_MAGIC: u64 = 0x534F_434B_484F_5354;
 pub const SOCKHOST_ABI_MAJOR: u16 = 1;
-pub const SOCKHOST_ABI_MINOR: u16 = 0;
+pub const SOCKHOST_ABI_MINOR: u16 = 1;
 /// Name of the exported version record.
 pub const SOCKHOST_ABI_SYMBOL: &str = "sockhost_abi";
 /// Name of the exported entry function.
@@ -84,6 +84,9 @@ pub struct sockhost_request {
     pub data_len: usize,
     pub user: *mut c_void,
     pub host_private: *mut c_void,
+    /// Since 1.1 (check `size`): PROXY v2 TLVs, raw; null when none.
+    pub proxy_tlvs: *const u8,
+    pub proxy_tlvs_len: usize,
 }
 
 #[repr(C)]

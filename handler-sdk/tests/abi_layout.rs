@@ -49,7 +49,9 @@ fn expectations() -> Vec<(String, u64)> {
         data,
         data_len,
         user,
-        host_private
+        host_private,
+        proxy_tlvs,
+        proxy_tlvs_len
     });
     layout!(sockhost_host {
         size,

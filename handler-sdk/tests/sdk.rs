@@ -363,6 +363,8 @@ impl TestRequest {
             },
             user: std::ptr::null_mut(),
             host_private: (&mut *side as *mut HostSide).cast(),
+            proxy_tlvs: std::ptr::null(),
+            proxy_tlvs_len: 0,
         };
         TestRequest {
             raw,

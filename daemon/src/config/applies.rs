@@ -92,6 +92,10 @@ fn rules(raw: &RawListener, k: Kind<'_>) -> Vec<Rule> {
     );
     let is_unix = k.family == Family::Unix;
     let unix_path = matches!(k.address, Address::Unix(_));
+    let proxy =
+        k.socktype == SockType::Stream && raw.proxy_protocol.as_ref().is_some_and(|p| *p.get_ref());
+    let needs_proxy = "it is only used with proxy_protocol = true on a stream listener";
+    let trusted_unix = "a unix peer has no IP address: trust on a unix listener is who may connect to the socket (mode, owner, group, allow_uids, allow_gids)";
     let file = "socket file settings need family = \"unix\" with a path address (not inet, not \"@abstract\")";
     vec![
         rule(
@@ -142,8 +146,27 @@ fn rules(raw: &RawListener, k: Kind<'_>) -> Vec<Rule> {
             k.socktype == SockType::Stream,
             &stream,
         ),
-        rule("allow", at(&raw.allow), !is_unix, not_unix),
-        rule("deny", at(&raw.deny), !is_unix, not_unix),
+        rule("allow", at(&raw.allow), !is_unix || proxy, not_unix),
+        rule("deny", at(&raw.deny), !is_unix || proxy, not_unix),
+        rule(
+            "proxy_protocol",
+            at(&raw.proxy_protocol),
+            k.socktype == SockType::Stream,
+            &stream,
+        ),
+        rule("proxy_trusted", at(&raw.proxy_trusted), proxy, needs_proxy),
+        rule(
+            "proxy_trusted",
+            at(&raw.proxy_trusted),
+            !is_unix,
+            trusted_unix,
+        ),
+        rule(
+            "proxy_header_timeout",
+            at(&raw.proxy_header_timeout),
+            proxy,
+            needs_proxy,
+        ),
         rule(
             "allow_uids",
             at(&raw.allow_uids),

@@ -39,6 +39,10 @@ struct Required<'a> {
 
 const MAX_NAME: usize = 64;
 
+/// `proxy_header_timeout` when absent: the 3 s the PROXY protocol's
+/// specification suggests for receiving the whole header.
+pub const DEFAULT_PROXY_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Validate one listener table defined in `src`.
 pub fn build(
     src: &Source,
@@ -215,6 +219,9 @@ fn defaults(
         max_connections_per_source: None,
         rate_limit_per_source: None,
         refuse_message: None,
+        proxy_protocol: false,
+        proxy_trusted: Vec::new(),
+        proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
         mode: None,
         owner: None,
         group: None,
@@ -300,6 +307,22 @@ fn access(src: &Source, raw: &RawListener, c: &mut ListenerConfig) -> Result<(),
         c.rate_limit_per_source = Some(v::positive(src, rate, "listener.rate_limit_per_source")?);
     }
     c.refuse_message = raw.refuse_message.as_ref().map(|m| m.get_ref().clone());
+    proxy(src, raw, c)
+}
+
+/// The PROXY protocol keys (where they apply is `applies`' business).
+fn proxy(src: &Source, raw: &RawListener, c: &mut ListenerConfig) -> Result<(), ConfigError> {
+    c.proxy_protocol = v::flag(&raw.proxy_protocol, false);
+    if let Some(list) = &raw.proxy_trusted {
+        c.proxy_trusted = v::nets(src, list, "listener.proxy_trusted")?;
+    }
+    if let Some(t) = v::opt_seconds(
+        src,
+        &raw.proxy_header_timeout,
+        "listener.proxy_header_timeout",
+    )? {
+        c.proxy_header_timeout = t;
+    }
     Ok(())
 }
 

@@ -190,6 +190,12 @@ pub struct ListenerConfig {
     pub max_connections_per_source: Option<usize>,
     pub rate_limit_per_source: Option<f64>,
     pub refuse_message: Option<String>,
+    /// Every connection starts with a PROXY v1 or v2 header (stream only).
+    pub proxy_protocol: bool,
+    /// Peers allowed to send a PROXY header; empty: any peer.
+    pub proxy_trusted: Vec<ipnet::IpNet>,
+    /// How long a connection may take to send its whole PROXY header.
+    pub proxy_header_timeout: Duration,
     pub mode: Option<u32>,
     pub owner: Option<String>,
     pub group: Option<String>,

@@ -43,6 +43,9 @@ pub fn spawn(
 ) -> io::Result<Worker> {
     let (master_end, worker_end) = UnixStream::pair()?;
     let socket = socket.map(Socket::try_clone).transpose()?;
+    // The listener's per-source table shared by its workers (workers > 1
+    // with per-source limits), made once, before any of them is forked.
+    crate::worker::shared_limits::prepare(l)?;
     // SAFETY: getpid has no preconditions.
     let master_pid = unsafe { libc::getpid() };
     // SAFETY: the master is single-threaded, so the child cannot inherit a

@@ -12,8 +12,6 @@
 //! when the last handle in a process is dropped (other processes keep
 //! theirs). It is never MADV_DONTFORK: children must share it.
 
-#![allow(dead_code)] // its users (metrics, shared limits) land separately
-
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize};

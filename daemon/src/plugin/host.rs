@@ -120,6 +120,8 @@ pub struct RequestCtx {
     client: ClientText,
     peer: SockAddr,
     data: Vec<u8>,
+    /// A PROXY v2 header's TLVs, raw (empty when none).
+    proxy_tlvs: Vec<u8>,
     /// The message a hook attached with `set_error`.
     pub error: Option<String>,
 }
@@ -213,10 +215,13 @@ impl RequestCtx {
                 data_len: 0,
                 user: std::ptr::null_mut(),
                 host_private: std::ptr::null_mut(),
+                proxy_tlvs: std::ptr::null(),
+                proxy_tlvs_len: 0,
             },
             client,
             peer,
             data,
+            proxy_tlvs: Vec::new(),
             error: None,
         }
     }
@@ -233,6 +238,22 @@ impl RequestCtx {
             self.raw.data_len = self.data.len();
         }
         self.raw.host_private = (self as *mut RequestCtx).cast();
+        if !self.proxy_tlvs.is_empty() {
+            self.raw.proxy_tlvs = self.proxy_tlvs.as_ptr();
+            self.raw.proxy_tlvs_len = self.proxy_tlvs.len();
+        }
+    }
+
+    /// What a PROXY header said: `client` (when it names one) becomes the
+    /// request's client everywhere, and `tlvs` reach the plugin.
+    pub fn proxied(&mut self, client: Option<SockAddr>, tlvs: Vec<u8>) {
+        if let Some(peer) = client {
+            self.client = ClientText::default();
+            let _ = transport::describe_into(&peer, &mut self.client);
+            self.peer = peer;
+        }
+        self.proxy_tlvs = tlvs;
+        self.fix_pointers();
     }
 
     /// Replace the fd the plugin sees (verify_request gets -1); returns

@@ -33,15 +33,19 @@ pub enum Reason {
     Rate,
     Connections,
     Plugin,
+    /// `proxy_protocol`: no valid PROXY header in time, or one from a peer
+    /// not in `proxy_trusted` (counted as `reason="proxy_header"`).
+    ProxyHeader,
 }
 
 impl Reason {
-    const ALL: [Reason; 5] = [
+    const ALL: [Reason; 6] = [
         Reason::Denied,
         Reason::Credentials,
         Reason::Rate,
         Reason::Connections,
         Reason::Plugin,
+        Reason::ProxyHeader,
     ];
 
     /// The short name used in logs.
@@ -52,6 +56,7 @@ impl Reason {
             Reason::Rate => "rate_limit_per_source",
             Reason::Connections => "max_connections_per_source",
             Reason::Plugin => "the plugin's verify_request",
+            Reason::ProxyHeader => "proxy_protocol",
         }
     }
 
@@ -79,6 +84,11 @@ impl Refusal {
     pub fn plugin() -> Refusal {
         Refusal::new(Reason::Plugin, "")
     }
+
+    /// No valid PROXY header (the detail says what was wrong).
+    pub fn proxy_header(detail: impl Into<String>) -> Refusal {
+        Refusal::new(Reason::ProxyHeader, detail)
+    }
 }
 
 /// One listener's built-in checks and refusal handling.
@@ -88,6 +98,9 @@ pub struct Gate {
     limits: SourceLimits,
     refuse_message: Option<Vec<u8>>,
     log: RefusalLog,
+    /// A unix listener whose clients are named by a PROXY header: the
+    /// socket's own peer (the balancer) still passes allow_uids/allow_gids.
+    proxied_unix: bool,
 }
 
 impl Gate {
@@ -100,10 +113,13 @@ impl Gate {
         Gate {
             listener: l.name.clone(),
             access: AccessControl::new(l),
-            limits: SourceLimits::new(
-                l.max_connections_per_source,
-                l.rate_limit_per_source,
-                in_flight,
+            limits: with_shared_table(
+                l,
+                SourceLimits::new(
+                    l.max_connections_per_source,
+                    l.rate_limit_per_source,
+                    in_flight,
+                ),
             ),
             refuse_message: l
                 .refuse_message
@@ -111,6 +127,7 @@ impl Gate {
                 .filter(|m| !m.is_empty())
                 .map(|m| m.as_bytes().to_vec()),
             log: RefusalLog::default(),
+            proxied_unix: l.proxy_protocol && l.family == crate::config::Family::Unix,
         }
     }
 
@@ -123,6 +140,9 @@ impl Gate {
     ) -> Result<Option<SourceSlot>, Refusal> {
         if !self.access.allowed(peer) {
             return Err(Refusal::new(Reason::Denied, ""));
+        }
+        if let (true, Some(_), Some(sock)) = (self.proxied_unix, peer.as_socket(), conn) {
+            self.check_balancer(sock)?;
         }
         let source = match (peer.as_socket(), conn) {
             (Some(sa), _) => Source::Ip(canonical_ip(sa.ip())),
@@ -171,6 +191,24 @@ impl Gate {
             })
     }
 
+    /// allow_uids/allow_gids for the unix peer that sent a PROXY header.
+    fn check_balancer(&self, sock: &Socket) -> Result<(), Refusal> {
+        if !self.access.checks_credentials() {
+            return Ok(());
+        }
+        let cred = peer_credentials(sock).map_err(|e| {
+            Refusal::new(
+                Reason::Credentials,
+                format!("cannot read the peer's credentials: {e}"),
+            )
+        })?;
+        if self.access.allowed_peer(&cred, sock) {
+            return Ok(());
+        }
+        let detail = format!("uid {} gid {} pid {}", cred.uid, cred.gid, cred.pid);
+        Err(Refusal::new(Reason::Credentials, detail))
+    }
+
     /// A request was refused: log it (rate-limited) and, for a connection,
     /// write `refuse_message` without waiting. The caller closes it.
     pub fn refuse(&mut self, client: &str, conn: Option<&Socket>, why: &Refusal) {
@@ -194,6 +232,24 @@ impl Gate {
     /// How long until unreported refusals are due to be logged.
     pub fn log_due_in(&self) -> Option<Duration> {
         self.log.due_in(Instant::now())
+    }
+}
+
+/// With `workers = K` > 1: count in the listener's table shared by its
+/// workers (made by the master). Without a column in it (cannot happen
+/// while columns cover two generations), count per worker and say so.
+fn with_shared_table(l: &ListenerConfig, limits: SourceLimits) -> SourceLimits {
+    let Some(table) = crate::worker::shared_limits::for_worker(l) else {
+        return limits;
+    };
+    match table.claim() {
+        Some(column) => limits.shared(table, column),
+        None => {
+            tracing::error!(
+                "no free column in the shared per-source table: this worker counts its own sources only"
+            );
+            limits
+        }
     }
 }
 

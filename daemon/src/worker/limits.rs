@@ -15,7 +15,11 @@
 //! burst: the one place the rate limit fails open, reported in the log).
 //! The map uses std's randomly keyed SipHash, so crafted addresses cannot
 //! collide it into slowness. Never blocks and never logs per request.
+//! With `workers = K` (K > 1) the counting is done in the listener's
+//! shared table instead ([`crate::worker::shared_limits`]), so the limits
+//! hold across the K workers; the settings and the guards stay the same.
 
+use crate::worker::shared_limits::SharedTable;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -92,6 +96,9 @@ pub struct SourceLimits {
     max_open: Option<u32>,
     rate: Option<Rate>,
     table: Arc<Mutex<Table>>,
+    /// The listener's table shared by its workers, and this process's
+    /// ownership column in it.
+    shared: Option<(Arc<SharedTable>, usize)>,
 }
 
 /// An open connection counted against its source; dropping it gives the
@@ -100,6 +107,8 @@ pub struct SourceLimits {
 pub struct SourceSlot {
     table: Arc<Mutex<Table>>,
     source: Source,
+    /// Counted in the shared table: (table, column, entry).
+    shared: Option<(Arc<SharedTable>, usize, usize)>,
 }
 
 fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
@@ -130,7 +139,15 @@ impl SourceLimits {
                 forgotten: 0,
                 last_forget_warn: None,
             })),
+            shared: None,
         }
+    }
+
+    /// Count in `table`, shared with the listener's other workers, as the
+    /// owner of `column`.
+    pub fn shared(mut self, table: Arc<SharedTable>, column: usize) -> SourceLimits {
+        self.shared = Some((table, column));
+        self
     }
 
     /// `rate_limit_per_source`, as configured.
@@ -149,6 +166,15 @@ impl SourceLimits {
     pub fn admit(&self, source: Source, now: Instant) -> Result<Option<SourceSlot>, Exceeded> {
         if !self.active() {
             return Ok(None);
+        }
+        if let Some((shared, column)) = &self.shared {
+            let rate = self.rate.map(|r| (r.per_sec, r.burst));
+            let entry = shared.admit(*column, &source, rate, self.max_open, now)?;
+            return Ok(entry.map(|entry| SourceSlot {
+                table: Arc::clone(&self.table),
+                source,
+                shared: Some((Arc::clone(shared), *column, entry)),
+            }));
         }
         let mut table = lock(&self.table);
         if !table.entries.contains_key(&source) && !table.make_room(now) {
@@ -179,6 +205,7 @@ impl SourceLimits {
         Ok(Some(SourceSlot {
             table: Arc::clone(&self.table),
             source,
+            shared: None,
         }))
     }
 
@@ -191,6 +218,9 @@ impl SourceLimits {
     /// Open connections counted for `source`.
     #[cfg(test)]
     pub fn open(&self, source: &Source) -> u32 {
+        if let Some((shared, _)) = &self.shared {
+            return shared.open(source);
+        }
         lock(&self.table).entries.get(source).map_or(0, |e| e.open)
     }
 }
@@ -252,6 +282,11 @@ impl Drop for SourceSlot {
     fn drop(&mut self) {
         let mut table = lock(&self.table);
         let rate = table.rate;
+        if let Some((shared, column, entry)) = &self.shared {
+            drop(table);
+            shared.release(*column, *entry, rate.is_none());
+            return;
+        }
         let Some(entry) = table.entries.get_mut(&self.source) else {
             return;
         };

@@ -13,9 +13,12 @@
 mod access;
 mod dispatch;
 pub mod gate;
+mod intake;
 mod limits;
+pub mod proxy;
 pub mod request;
 mod server;
+pub(crate) mod shared_limits;
 
 use crate::config::{DaemonConfig, ListenerConfig, Mixin};
 use crate::os::signals::SignalPipe;

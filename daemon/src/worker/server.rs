@@ -15,12 +15,13 @@
 
 use crate::config::{ListenerConfig, SockType};
 use crate::os::backoff::AcceptBackoff;
-use crate::os::poll::wait_readable_array;
+use crate::os::poll::{wait_readable, wait_readable_array};
 use crate::os::ratelimit::RateLimit;
 use crate::os::signals::SignalPipe;
 use crate::plugin::{Instance, RequestCtx};
 use crate::worker::dispatch::{self, Dispatch};
 use crate::worker::gate::{Gate, Refusal};
+use crate::worker::intake::{Intake, Outcome};
 use crate::worker::request::{shutdown_request, Request, Shared};
 use nix::sys::signal::Signal;
 use socket2::Socket;
@@ -48,6 +49,11 @@ pub struct Server {
     oversized: OversizeLog,
     backoff: AcceptBackoff,
     full: CapLog,
+    /// `proxy_protocol`: connections still sending their PROXY header.
+    intake: Option<Intake>,
+    /// Headers read while the mixin was at its cap: served first when
+    /// there is room again (never more than one poll turn's worth).
+    held: std::collections::VecDeque<Request>,
 }
 
 impl Server {
@@ -69,6 +75,8 @@ impl Server {
             instance,
         });
         let gate = Gate::new(&shared.listener);
+        let intake = Intake::for_listener(&shared.listener);
+        crate::worker::intake::defer_accept(&shared.listener, &socket);
         let buf_len = match shared.listener.socktype {
             SockType::Dgram => shared.listener.max_packet_size + 1,
             SockType::Stream => 0,
@@ -85,6 +93,8 @@ impl Server {
             oversized: OversizeLog::default(),
             backoff: AcceptBackoff::default(),
             full: CapLog::default(),
+            intake,
+            held: std::collections::VecDeque::new(),
         })
     }
 
@@ -100,6 +110,11 @@ impl Server {
     /// Serve until `shutdown` (SIGTERM/SIGINT), then return.
     pub fn serve_forever(&mut self) -> io::Result<()> {
         while !self.shutdown_requested {
+            while !self.held.is_empty() && self.dispatch.has_capacity() {
+                if let Some(request) = self.held.pop_front() {
+                    self.verify_and_process(request);
+                }
+            }
             let room = self.dispatch.has_capacity();
             self.full.update(&*self.dispatch, room);
             let can_accept = room && self.backoff.ready();
@@ -108,7 +123,12 @@ impl Server {
                 if can_accept { self.fileno() } else { -1 },
                 self.dispatch.wake_fd().unwrap_or(-1),
             ];
-            let ready = wait_readable_array(fds, self.poll_timeout(can_accept))?;
+            let timeout = self.poll_timeout(can_accept, room);
+            let ready = if room && self.intake.as_ref().is_some_and(|i| !i.is_empty()) {
+                self.wait_with_intake(fds, timeout)?
+            } else {
+                wait_readable_array(fds, timeout)?
+            };
             if ready[0] {
                 self.handle_signals();
             }
@@ -122,10 +142,63 @@ impl Server {
         Ok(())
     }
 
-    fn poll_timeout(&self, can_accept: bool) -> Option<Duration> {
+    /// The serve loop's poll with the connections still sending their
+    /// PROXY header beside `fixed`; reads what arrived and hands on the
+    /// headers that are done. Returns `fixed`'s readiness.
+    fn wait_with_intake(
+        &mut self,
+        fixed: [RawFd; 3],
+        timeout: Option<Duration>,
+    ) -> io::Result<[bool; 3]> {
+        let mut fds = fixed.to_vec();
+        if let Some(intake) = &self.intake {
+            intake.fds(&mut fds);
+        }
+        let ready = wait_readable(&fds, timeout)?;
+        let done = match self.intake.as_mut() {
+            Some(intake) => intake.advance(&ready[3..], Instant::now()),
+            None => Vec::new(),
+        };
+        for outcome in done {
+            self.header_read(outcome);
+        }
+        Ok([ready[0], ready[1], ready[2]])
+    }
+
+    /// A PROXY header is read (or failed): on to `verify_request`, or
+    /// refused with reason `proxy_header`.
+    fn header_read(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Admitted(mut request, p) => {
+                let client = p.source.map(crate::worker::proxy::client_addr);
+                request.ctx.proxied(client, p.tlvs);
+                if self.dispatch.has_capacity() {
+                    self.verify_and_process(request);
+                } else {
+                    self.held.push_back(request);
+                }
+            }
+            Outcome::Refused(request, why) => {
+                let refusal = Refusal::proxy_header(why);
+                self.gate
+                    .refuse(request.ctx.client(), request.sock.as_ref(), &refusal);
+                shutdown_request(request);
+            }
+        }
+    }
+
+    /// How long the loop may sleep: until the idle `timeout`, the accept
+    /// back-off, refusals due to be logged, or (while the mixin has room to
+    /// take them on) a PROXY header's deadline.
+    fn poll_timeout(&self, can_accept: bool, room: bool) -> Option<Duration> {
         let idle = self.listener().timeout.filter(|_| can_accept);
         let idle = idle.map(|t| t.saturating_sub(self.last_activity.elapsed()));
-        [self.backoff.remaining(), self.gate.log_due_in()]
+        let header = self
+            .intake
+            .as_ref()
+            .filter(|_| room)
+            .and_then(|i| i.due_in(Instant::now()));
+        [self.backoff.remaining(), self.gate.log_due_in(), header]
             .into_iter()
             .fold(idle, |a, b| match (a, b) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -162,7 +235,7 @@ impl Server {
     #[allow(non_snake_case)]
     fn _handle_request_noblock(&mut self) {
         for _ in 0..BATCH {
-            let mut request = match self.get_request() {
+            let request = match self.get_request() {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(e) => {
@@ -174,14 +247,27 @@ impl Server {
             if self.shared.listener.timeout.is_some() {
                 self.last_activity = Instant::now();
             }
-            if self.verify_request(&mut request) {
-                self.process_request(request);
-            } else {
-                shutdown_request(request);
+            match self.intake.as_mut() {
+                None => self.verify_and_process(request),
+                Some(intake) => {
+                    if let Some(outcome) = intake.accepted(request, Instant::now()) {
+                        self.header_read(outcome);
+                    }
+                }
             }
             if !self.dispatch.has_capacity() || crate::os::signals::pending() {
                 return;
             }
+        }
+    }
+
+    /// `verify_request`, then `process_request` or `shutdown_request`.
+    #[inline]
+    fn verify_and_process(&mut self, mut request: Request) {
+        if self.verify_request(&mut request) {
+            self.process_request(request);
+        } else {
+            shutdown_request(request);
         }
     }
 

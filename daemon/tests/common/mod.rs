@@ -115,6 +115,7 @@ pub mod daemon;
 pub mod life;
 pub mod notify;
 pub mod procfs;
+pub mod proxy;
 pub mod scenarios;
 pub mod sec;
 

@@ -25,6 +25,7 @@
 //! | `PANIC`      | no reply: `handle` panics (the SDK turns it into an error) |
 //! | `ABORT`      | no reply: the process aborts |
 //! | `COUNTERS`   | `timeouts=N service_actions=N errors=N` (see below) |
+//! | `TLV TYPE`   | the PROXY v2 TLV of type TYPE (decimal): printable ASCII as is, other bytes as `0x` and hex; `ERR no such tlv`, `ERR bad number` |
 //! | other        | `ERR unknown command` (also for invalid UTF-8) |
 //!
 //! Beyond the contract's table, probe implements every optional hook so
@@ -179,6 +180,12 @@ impl Probe {
                 self.service_actions.load(Ordering::Relaxed),
                 self.errors.load(Ordering::Relaxed)
             ),
+            ("TLV", kind) => match kind.and_then(|k| k.parse::<u8>().ok()) {
+                Some(kind) => req
+                    .proxy_tlv(kind)
+                    .map_or("ERR no such tlv".into(), tlv_text),
+                None => "ERR bad number".into(),
+            },
             ("PANIC", None) => panic!("probe: the client asked for PANIC"),
             ("ABORT", None) => std::process::abort(),
             _ => "ERR unknown command".into(),
@@ -193,6 +200,15 @@ impl Probe {
             None => "ERR no such key".into(),
         }
     }
+}
+
+/// A TLV's value for the `TLV` reply: printable ASCII as is, else hex.
+fn tlv_text(value: &[u8]) -> String {
+    if !value.is_empty() && value.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        return String::from_utf8_lossy(value).into_owned();
+    }
+    let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    format!("0x{hex}")
 }
 
 /// `line` without its trailing `\n` and then `\r`, if any.

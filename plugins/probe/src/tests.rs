@@ -117,6 +117,8 @@ fn request(socktype: i32, fd: i32, client: &CString, data: &[u8]) -> sockhost_re
         data_len: data.len(),
         user: std::ptr::null_mut(),
         host_private: std::ptr::null_mut(),
+        proxy_tlvs: std::ptr::null(),
+        proxy_tlvs_len: 0,
     }
 }
 

@@ -7,6 +7,7 @@ mod applies;
 mod dropins;
 mod malformed;
 mod places;
+mod proxy;
 mod valid;
 
 use std::fs;
