@@ -215,6 +215,7 @@ fn defaults(
         max_connections_per_source: None,
         rate_limit_per_source: None,
         refuse_message: None,
+        access_log: false,
         mode: None,
         owner: None,
         group: None,
@@ -300,6 +301,7 @@ fn access(src: &Source, raw: &RawListener, c: &mut ListenerConfig) -> Result<(),
         c.rate_limit_per_source = Some(v::positive(src, rate, "listener.rate_limit_per_source")?);
     }
     c.refuse_message = raw.refuse_message.as_ref().map(|m| m.get_ref().clone());
+    c.access_log = v::flag(&raw.access_log, false);
     Ok(())
 }
 

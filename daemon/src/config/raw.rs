@@ -42,6 +42,8 @@ pub(crate) struct RawDaemon {
     pub user: Opt<String>,
     pub group: Opt<String>,
     pub strict_plugin_permissions: Opt<bool>,
+    pub control_socket: Opt<String>,
+    pub metrics: Opt<String>,
 }
 
 /// One `[[listener]]`. Required keys are optional here so that a missing
@@ -75,6 +77,7 @@ pub(crate) struct RawListener {
     pub max_connections_per_source: Opt<Int>,
     pub rate_limit_per_source: Opt<Number>,
     pub refuse_message: Opt<String>,
+    pub access_log: Opt<bool>,
     pub mode: Opt<OctalText>,
     pub owner: Opt<String>,
     pub group: Opt<String>,

@@ -10,6 +10,7 @@ pub mod poll;
 pub mod privileges;
 pub mod shm;
 pub mod signals;
+pub mod stats;
 pub mod systemd;
 pub mod threads;
 pub mod transport;

@@ -15,7 +15,8 @@
 //! the rest as counts per reason, so a flood cannot flood the log.
 
 use crate::config::{ListenerConfig, Mixin};
-use crate::worker::access::{canonical_ip, peer_credentials, AccessControl};
+use crate::os::stats::Meter;
+use crate::worker::access::{canonical_ip, peer_credentials, AccessControl, Rule};
 use crate::worker::limits::{Exceeded, Source, SourceLimits, SourceSlot};
 use socket2::{SockAddr, Socket};
 use std::fmt::Write as _;
@@ -27,16 +28,24 @@ const LOG_EVERY: Duration = Duration::from_secs(1);
 /// Why a request was refused (the config key that refused it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    Denied,
+    /// The source is in `deny`.
+    Deny,
+    /// `allow` is set and the source is not in it.
+    Allow,
     Credentials,
     Rate,
     Connections,
     Plugin,
 }
 
+// Refusals are counted per reason in a fixed array shared with the master.
+const _: () = assert!(Reason::ALL.len() <= crate::os::stats::MAX_REASONS);
+
 impl Reason {
-    const ALL: [Reason; 5] = [
-        Reason::Denied,
+    /// Every reason, in index order (the metrics list them in this order).
+    pub const ALL: [Reason; 6] = [
+        Reason::Deny,
+        Reason::Allow,
         Reason::Credentials,
         Reason::Rate,
         Reason::Connections,
@@ -46,7 +55,8 @@ impl Reason {
     /// The short name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Denied => "allow/deny",
+            Reason::Deny => "deny",
+            Reason::Allow => "allow",
             Reason::Credentials => "allow_uids/allow_gids",
             Reason::Rate => "rate_limit_per_source",
             Reason::Connections => "max_connections_per_source",
@@ -54,7 +64,20 @@ impl Reason {
         }
     }
 
-    fn index(self) -> usize {
+    /// The `reason` label of `sockhost_requests_refused_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Deny => "deny",
+            Reason::Allow => "allow",
+            Reason::Credentials => "peer",
+            Reason::Rate => "rate_limit",
+            Reason::Connections => "max_per_source",
+            Reason::Plugin => "verify_request",
+        }
+    }
+
+    /// The reason's place in [`Reason::ALL`] and in the shared counters.
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -87,6 +110,7 @@ pub struct Gate {
     limits: SourceLimits,
     refuse_message: Option<Vec<u8>>,
     log: RefusalLog,
+    meter: Meter,
 }
 
 impl Gate {
@@ -110,7 +134,14 @@ impl Gate {
                 .filter(|m| !m.is_empty())
                 .map(|m| m.as_bytes().to_vec()),
             log: RefusalLog::default(),
+            meter: Meter::none(),
         }
+    }
+
+    /// Count refusals (by reason) into `meter`.
+    pub fn metered(mut self, meter: Meter) -> Gate {
+        self.meter = meter;
+        self
     }
 
     /// Check a request from `peer`; `conn` is the connection (stream).
@@ -120,8 +151,10 @@ impl Gate {
         peer: &SockAddr,
         conn: Option<&Socket>,
     ) -> Result<Option<SourceSlot>, Refusal> {
-        if !self.access.allowed(peer) {
-            return Err(Refusal::new(Reason::Denied, ""));
+        match self.access.refusal(peer) {
+            Some(Rule::Deny) => return Err(Refusal::new(Reason::Deny, "")),
+            Some(Rule::Allow) => return Err(Refusal::new(Reason::Allow, "")),
+            None => {}
         }
         let source = match (peer.as_socket(), conn) {
             (Some(sa), _) => Source::Ip(canonical_ip(sa.ip())),
@@ -170,9 +203,11 @@ impl Gate {
             })
     }
 
-    /// A request was refused: log it (rate-limited) and, for a connection,
-    /// write `refuse_message` without waiting. The caller closes it.
+    /// A request was refused: count it by reason, log it (rate-limited)
+    /// and, for a connection, write `refuse_message` without waiting. The
+    /// caller closes it. Every refusal comes through here.
     pub fn refuse(&mut self, client: &str, conn: Option<&Socket>, why: &Refusal) {
+        self.meter.refused(why.reason.index());
         let what = if conn.is_some() {
             "connection"
         } else {
@@ -320,7 +355,7 @@ mod tests {
     fn pending_counts_are_flushed_once_due() {
         let mut log = RefusalLog::default();
         let t0 = Instant::now();
-        let why = Refusal::new(Reason::Denied, "");
+        let why = Refusal::new(Reason::Deny, "");
         log.record("l", "datagram", "", &why, t0);
         log.record("l", "datagram", "", &why, t0);
         let t1 = t0 + LOG_EVERY;

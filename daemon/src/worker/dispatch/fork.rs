@@ -17,11 +17,15 @@
 
 use super::unshared::UnsharedVec;
 use super::Dispatch;
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, Mixin};
+use crate::os::stats::Meter;
 use crate::os::threads::check_single_threaded;
 use crate::plugin::host::RequestCtx;
 use crate::worker::limits::SourceSlot;
-use crate::worker::request::{close_request, finish_request, shutdown_connection, Request, Shared};
+use crate::worker::request::{
+    close_request, finish_request, log_access, request_ended, shutdown_connection, Outcome,
+    Request, Shared,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -58,6 +62,9 @@ pub struct ForkingMixIn {
     /// heap pages).
     spare: UnsharedVec<Box<RequestCtx>>,
     exits: ChildExits,
+    /// Counts each reaped child as ended, and a crashed one as failed.
+    meter: Meter,
+    access_log: bool,
 }
 
 /// SIGCHLD as a readable fd. The worker keeps SIGCHLD blocked and reads it
@@ -108,12 +115,14 @@ impl ChildExits {
 }
 
 impl ForkingMixIn {
-    pub fn new(l: &ListenerConfig) -> io::Result<ForkingMixIn> {
+    pub fn new(l: &ListenerConfig, meter: Meter) -> io::Result<ForkingMixIn> {
         Ok(ForkingMixIn {
             max_children: l.max_children,
             children: UnsharedVec::with_capacity(l.max_children)?,
             spare: UnsharedVec::with_capacity(l.max_children.min(SPARE))?,
             exits: ChildExits::new()?,
+            meter,
+            access_log: l.access_log,
         })
     }
 
@@ -142,6 +151,12 @@ impl ForkingMixIn {
         let Some(child) = self.children.swap_remove(at) else {
             return;
         };
+        // The child counted its own duration and outcome when it got to
+        // `_exit(0)`; otherwise it died on the way, failing its request.
+        self.meter.finished();
+        if !matches!(status, WaitStatus::Exited(_, 0)) {
+            self.crashed(&child);
+        }
         let ms = child.started.elapsed().as_millis();
         let client = child.ctx.client();
         match status {
@@ -168,6 +183,15 @@ impl ForkingMixIn {
         }
         let Child { ctx, .. } = child;
         let _ = self.spare.push(ctx); // when full, it is freed
+    }
+
+    #[cold]
+    fn crashed(&self, child: &Child) {
+        let took = self.meter.observe(child.started, false);
+        if self.access_log {
+            let pid = child.pid.as_raw() as u32;
+            log_access(Mixin::Fork, child.ctx.client(), took, Outcome::Crashed, pid);
+        }
     }
 
     fn signal_all(&self, sig: Signal) {
@@ -208,8 +232,10 @@ impl Dispatch for ForkingMixIn {
     }
 
     fn process_request(&mut self, mut request: Request, shared: &Arc<Shared>) {
+        let started = shared.meter.dispatched();
         if let Err(why) = check_single_threaded() {
             tracing::error!(client = request.ctx.client(), "not forking: {why}");
+            request_ended(shared, &request.ctx, started, false);
             close_request(request);
             return;
         }
@@ -217,13 +243,13 @@ impl Dispatch for ForkingMixIn {
         // SAFETY: the worker is single-threaded (checked just above), so the
         // child cannot inherit a lock held by another thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => run_child(request, shared, &self.exits),
+            Ok(ForkResult::Child) => run_child(request, shared, &self.exits, started),
             Ok(ForkResult::Parent { child }) => {
                 let Request { ctx, sock, .. } = request;
                 drop(sock); // close_request: the worker's copy of the connection
                 let record = Child {
                     pid: child,
-                    started: Instant::now(),
+                    started,
                     _slot: slot,
                     ctx,
                 };
@@ -238,6 +264,7 @@ impl Dispatch for ForkingMixIn {
             Err(e) => {
                 let client = request.ctx.client();
                 tracing::error!(client, "fork failed: {e}; the connection was closed");
+                request_ended(shared, &request.ctx, started, false);
                 close_request(request);
             }
         }
@@ -279,9 +306,11 @@ impl Dispatch for ForkingMixIn {
 /// is freed or closed by hand: `_exit` does both at once, and each heap
 /// page a free would touch is a copy-on-write fault. Inlined (with
 /// `finish_request`) so the child's first steps run from fewer code pages,
-/// each of which a fresh child faults in.
+/// each of which a fresh child faults in. The child writes its duration
+/// and outcome into the worker's counters (one shared page); the worker
+/// counts it ended when it reaps it.
 #[inline(always)]
-fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
+fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits, started: Instant) -> ! {
     exits.unblock();
     if request.sock.is_some() {
         // A stream child needs only its connection, not the listening socket.
@@ -293,6 +322,14 @@ fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
         finish_request(shared, &mut request)
     }));
     shutdown_connection(&request);
+    if let Ok(ok) = ok {
+        let took = shared.meter.observe(started, ok);
+        if shared.listener.access_log {
+            let outcome = if ok { Outcome::Ok } else { Outcome::Error };
+            let pid = std::process::id();
+            log_access(Mixin::Fork, request.ctx.client(), took, outcome, pid);
+        }
+    }
     // SAFETY: _exit ends the child without running the parent's atexit
     // handlers or destructors (socketserver's os._exit).
     unsafe { libc::_exit(if ok.is_ok() { 0 } else { 70 }) }
