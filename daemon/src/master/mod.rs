@@ -13,9 +13,14 @@
 //! kills them at once; unix socket files are removed on exit.
 
 pub mod check;
+mod conn;
+mod control;
 mod error;
+mod metrics;
+pub mod observe;
 pub mod reload;
 pub mod spawn;
+mod status;
 
 pub use error::StartError;
 
@@ -71,6 +76,8 @@ pub struct Master {
     respawns: Vec<Respawn>,
     crashes: HashMap<(String, usize), u32>,
     stop_deadline: Option<Instant>,
+    /// Metrics endpoint, control socket, and the totals they show.
+    pub(crate) obs: observe::Observe,
 }
 
 /// Bind every listener's socket; on failure release what was bound.
@@ -118,6 +125,17 @@ pub fn run_with(
         .iter()
         .filter(|l| !inherited.contains(&l.name));
     sockets.extend(bind_all(to_bind)?);
+    let obs = match observe::Observe::open(&config) {
+        Ok(obs) => obs,
+        Err(e) => {
+            config
+                .listeners
+                .iter()
+                .filter(|l| !inherited.contains(&l.name))
+                .for_each(transport::remove_unix_file);
+            return Err(StartError::Io(e));
+        }
+    };
     let d = &config.daemon;
     if let Err(e) = privileges::give_unix_files_to_user(&config, &inherited)
         .and_then(|()| privileges::drop_privileges(d.user.as_deref(), d.group.as_deref()))
@@ -145,6 +163,7 @@ pub fn run_with(
         respawns: Vec::new(),
         crashes: HashMap::new(),
         stop_deadline: None,
+        obs,
     };
     let names: Vec<String> = master
         .config
@@ -216,6 +235,7 @@ impl Master {
         fds.extend(self.sockets.values().map(|s| s.as_raw_fd()));
         fds.extend(extra_sockets.values().map(|s| s.as_raw_fd()));
         fds.extend(self.workers.iter().map(|w| w.ctrl.as_raw_fd()));
+        fds.extend(self.obs.fds());
         fds.retain(|&fd| fd != own);
         fds
     }
@@ -301,18 +321,21 @@ impl Master {
             let timeout = self
                 .next_timer()
                 .map(|t| t.saturating_duration_since(Instant::now()));
-            let ready =
-                crate::os::poll::wait_readable(&[self.signals.fd()], timeout).unwrap_or_default();
+            let mut fds = vec![(self.signals.fd(), crate::os::poll::Interest::Read)];
+            self.observer_fds(&mut fds);
+            let ready = crate::os::poll::wait_events(&fds, timeout).unwrap_or_default();
             if ready.first().copied().unwrap_or(false) {
                 for sig in self.signals.drain() {
                     match sig {
                         Signal::SIGTERM | Signal::SIGINT => self.begin_stop(sig),
-                        Signal::SIGHUP if self.stop_deadline.is_none() => self.reload(),
+                        Signal::SIGHUP if self.stop_deadline.is_none() => self.run_reload(),
                         Signal::SIGCHLD => self.reap(),
                         _ => {}
                     }
                 }
             }
+            self.serve_observers(ready.get(1..).unwrap_or_default());
+            self.expire_observers();
             self.run_timers();
         }
     }
@@ -320,10 +343,16 @@ impl Master {
     fn next_timer(&self) -> Option<Instant> {
         let respawn = self.respawns.iter().map(|r| r.at).min();
         let respawn = respawn.filter(|_| self.stop_deadline.is_none());
-        [respawn, self.stop_deadline, self.notifier.watchdog_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        let observers = self.observers_due();
+        [
+            respawn,
+            self.stop_deadline,
+            self.notifier.watchdog_due(),
+            observers,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn run_timers(&mut self) {
@@ -398,7 +427,13 @@ impl Master {
         }
     }
 
+    /// Whether a graceful stop has begun.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop_deadline.is_some()
+    }
+
     fn worker_exited(&mut self, w: Worker, st: WaitStatus) {
+        self.obs.worker_exited(&w);
         let what = describe_status(Ok(st));
         let (name, gen, pid) = (&w.listener, w.generation, w.pid.as_raw());
         if w.draining {
@@ -461,6 +496,7 @@ impl Master {
         match outcome {
             Ok(w) => {
                 tracing::info!(listener = %l.name, "worker {} restarted", w.pid);
+                self.obs.worker_restarted(&l.name);
                 self.go(vec![w]);
             }
             Err(why) => {

@@ -68,7 +68,8 @@ impl Master {
     }
 
     /// Handle SIGHUP. Never fails: a bad reload is logged and rolled back.
-    pub(crate) fn reload(&mut self) {
+    /// Returns the summary line, or why it rolled back.
+    pub(crate) fn reload(&mut self) -> crate::master::observe::ReloadOutcome {
         let t0 = Instant::now();
         let old_gen = self.generation;
         tracing::info!("SIGHUP: reloading {}", self.config.file.display());
@@ -84,20 +85,26 @@ impl Master {
             )),
         }
         match outcome {
-            Ok(plan) => tracing::info!(
-                generation = self.generation,
-                "reload done in {:.1} ms: generation {}, added [{}], removed [{}], changed [{}], kept [{}]",
-                t0.elapsed().as_secs_f64() * 1000.0,
-                self.generation,
-                plan.added.join(", "),
-                plan.removed.join(", "),
-                plan.changed.join(", "),
-                plan.kept.join(", ")
-            ),
-            Err(why) => tracing::error!(
-                generation = old_gen,
-                "reload failed, nothing changed (generation {old_gen} keeps serving): {why}"
-            ),
+            Ok(plan) => {
+                let line = format!(
+                    "reload done in {:.1} ms: generation {}, added [{}], removed [{}], changed [{}], kept [{}]",
+                    t0.elapsed().as_secs_f64() * 1000.0,
+                    self.generation,
+                    plan.added.join(", "),
+                    plan.removed.join(", "),
+                    plan.changed.join(", "),
+                    plan.kept.join(", ")
+                );
+                tracing::info!(generation = self.generation, "{line}");
+                Ok(line)
+            }
+            Err(why) => {
+                let line = format!(
+                    "reload failed, nothing changed (generation {old_gen} keeps serving): {why}"
+                );
+                tracing::error!(generation = old_gen, "{line}");
+                Err(line)
+            }
         }
     }
 
