@@ -8,8 +8,10 @@
 //! bytes (more closes the connection); a connection lives at most
 //! `timeout` while it is being read or written (a client that sends
 //! nothing, or reads nothing, is closed then); at most `max_clients` are
-//! open at once, and a connection beyond that is closed as soon as it is
-//! accepted, so a flood cannot fill the master's descriptor table. A
+//! open at once, so a flood cannot fill the master's descriptor table: a
+//! new connection beyond that takes the place of the oldest one still
+//! sending its request (idle clients cannot lock others out), or is closed
+//! at once when every open one is past that. A
 //! connection parked waiting for something the master does (a reload) has
 //! no deadline and is not polled.
 
@@ -220,7 +222,7 @@ impl<L: Accept> Endpoint<L> {
         // cannot keep the loop here.
         for _ in 0..64 {
             match self.listener.accept_one() {
-                Ok(sock) if self.conns.len() >= self.limits.max_clients => {
+                Ok(sock) if self.conns.len() >= self.limits.max_clients && !self.evict() => {
                     self.refused += 1;
                     tracing::debug!(
                         "{} clients open: closed a new one at once ({} so far)",
@@ -245,6 +247,20 @@ impl<L: Accept> Endpoint<L> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return, // WouldBlock, or out of fds: try next turn
             }
+        }
+    }
+
+    /// Close the oldest connection still sending its request. False when
+    /// there is none.
+    fn evict(&mut self) -> bool {
+        let oldest = self.conns.iter().position(|c| c.phase == Phase::Reading);
+        match oldest {
+            Some(i) => {
+                self.conns.remove(i);
+                self.refused += 1;
+                true
+            }
+            None => false,
         }
     }
 
@@ -314,17 +330,24 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sockhost-conn-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let mut e = endpoint(&dir, 1);
-        let mut client = UnixStream::connect(dir.join("e.sock")).expect("connect");
+        let idle = UnixStream::connect(dir.join("e.sock")).expect("connect");
         turn(&mut e); // accept
         assert_eq!(e.conns.len(), 1);
-        let second = UnixStream::connect(dir.join("e.sock")).expect("connect");
+        let mut client = UnixStream::connect(dir.join("e.sock")).expect("connect");
         client.write_all(b"hi\n").expect("write");
         let mut whole = Vec::new();
         while whole.is_empty() {
             whole = turn(&mut e);
         }
-        assert_eq!(e.refused(), 1, "over max_clients: closed at once");
-        drop(second);
+        assert_eq!(e.refused(), 1, "over max_clients: the idle one made room");
+        let third = UnixStream::connect(dir.join("e.sock")).expect("connect");
+        turn(&mut e);
+        assert_eq!(
+            e.refused(),
+            2,
+            "the parked one stays; the new one is closed"
+        );
+        drop((idle, third));
         let id = whole[0];
         assert_eq!(e.conn(id).map(|c| c.input.clone()), Some(b"hi\n".to_vec()));
         e.answer(id, b"ok\n".to_vec());

@@ -36,7 +36,7 @@ use std::time::{Instant, SystemTime};
 
 const SCRAPE_LIMITS: Limits = Limits {
     max_request: 8192,
-    timeout: std::time::Duration::from_secs(10),
+    timeout: std::time::Duration::from_secs(5),
     max_clients: 16,
 };
 

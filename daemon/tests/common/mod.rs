@@ -962,4 +962,5 @@ pub mod life {
 
 // ---- access, limits and hostile-client helpers (access.rs, limits.rs, hostile.rs)
 
+pub mod observe;
 pub mod sec;
