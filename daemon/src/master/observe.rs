@@ -217,7 +217,12 @@ impl Master {
         if let Some(c) = &mut self.obs.control {
             c.reload_started();
         }
+        let before = self.config.daemon.clone();
         let outcome = self.reload();
+        let after = &self.config.daemon;
+        if before.metrics != after.metrics || before.control_socket != after.control_socket {
+            tracing::warn!("[daemon] metrics/control_socket changed: they are opened at start, so this takes a restart");
+        }
         let record = ReloadRecord {
             at: SystemTime::now(),
             ok: outcome.is_ok(),
