@@ -65,11 +65,10 @@ fn requests_are_counted_exactly_in_every_mixin_and_with_two_workers() {
     let names: Vec<String> = KINDS.iter().map(|(t, m)| format!("{t}-{m}")).collect();
     let text = scrape_until(&d, "every request ended", |t| {
         names.iter().chain(["two".to_string()].iter()).all(|l| {
-            sample(
-                t,
-                "sockhost_request_duration_seconds_count",
-                &[("listener", l)],
-            ) == sample(t, "sockhost_requests_total", &[("listener", l)])
+            let at = [("listener", l.as_str())];
+            sample(t, "sockhost_request_duration_seconds_count", &at)
+                == sample(t, "sockhost_requests_total", &at)
+                && sample(t, "sockhost_requests_active", &at) == Some(0.0)
         })
     });
     for l in &names {
@@ -257,12 +256,12 @@ fn the_active_gauge_and_the_histogram_follow_sleeping_requests() {
         sleepers
             .into_iter()
             .for_each(|s| assert_eq!(s.join().expect("client"), "SLEPT 600"));
+        // A fork child records its duration as it exits; its worker counts it
+        // no longer active when it reaps it, a moment later.
         let text = scrape_until(&d, "none active", |t| {
-            sample(
-                t,
-                "sockhost_request_duration_seconds_count",
-                &[("listener", name)],
-            ) == Some(3.0)
+            let at = [("listener", name)];
+            sample(t, "sockhost_request_duration_seconds_count", &at) == Some(3.0)
+                && sample(t, "sockhost_requests_active", &at) == Some(0.0)
         });
         let bucket = |le: &str| {
             sample(

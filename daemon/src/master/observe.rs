@@ -9,7 +9,9 @@
 //!   [`Master::expire_observers`] on every turn;
 //! - [`Master::run_reload`] to run a reload (SIGHUP, or a waiting
 //!   `sockhostctl reload`): it brackets the reload with
-//!   `Control::reload_started` and `reload_finished`;
+//!   [`Observe::reload_started`] and [`Observe::reload_finished`], which an
+//!   asynchronous reload calls where it starts and where its outcome is
+//!   known ([`Observe::wants_reload`] says a client waits for one);
 //! - [`Observe::worker_exited`] when it reaps a worker, and
 //!   [`Observe::worker_restarted`] when a crashed one is back;
 //! - [`Observe::fds`] for the fds a new worker must close.
@@ -105,6 +107,40 @@ impl Observe {
     pub fn worker_restarted(&mut self, listener: &str) {
         self.totals.worker_restarted(listener);
     }
+
+    /// Whether a `sockhostctl reload` waits for a reload to start.
+    pub fn wants_reload(&self) -> bool {
+        self.control.as_ref().is_some_and(Control::wants_reload)
+    }
+
+    /// A reload starts now (for any reason): the clients waiting for one
+    /// will get its outcome.
+    pub fn reload_started(&mut self) {
+        if let Some(c) = &mut self.control {
+            c.reload_started();
+        }
+    }
+
+    /// The reload that started last is over, with `outcome`; `listeners`
+    /// are the names now configured (their series exist from now on).
+    pub fn reload_finished(&mut self, outcome: &ReloadOutcome, listeners: &[String]) {
+        let record = ReloadRecord {
+            at: SystemTime::now(),
+            ok: outcome.is_ok(),
+            message: match outcome {
+                Ok(line) | Err(line) => line.clone(),
+            },
+        };
+        if record.ok {
+            self.totals.reloads_ok += 1;
+        } else {
+            self.totals.reloads_failed += 1;
+        }
+        listeners.iter().for_each(|l| self.totals.know(l));
+        if let Some(c) = &mut self.control {
+            c.reload_finished(&record);
+        }
+    }
 }
 
 /// A whole HTTP request head.
@@ -188,7 +224,7 @@ impl Master {
             }
             self.obs.control = Some(c);
         }
-        if self.obs.control.as_ref().is_some_and(Control::wants_reload) {
+        if self.obs.wants_reload() && !self.stopping() {
             self.run_reload();
         }
     }
@@ -212,36 +248,24 @@ impl Master {
     }
 
     /// Run one reload and report its outcome to the totals and to every
-    /// `sockhostctl reload` waiting for it.
+    /// `sockhostctl reload` waiting for it. (With an asynchronous reload:
+    /// `obs.reload_started()` where it starts, `obs.reload_finished(..)`
+    /// where its outcome is known, and no new one while one runs.)
     pub(crate) fn run_reload(&mut self) {
-        if let Some(c) = &mut self.obs.control {
-            c.reload_started();
-        }
+        self.obs.reload_started();
         let before = self.config.daemon.clone();
         let outcome = self.reload();
         let after = &self.config.daemon;
         if before.metrics != after.metrics || before.control_socket != after.control_socket {
             tracing::warn!("[daemon] metrics/control_socket changed: they are opened at start, so this takes a restart");
         }
-        let record = ReloadRecord {
-            at: SystemTime::now(),
-            ok: outcome.is_ok(),
-            message: match outcome {
-                Ok(line) | Err(line) => line,
-            },
-        };
-        if record.ok {
-            self.obs.totals.reloads_ok += 1;
-        } else {
-            self.obs.totals.reloads_failed += 1;
-        }
-        self.config
+        let names: Vec<String> = self
+            .config
             .listeners
             .iter()
-            .for_each(|l| self.obs.totals.know(&l.name));
-        if let Some(c) = &mut self.obs.control {
-            c.reload_finished(&record);
-        }
+            .map(|l| l.name.clone())
+            .collect();
+        self.obs.reload_finished(&outcome, &names);
     }
 
     /// The metrics text now.
