@@ -256,8 +256,8 @@ fn the_active_gauge_and_the_histogram_follow_sleeping_requests() {
         sleepers
             .into_iter()
             .for_each(|s| assert_eq!(s.join().expect("client"), "SLEPT 600"));
-        // A fork child records its duration as it exits; its worker counts it
-        // no longer active when it reaps it, a moment later.
+        // A fork child's request ends when its worker reaps it, a moment
+        // after the client has its answer.
         let text = scrape_until(&d, "none active", |t| {
             let at = [("listener", name)];
             sample(t, "sockhost_request_duration_seconds_count", &at) == Some(3.0)

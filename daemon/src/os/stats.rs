@@ -1,16 +1,17 @@
 //! One worker's request counters, in memory the master shares with it.
 //!
 //! The master maps a [`WorkerStats`] block (a [`SharedSlice`] of one) for
-//! every worker it forks; the worker, its request threads and its request
-//! children (fork mode) write it with relaxed atomic adds through a
-//! [`Meter`]; the master reads it at any time and, when the worker has
-//! exited, folds its final values into the listener's totals.
+//! every worker it forks; the worker and its request threads write it with
+//! relaxed atomic adds through a [`Meter`] (fork mode: the worker counts
+//! each child's request when it reaps it, so a child writes nothing here);
+//! the master reads it at any time and, when the worker has exited, folds
+//! its final values into the listener's totals. Request children inherit
+//! the mapping like the rest of the worker's memory.
 //!
 //! Promises: counting costs no lock and no system call (a duration is two
 //! reads of CLOCK_MONOTONIC, which the vDSO answers in user space); the
-//! block is one page, so a request child touches one shared page at most;
-//! the fields the serve loop writes and those written as requests end sit
-//! on separate cache lines. Every counter only grows. Nothing here knows
+//! block is one page; the fields the serve loop writes and those written
+//! as requests end sit on separate cache lines. Every counter only grows. Nothing here knows
 //! what a request is: the worker decides when to call each method.
 
 use crate::os::shm::{SharedSlice, ShmSafe};
@@ -200,15 +201,6 @@ impl Meter {
     /// A request dispatched at `started` ended; `ok` unless a hook failed.
     #[inline]
     pub fn ended(&self, started: Instant, ok: bool) -> Duration {
-        let took = self.observe(started, ok);
-        self.finished();
-        took
-    }
-
-    /// The duration and outcome half of [`Meter::ended`] (a request child
-    /// writes this; its worker counts it [`Meter::finished`] when reaped).
-    #[inline]
-    pub fn observe(&self, started: Instant, ok: bool) -> Duration {
         let took = started.elapsed();
         if let Some(s) = self.stats {
             let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
@@ -217,16 +209,9 @@ impl Meter {
             if !ok {
                 s.end.failed.fetch_add(1, Relaxed);
             }
-        }
-        took
-    }
-
-    /// The request is over: no longer in flight.
-    #[inline]
-    pub fn finished(&self) {
-        if let Some(s) = self.stats {
             s.end.done.fetch_add(1, Relaxed);
         }
+        took
     }
 
     /// A request refused before dispatch, by reason index `reason`.

@@ -50,6 +50,12 @@ struct Child {
     ctx: Box<RequestCtx>,
 }
 
+/// A request child's exit status when a hook failed (socketserver's
+/// ForkingMixIn exits 1 when `finish_request` raised); 0 when all went
+/// well; anything else (a panic past the SDK exits 70, a signal) means the
+/// child crashed.
+const FAILED: i32 = 1;
+
 /// Spare request buffers kept at most (each is about 400 bytes).
 const SPARE: usize = 64;
 
@@ -151,12 +157,7 @@ impl ForkingMixIn {
         let Some(child) = self.children.swap_remove(at) else {
             return;
         };
-        // The child counted its own duration and outcome when it got to
-        // `_exit(0)`; otherwise it died on the way, failing its request.
-        self.meter.finished();
-        if !matches!(status, WaitStatus::Exited(_, 0)) {
-            self.crashed(&child);
-        }
+        self.count(&child, status);
         let ms = child.started.elapsed().as_millis();
         let client = child.ctx.client();
         match status {
@@ -167,6 +168,11 @@ impl ForkingMixIn {
                     "request child exited after {ms} ms"
                 )
             }
+            WaitStatus::Exited(_, FAILED) => tracing::debug!(
+                client,
+                pid = pid.as_raw(),
+                "request child exited with status {FAILED} (its request failed) after {ms} ms"
+            ),
             WaitStatus::Exited(_, code) => tracing::warn!(
                 client,
                 pid = pid.as_raw(),
@@ -185,12 +191,18 @@ impl ForkingMixIn {
         let _ = self.spare.push(ctx); // when full, it is freed
     }
 
-    #[cold]
-    fn crashed(&self, child: &Child) {
-        let took = self.meter.observe(child.started, false);
+    /// Count a reaped child's request: its exit status says how it went
+    /// (the child itself writes no counter: no shared page, no clock).
+    fn count(&self, child: &Child, status: WaitStatus) {
+        let outcome = match status {
+            WaitStatus::Exited(_, 0) => Outcome::Ok,
+            WaitStatus::Exited(_, FAILED) => Outcome::Error,
+            _ => Outcome::Crashed,
+        };
+        let took = self.meter.ended(child.started, outcome == Outcome::Ok);
         if self.access_log {
             let pid = child.pid.as_raw() as u32;
-            log_access(Mixin::Fork, child.ctx.client(), took, Outcome::Crashed, pid);
+            log_access(Mixin::Fork, child.ctx.client(), took, outcome, pid);
         }
     }
 
@@ -243,7 +255,7 @@ impl Dispatch for ForkingMixIn {
         // SAFETY: the worker is single-threaded (checked just above), so the
         // child cannot inherit a lock held by another thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => run_child(request, shared, &self.exits, started),
+            Ok(ForkResult::Child) => run_child(request, shared, &self.exits),
             Ok(ForkResult::Parent { child }) => {
                 let Request { ctx, sock, .. } = request;
                 drop(sock); // close_request: the worker's copy of the connection
@@ -306,11 +318,12 @@ impl Dispatch for ForkingMixIn {
 /// is freed or closed by hand: `_exit` does both at once, and each heap
 /// page a free would touch is a copy-on-write fault. Inlined (with
 /// `finish_request`) so the child's first steps run from fewer code pages,
-/// each of which a fresh child faults in. The child writes its duration
-/// and outcome into the worker's counters (one shared page); the worker
-/// counts it ended when it reaps it.
+/// each of which a fresh child faults in. The outcome is the exit status
+/// (0 ok, [`FAILED`] a hook failed): the worker counts the request, its
+/// duration and its access log line when it reaps the child, so the child
+/// writes no shared page and reads no clock.
 #[inline(always)]
-fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits, started: Instant) -> ! {
+fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
     exits.unblock();
     if request.sock.is_some() {
         // A stream child needs only its connection, not the listening socket.
@@ -322,15 +335,12 @@ fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits, started:
         finish_request(shared, &mut request)
     }));
     shutdown_connection(&request);
-    if let Ok(ok) = ok {
-        let took = shared.meter.observe(started, ok);
-        if shared.listener.access_log {
-            let outcome = if ok { Outcome::Ok } else { Outcome::Error };
-            let pid = std::process::id();
-            log_access(Mixin::Fork, request.ctx.client(), took, outcome, pid);
-        }
-    }
+    let status = match ok {
+        Ok(true) => 0,
+        Ok(false) => FAILED,
+        Err(_) => 70,
+    };
     // SAFETY: _exit ends the child without running the parent's atexit
     // handlers or destructors (socketserver's os._exit).
-    unsafe { libc::_exit(if ok.is_ok() { 0 } else { 70 }) }
+    unsafe { libc::_exit(status) }
 }
