@@ -390,7 +390,7 @@ fn a_real_prometheus_scrapes_the_exact_count() {
             "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sockhost\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     );
-    let mut prom = Command::new("prometheus")
+    let prom = Command::new("prometheus")
         .arg(format!("--config.file={}", conf.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -402,6 +402,7 @@ fn a_real_prometheus_scrapes_the_exact_count() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
+    let mut prom = KillOnDrop(prom);
     let api: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let query = "GET /api/v1/query?query=sockhost_requests_total HTTP/1.0\r\n\r\n";
     let start = Instant::now();
@@ -419,9 +420,25 @@ fn a_real_prometheus_scrapes_the_exact_count() {
             break true;
         }
     };
-    let _ = prom.kill();
-    let _ = prom.wait();
+    prom.stop();
     assert!(found, "no sample from Prometheus within 60 s: {last}");
     assert!(last.contains("\"status\":\"success\""), "{last}");
     assert!(last.contains(",\"7\"]"), "the value is 7: {last}");
+}
+
+/// A child process killed and reaped when dropped (a failed assertion
+/// must not leave a Prometheus server behind).
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
