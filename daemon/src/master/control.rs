@@ -224,3 +224,81 @@ impl Drop for Control {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ControlSocket;
+    use std::io::{Read, Write};
+
+    fn daemon(path: &Path) -> DaemonConfig {
+        DaemonConfig {
+            plugin_dir: "/".into(),
+            include: Vec::new(),
+            shutdown_timeout: Duration::from_secs(1),
+            user: None,
+            group: None,
+            strict_plugin_permissions: true,
+            control_socket: ControlSocket::At(path.to_path_buf()),
+            metrics: None,
+        }
+    }
+
+    fn turn(c: &mut Control) {
+        let mut fds = Vec::new();
+        c.poll_fds(&mut fds);
+        let ready =
+            crate::os::poll::wait_events(&fds, Some(Duration::from_millis(200))).expect("poll");
+        assert!(c.on_ready(&ready).is_empty(), "only reloads asked");
+    }
+
+    fn ask_reload(path: &Path, c: &mut Control) -> UnixStream {
+        let mut s = UnixStream::connect(path).expect("connect");
+        s.write_all(b"reload\n").expect("send");
+        while !c.wants_reload() {
+            turn(c);
+        }
+        s
+    }
+
+    fn record(ok: bool, message: &str) -> ReloadRecord {
+        ReloadRecord {
+            at: std::time::SystemTime::now(),
+            ok,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_reload_asked_for_while_one_runs_gets_the_next_ones_outcome() {
+        let dir = std::env::temp_dir().join(format!("sockhost-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("c.sock");
+        let mut c = open(&daemon(&path))
+            .expect("open")
+            .expect("a control socket");
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut first = ask_reload(&path, &mut c);
+        c.reload_started();
+        assert!(!c.wants_reload(), "attached to the running reload");
+        let mut second = ask_reload(&path, &mut c);
+        c.reload_finished(&record(true, "generation 2"));
+        let mut got = String::new();
+        first.read_to_string(&mut got).expect("answer");
+        assert_eq!(got, "0\ngeneration 2\n");
+        assert!(c.wants_reload(), "the second waits for a reload of its own");
+        c.reload_started();
+        c.reload_finished(&record(false, "/x.toml:1:2: bad"));
+        got.clear();
+        second.read_to_string(&mut got).expect("answer");
+        assert_eq!(got, "1\n/x.toml:1:2: bad\n");
+        assert_eq!(c.last_reload.as_ref().map(|r| r.ok), Some(false));
+        drop(c);
+        assert!(!path.exists(), "removed with the master");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
