@@ -48,8 +48,7 @@ endif
 
 install: $(if $(NOBUILD),,build)
 	install -D -m 0755 $(OUT)/sockhostd $(DESTDIR)$(PREFIX)/sbin/sockhostd
-	if [ -e $(OUT)/sockhostctl ]; then \
-		install -D -m 0755 $(OUT)/sockhostctl $(DESTDIR)$(PREFIX)/bin/sockhostctl; fi
+	install -D -m 0755 $(OUT)/sockhostctl $(DESTDIR)$(PREFIX)/bin/sockhostctl
 	install -d -m 0755 $(DESTDIR)$(PLUGDIR)
 	for p in $(PLUGINS); do install -m 0644 $(OUT)/$$p $(DESTDIR)$(PLUGDIR)/$$p; done
 	for p in $(OPTIONAL_PLUGINS); do \
@@ -65,8 +64,7 @@ install: $(if $(NOBUILD),,build)
 	install -D -m 0644 systemd/sockhostd.socket $(DESTDIR)$(UNITDIR)/sockhostd.socket
 	install -D -m 0644 docs/man/sockhostd.8 $(DESTDIR)$(PREFIX)/share/man/man8/sockhostd.8
 	install -D -m 0644 docs/man/sockhost.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/sockhost.toml.5
-	if [ -e docs/man/sockhostctl.1 ]; then \
-		install -D -m 0644 docs/man/sockhostctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/sockhostctl.1; fi
+	install -D -m 0644 docs/man/sockhostctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/sockhostctl.1
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/sockhostd $(DESTDIR)$(PREFIX)/bin/sockhostctl

@@ -41,6 +41,7 @@ fn make_install_lays_out_the_fhs_tree_and_the_installed_daemon_checks_its_config
     make_install(&root);
     let r = |p: &str| root.join(p.trim_start_matches('/'));
     assert_eq!(mode(&r("/usr/sbin/sockhostd")), 0o755);
+    assert_eq!(mode(&r("/usr/bin/sockhostctl")), 0o755);
     for p in [
         "libsockhost_echo.so",
         "libsockhost_daytime.so",
@@ -57,6 +58,7 @@ fn make_install_lays_out_the_fhs_tree_and_the_installed_daemon_checks_its_config
     for page in [
         "/usr/share/man/man8/sockhostd.8",
         "/usr/share/man/man5/sockhost.toml.5",
+        "/usr/share/man/man1/sockhostctl.1",
     ] {
         let text = std::fs::read_to_string(r(page)).expect("man page");
         assert!(text.starts_with(".TH "), "{page} is a man page");
@@ -110,17 +112,20 @@ fn systemd_analyze_verify_is_clean_on_both_units() {
     let dir = TestDir::new("units");
     let root = dir.join("root");
     make_install(&root);
-    // Verify the installed units, with ExecStart= pointing at the installed
-    // binary (systemd-analyze checks that it exists and is executable).
+    // Verify the installed units, with ExecStart= and ExecReload= pointing
+    // at the installed binaries (systemd-analyze checks that they exist
+    // and are executable).
     let units = dir.join("units");
     std::fs::create_dir_all(&units).expect("mkdir");
     let binary = root.join("usr/sbin/sockhostd").display().to_string();
+    let ctl = root.join("usr/bin/sockhostctl").display().to_string();
     for unit in ["sockhostd.service", "sockhostd.socket"] {
         let text =
             std::fs::read_to_string(root.join("lib/systemd/system").join(unit)).expect("unit");
         std::fs::write(
             units.join(unit),
-            text.replace("/usr/sbin/sockhostd", &binary),
+            text.replace("/usr/sbin/sockhostd", &binary)
+                .replace("/usr/bin/sockhostctl", &ctl),
         )
         .expect("write unit");
     }
@@ -142,7 +147,7 @@ fn systemd_analyze_verify_is_clean_on_both_units() {
     let service = std::fs::read_to_string(units.join("sockhostd.service")).expect("service");
     for line in [
         "Type=notify",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "/usr/bin/sockhostctl reload",
         "KillMode=mixed",
         "Restart=on-failure",
         "NoNewPrivileges=yes",

@@ -74,6 +74,7 @@ fn build() -> Harness {
             server_fd: server.as_raw_fd(),
             listener,
             instance,
+            meter: sockhostd::os::stats::Meter::none(),
         },
         _server: server,
         client,
@@ -110,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
     let admitted = h.gate.check(request.ctx.peer(), None).is_ok()
         && h.shared.instance.verify_request(&mut request.ctx);
     if admitted {
-        finish_request(&h.shared, &mut request);
+        let _ = finish_request(&h.shared, &mut request);
         shutdown_request(request);
     }
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 70_000];

@@ -222,6 +222,7 @@ fn defaults(
         proxy_protocol: false,
         proxy_trusted: Vec::new(),
         proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
+        access_log: false,
         mode: None,
         owner: None,
         group: None,
@@ -307,6 +308,7 @@ fn access(src: &Source, raw: &RawListener, c: &mut ListenerConfig) -> Result<(),
         c.rate_limit_per_source = Some(v::positive(src, rate, "listener.rate_limit_per_source")?);
     }
     c.refuse_message = raw.refuse_message.as_ref().map(|m| m.get_ref().clone());
+    c.access_log = v::flag(&raw.access_log, false);
     proxy(src, raw, c)
 }
 

@@ -39,6 +39,35 @@ pub struct DaemonConfig {
     pub group: Option<String>,
     /// Default true.
     pub strict_plugin_permissions: bool,
+    /// Where `sockhostctl` reaches the master.
+    pub control_socket: ControlSocket,
+    /// Where Prometheus scrapes `GET /metrics` (absent: nowhere).
+    pub metrics: Option<SocketAddr>,
+}
+
+/// `[daemon] control_socket`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlSocket {
+    /// `control_socket = ""`.
+    Off,
+    /// Not set: [`DEFAULT_CONTROL_SOCKET`], skipped with a warning when its
+    /// folder is missing or not writable.
+    Default(PathBuf),
+    /// Set: an absolute path; failing to create it fails the start.
+    At(PathBuf),
+}
+
+/// The control socket's path when `[daemon] control_socket` is not set.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sockhost/control.sock";
+
+impl ControlSocket {
+    /// The path, unless turned off.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            ControlSocket::Off => None,
+            ControlSocket::Default(p) | ControlSocket::At(p) => Some(p),
+        }
+    }
 }
 
 /// Address family of a listener.
@@ -196,6 +225,8 @@ pub struct ListenerConfig {
     pub proxy_trusted: Vec<ipnet::IpNet>,
     /// How long a connection may take to send its whole PROXY header.
     pub proxy_header_timeout: Duration,
+    /// One log line per finished request.
+    pub access_log: bool,
     pub mode: Option<u32>,
     pub owner: Option<String>,
     pub group: Option<String>,

@@ -43,6 +43,8 @@ pub(crate) struct RawDaemon {
     pub user: Opt<String>,
     pub group: Opt<String>,
     pub strict_plugin_permissions: Opt<bool>,
+    pub control_socket: Opt<String>,
+    pub metrics: Opt<String>,
 }
 
 /// One `[[listener]]`. Required keys are optional here so that a missing
@@ -79,6 +81,7 @@ pub(crate) struct RawListener {
     pub proxy_protocol: Opt<bool>,
     pub proxy_trusted: Opt<Vec<Spanned<String>>>,
     pub proxy_header_timeout: Opt<Number>,
+    pub access_log: Opt<bool>,
     pub mode: Opt<OctalText>,
     pub owner: Opt<String>,
     pub group: Opt<String>,

@@ -17,16 +17,22 @@
 //! once; unix socket files are removed on exit.
 
 pub mod check;
+mod conn;
+mod control;
 mod error;
 mod launch;
+mod metrics;
+mod observe;
 mod reload;
 mod respawn;
 mod spawn;
+mod status;
 mod upgrade;
 
 pub use error::StartError;
 
 use crate::config::{self, Config, ListenerConfig};
+use crate::os::poll::Interest;
 use crate::os::privileges;
 use crate::os::signals::SignalPipe;
 use crate::os::systemd::{self, Notifier};
@@ -83,6 +89,8 @@ pub struct Master {
     args: Vec<OsString>,
     upgrade: upgrade::Upgrades,
     stop_deadline: Option<Instant>,
+    /// Metrics endpoint, control socket, and the totals they show.
+    pub(crate) obs: observe::Observe,
 }
 
 /// Bind every listener's socket; on failure release what was bound.
@@ -149,6 +157,17 @@ pub fn run_with(
         .iter()
         .filter(|l| !sockets.contains_key(&l.name));
     sockets.extend(bind_all(to_bind)?);
+    let obs = match observe::Observe::open(&config) {
+        Ok(obs) => obs,
+        Err(e) => {
+            config
+                .listeners
+                .iter()
+                .filter(|l| !inherited.contains(&l.name))
+                .for_each(transport::remove_unix_file);
+            return Err(StartError::Io(e));
+        }
+    };
     let d = &config.daemon;
     if let Err(e) = privileges::give_unix_files_to_user(&config, &inherited)
         .and_then(|()| privileges::drop_privileges(d.user.as_deref(), d.group.as_deref()))
@@ -184,6 +203,7 @@ pub fn run_with(
         args: std::env::args_os().skip(1).collect(),
         upgrade: upgrade::Upgrades::default(),
         stop_deadline: None,
+        obs,
     };
     master
         .fdstore
@@ -245,10 +265,14 @@ impl Master {
         fds.extend(self.launches().flat_map(Launch::fds));
         let upgrade_fd = self.upgrade.fd();
         fds.extend(upgrade_fd);
+        let ours = fds.len();
+        let mut polled: Vec<(RawFd, Interest)> =
+            fds.iter().map(|&fd| (fd, Interest::Read)).collect();
+        self.observer_fds(&mut polled);
         let timeout = self
             .next_timer()
             .map(|t| t.saturating_duration_since(Instant::now()));
-        let ready = crate::os::poll::wait_readable(&fds, timeout).unwrap_or_default();
+        let ready = crate::os::poll::wait_events(&polled, timeout).unwrap_or_default();
         for (&fd, _) in fds.iter().zip(&ready).skip(1).filter(|(_, &r)| r) {
             if Some(fd) == upgrade_fd {
                 self.upgrade_readable();
@@ -272,6 +296,8 @@ impl Master {
                 }
             }
         }
+        self.serve_observers(ready.get(ours..).unwrap_or_default());
+        self.expire_observers();
         self.run_timers();
         self.advance();
     }
@@ -376,6 +402,7 @@ impl Master {
         fds.extend(extra_sockets.values().map(|s| s.as_raw_fd()));
         fds.extend(self.workers.iter().map(|w| w.ctrl.as_raw_fd()));
         fds.extend(self.launches().flat_map(Launch::ctrl_fds));
+        fds.extend(self.obs.fds());
         fds.retain(|&fd| fd != own);
         fds
     }
@@ -437,6 +464,7 @@ impl Master {
             respawn,
             self.stop_deadline,
             self.notifier.watchdog_due(),
+            self.observers_due(),
         ]
         .into_iter()
         .flatten()
@@ -528,7 +556,13 @@ impl Master {
         }
     }
 
+    /// Whether a graceful stop has begun.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop_deadline.is_some()
+    }
+
     fn worker_exited(&mut self, w: Worker, st: WaitStatus) {
+        self.obs.worker_exited(&w);
         let what = describe_status(Ok(st));
         let (name, gen, pid) = (&w.listener, w.generation, w.pid.as_raw());
         if w.draining {

@@ -68,6 +68,9 @@ impl Master {
         if old_d.user != new_d.user || old_d.group != new_d.group {
             tracing::warn!("[daemon] user/group changed: privileges were dropped at start, so this takes a restart");
         }
+        if old_d.metrics != new_d.metrics || old_d.control_socket != new_d.control_socket {
+            tracing::warn!("[daemon] metrics/control_socket changed: they are opened at start, so this takes a restart");
+        }
         // Workers carry the daemon settings they started with (shutdown
         // timeout, plugin checks): a change restarts every listener.
         let daemon_changed = old_d.shutdown_timeout != new_d.shutdown_timeout
@@ -118,6 +121,7 @@ impl Master {
 
     fn begin_reload(&mut self) {
         let t0 = Instant::now();
+        self.obs.reload_started();
         tracing::info!("SIGHUP: reloading {}", self.config.file.display());
         self.notifier.reloading();
         match self.prepare_reload(t0) {
@@ -233,21 +237,34 @@ impl Master {
             )),
         }
         let gen = self.generation;
-        match outcome {
-            Ok(plan) => tracing::info!(
-                generation = gen,
-                "reload done in {:.1} ms: generation {gen}, added [{}], removed [{}], changed [{}], kept [{}]",
-                t0.elapsed().as_secs_f64() * 1000.0,
-                plan.added.join(", "),
-                plan.removed.join(", "),
-                plan.changed.join(", "),
-                plan.kept.join(", ")
-            ),
-            Err(why) => tracing::error!(
-                generation = gen,
-                "reload failed, nothing changed (generation {gen} keeps serving): {why}"
-            ),
-        }
+        let line = match outcome {
+            Ok(plan) => {
+                let line = format!(
+                    "reload done in {:.1} ms: generation {gen}, added [{}], removed [{}], changed [{}], kept [{}]",
+                    t0.elapsed().as_secs_f64() * 1000.0,
+                    plan.added.join(", "),
+                    plan.removed.join(", "),
+                    plan.changed.join(", "),
+                    plan.kept.join(", ")
+                );
+                tracing::info!(generation = gen, "{line}");
+                Ok(line)
+            }
+            Err(why) => {
+                let line = format!(
+                    "reload failed, nothing changed (generation {gen} keeps serving): {why}"
+                );
+                tracing::error!(generation = gen, "{line}");
+                Err(line)
+            }
+        };
+        let names: Vec<String> = self
+            .config
+            .listeners
+            .iter()
+            .map(|l| l.name.clone())
+            .collect();
+        self.obs.reload_finished(&line, &names);
     }
 
     /// The new generation is ready: let it serve, drain the old one.

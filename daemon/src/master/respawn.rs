@@ -127,6 +127,7 @@ impl Master {
                     let workers = launch.into_workers();
                     for w in &workers {
                         tracing::info!(listener = %w.listener, "worker {} restarted", w.pid);
+                        self.obs.worker_restarted(&w.listener);
                     }
                     self.go(workers);
                 }

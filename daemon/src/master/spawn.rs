@@ -6,6 +6,8 @@
 //! process itself never loads a plugin; nothing here waits for a worker.
 
 use crate::config::{Config, ListenerConfig};
+use crate::os::shm::SharedSlice;
+use crate::os::stats::WorkerStats;
 use crate::worker::{worker_main, WorkerArgs};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{fork, ForkResult, Pid};
@@ -27,6 +29,8 @@ pub struct Worker {
     pub started: Instant,
     /// Told to drain (SIGTERM sent): its exit is expected.
     pub draining: bool,
+    /// Its request counters (None for a `--check` worker).
+    pub stats: Option<SharedSlice<WorkerStats>>,
 }
 
 /// Fork one worker for `l`. `close_fds` are the master's fds the worker
@@ -46,6 +50,11 @@ pub fn spawn(
     // The listener's per-source table shared by its workers (workers > 1
     // with per-source limits), made once, before any of them is forked.
     crate::worker::shared_limits::prepare(l)?;
+    let stats = if check_only {
+        None
+    } else {
+        Some(WorkerStats::map()?)
+    };
     // SAFETY: getpid has no preconditions.
     let master_pid = unsafe { libc::getpid() };
     // SAFETY: the master is single-threaded, so the child cannot inherit a
@@ -63,11 +72,19 @@ pub fn spawn(
                 master_pid,
                 generation,
                 check_only,
+                stats,
             })
         }
         ForkResult::Parent { child } => {
             // Also set it here: whichever runs first wins the race.
             let _ = nix::unistd::setpgid(child, child);
+            // Only this worker (and what it forks) may see its counters:
+            // workers of other listeners, forked later, do not get them.
+            if let Some(s) = &stats {
+                if let Err(e) = s.keep_from_later_forks() {
+                    tracing::warn!(listener = %l.name, "worker {child}: counters stay visible to later workers: {e}");
+                }
+            }
             master_end.set_nonblocking(true)?;
             Ok(Worker {
                 pid: child,
@@ -77,6 +94,7 @@ pub fn spawn(
                 ctrl: master_end,
                 started: Instant::now(),
                 draining: false,
+                stats,
             })
         }
     }

@@ -14,6 +14,7 @@ pub(crate) mod ratelimit;
 pub(crate) mod reexec;
 pub(crate) mod shm;
 pub(crate) mod signals;
+pub(crate) mod stats;
 pub(crate) mod syslog;
 pub(crate) mod systemd;
 pub(crate) mod threads;

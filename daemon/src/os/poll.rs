@@ -1,6 +1,9 @@
 //! One `poll(2)` wrapper shared by every loop: wait until one of a few fds
 //! is readable, a timeout passes, or a signal interrupts.
 //!
+//! [`wait_events`] also waits for writability, for the master's
+//! non-blocking clients.
+//!
 //! Promises: EINTR is not an error (it returns with no fd ready, so the
 //! caller re-checks its signal pipe); a `None` timeout waits forever.
 
@@ -66,4 +69,30 @@ fn millis(timeout: Option<Duration>) -> i32 {
         None => -1,
         Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
     }
+}
+
+/// What a caller of [`wait_events`] waits for on one fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+/// Wait until one of `fds` is ready for what it is paired with (or hung
+/// up, or in error), `timeout` passes, or a signal interrupts. Readiness
+/// comes back in the same order.
+pub fn wait_events(fds: &[(RawFd, Interest)], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, interest)| libc::pollfd {
+            fd,
+            events: match interest {
+                Interest::Read => libc::POLLIN,
+                Interest::Write => libc::POLLOUT,
+            },
+            revents: 0,
+        })
+        .collect();
+    poll(&mut pfds, timeout)?;
+    Ok(pfds.into_iter().map(readable).collect())
 }

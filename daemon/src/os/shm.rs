@@ -10,7 +10,9 @@
 //!
 //! Promises: the mapping starts zeroed, is never moved, and is unmapped
 //! when the last handle in a process is dropped (other processes keep
-//! theirs). It is never MADV_DONTFORK: children must share it.
+//! theirs). Children share it, unless [`SharedSlice::keep_from_later_forks`]
+//! was called: the master does that once it forked the one worker a block
+//! is for, so later workers (other listeners' plugins) never map it.
 
 use std::io;
 use std::ptr::NonNull;
@@ -80,6 +82,40 @@ impl<T: ShmSafe> SharedSlice<T> {
         // SAFETY: the mapping holds `len` values of T, zeroed by the kernel
         // (a valid T by ShmSafe), page-aligned, alive as long as self.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: ShmSafe> SharedSlice<T> {
+    /// Processes forked from this one from now on do not get the mapping
+    /// (MADV_DONTFORK); those forked before keep sharing it.
+    pub fn keep_from_later_forks(&self) -> io::Result<()> {
+        // SAFETY: advising on our own whole mapping; no memory changes.
+        let rc =
+            unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.bytes, libc::MADV_DONTFORK) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Keep the mapping for the rest of the process's life.
+    pub fn leak(self) -> &'static [T] {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the mapping is never unmapped (no Drop runs), so the
+        // values live as long as the process.
+        unsafe { std::slice::from_raw_parts(this.ptr.as_ptr(), this.len) }
+    }
+}
+
+impl<T: ShmSafe> std::fmt::Debug for SharedSlice<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SharedSlice({} x {} bytes at {:p})",
+            self.len,
+            std::mem::size_of::<T>(),
+            self.ptr
+        )
     }
 }
 

@@ -26,6 +26,15 @@ pub struct AccessControl {
     gids: Vec<u32>,
 }
 
+/// Which CIDR list refused a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// It is in `deny`.
+    Deny,
+    /// `allow` is not empty and it is not in it.
+    Allow,
+}
+
 /// A unix stream peer's credentials, as the kernel recorded them at connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
@@ -64,20 +73,18 @@ impl AccessControl {
         peer_groups(sock).is_ok_and(|groups| groups.iter().any(|g| self.gids.contains(g)))
     }
 
-    /// Whether a client at `peer` may be served.
-    pub fn allowed(&self, peer: &SockAddr) -> bool {
-        match peer.as_socket() {
-            Some(sa) => self.allowed_ip(sa.ip()),
-            None => true,
-        }
+    /// The list that refuses a client at `peer`, if one does.
+    pub fn refusal(&self, peer: &SockAddr) -> Option<Rule> {
+        peer.as_socket().and_then(|sa| self.refusal_ip(sa.ip()))
     }
 
-    fn allowed_ip(&self, ip: IpAddr) -> bool {
+    fn refusal_ip(&self, ip: IpAddr) -> Option<Rule> {
         let ip = canonical_ip(ip);
         if self.deny.iter().any(|n| n.contains(&ip)) {
-            return false;
+            return Some(Rule::Deny);
         }
-        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
+        let admitted = self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip));
+        (!admitted).then_some(Rule::Allow)
     }
 }
 
@@ -192,23 +199,27 @@ mod tests {
     #[test]
     fn deny_wins_and_nonempty_allow_admits_only_matches() {
         let r = rules(&["127.0.0.0/8", "::1/128"], &["127.0.0.2/32"]);
-        assert!(r.allowed_ip("127.0.0.1".parse().expect("ip")));
-        assert!(!r.allowed_ip("127.0.0.2".parse().expect("ip")), "deny wins");
-        assert!(
-            !r.allowed_ip("10.1.2.3".parse().expect("ip")),
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(r.refusal_ip(ip("127.0.0.1")), None);
+        assert_eq!(r.refusal_ip(ip("127.0.0.2")), Some(Rule::Deny), "deny wins");
+        assert_eq!(
+            r.refusal_ip(ip("10.1.2.3")),
+            Some(Rule::Allow),
             "not in allow"
         );
-        assert!(r.allowed_ip("::1".parse().expect("ip")));
-        assert!(
-            r.allowed_ip("::ffff:127.0.0.1".parse().expect("ip")),
+        assert_eq!(r.refusal_ip(ip("::1")), None);
+        assert_eq!(
+            r.refusal_ip(ip("::ffff:127.0.0.1")),
+            None,
             "mapped v4 matches v4 rules"
         );
     }
 
     #[test]
     fn empty_lists_admit_everyone() {
-        assert!(rules(&[], &[]).allowed_ip("192.0.2.1".parse().expect("ip")));
-        assert!(!rules(&[], &["0.0.0.0/0"]).allowed_ip("192.0.2.1".parse().expect("ip")));
+        let ip = "192.0.2.1".parse::<IpAddr>().expect("ip");
+        assert_eq!(rules(&[], &[]).refusal_ip(ip), None);
+        assert_eq!(rules(&[], &["0.0.0.0/0"]).refusal_ip(ip), Some(Rule::Deny));
     }
 
     #[test]

@@ -16,7 +16,8 @@
 
 use crate::config::{ListenerConfig, Mixin};
 use crate::os::ratelimit::RateLimit;
-use crate::worker::access::{canonical_ip, peer_credentials, AccessControl};
+use crate::os::stats::Meter;
+use crate::worker::access::{canonical_ip, peer_credentials, AccessControl, Rule};
 use crate::worker::limits::{Exceeded, Source, SourceLimits, SourceSlot};
 use socket2::{SockAddr, Socket};
 use std::fmt::Write as _;
@@ -28,7 +29,10 @@ const LOG_EVERY: Duration = Duration::from_secs(1);
 /// Why a request was refused (the config key that refused it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    Denied,
+    /// The source is in `deny`.
+    Deny,
+    /// `allow` is set and the source is not in it.
+    Allow,
     Credentials,
     Rate,
     Connections,
@@ -38,9 +42,14 @@ pub enum Reason {
     ProxyHeader,
 }
 
+// Refusals are counted per reason in a fixed array shared with the master.
+const _: () = assert!(Reason::ALL.len() <= crate::os::stats::MAX_REASONS);
+
 impl Reason {
-    const ALL: [Reason; 6] = [
-        Reason::Denied,
+    /// Every reason, in index order (the metrics list them in this order).
+    pub const ALL: [Reason; 7] = [
+        Reason::Deny,
+        Reason::Allow,
         Reason::Credentials,
         Reason::Rate,
         Reason::Connections,
@@ -51,7 +60,8 @@ impl Reason {
     /// The short name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Denied => "allow/deny",
+            Reason::Deny => "deny",
+            Reason::Allow => "allow",
             Reason::Credentials => "allow_uids/allow_gids",
             Reason::Rate => "rate_limit_per_source",
             Reason::Connections => "max_connections_per_source",
@@ -60,7 +70,21 @@ impl Reason {
         }
     }
 
-    fn index(self) -> usize {
+    /// The `reason` label of `sockhost_requests_refused_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Deny => "deny",
+            Reason::Allow => "allow",
+            Reason::Credentials => "peer",
+            Reason::Rate => "rate_limit",
+            Reason::Connections => "max_per_source",
+            Reason::Plugin => "verify_request",
+            Reason::ProxyHeader => "proxy_header",
+        }
+    }
+
+    /// The reason's place in [`Reason::ALL`] and in the shared counters.
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -101,6 +125,7 @@ pub struct Gate {
     /// A unix listener whose clients are named by a PROXY header: the
     /// socket's own peer (the balancer) still passes allow_uids/allow_gids.
     proxied_unix: bool,
+    meter: Meter,
 }
 
 impl Gate {
@@ -128,7 +153,14 @@ impl Gate {
                 .map(|m| m.as_bytes().to_vec()),
             log: RefusalLog::default(),
             proxied_unix: l.proxy_protocol && l.family == crate::config::Family::Unix,
+            meter: Meter::none(),
         }
+    }
+
+    /// Count refusals (by reason) into `meter`.
+    pub fn metered(mut self, meter: Meter) -> Gate {
+        self.meter = meter;
+        self
     }
 
     /// Check a request from `peer`; `conn` is the connection (stream).
@@ -138,8 +170,10 @@ impl Gate {
         peer: &SockAddr,
         conn: Option<&Socket>,
     ) -> Result<Option<SourceSlot>, Refusal> {
-        if !self.access.allowed(peer) {
-            return Err(Refusal::new(Reason::Denied, ""));
+        match self.access.refusal(peer) {
+            Some(Rule::Deny) => return Err(Refusal::new(Reason::Deny, "")),
+            Some(Rule::Allow) => return Err(Refusal::new(Reason::Allow, "")),
+            None => {}
         }
         if let (true, Some(_), Some(sock)) = (self.proxied_unix, peer.as_socket(), conn) {
             self.check_balancer(sock)?;
@@ -209,9 +243,11 @@ impl Gate {
         Err(Refusal::new(Reason::Credentials, detail))
     }
 
-    /// A request was refused: log it (rate-limited) and, for a connection,
-    /// write `refuse_message` without waiting. The caller closes it.
+    /// A request was refused: count it by reason, log it (rate-limited)
+    /// and, for a connection, write `refuse_message` without waiting. The
+    /// caller closes it. Every refusal comes through here.
     pub fn refuse(&mut self, client: &str, conn: Option<&Socket>, why: &Refusal) {
+        self.meter.refused(why.reason.index());
         let what = if conn.is_some() {
             "connection"
         } else {
@@ -382,7 +418,7 @@ mod tests {
     fn pending_counts_are_flushed_once_due() {
         let mut log = RefusalLog::default();
         let t0 = Instant::now();
-        let why = Refusal::new(Reason::Denied, "");
+        let why = Refusal::new(Reason::Deny, "");
         log.record("l", "datagram", "", &why, t0);
         log.record("l", "datagram", "", &why, t0);
         let t1 = t0 + LOG_EVERY;

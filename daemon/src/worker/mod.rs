@@ -21,7 +21,9 @@ mod server;
 pub(crate) mod shared_limits;
 
 use crate::config::{DaemonConfig, ListenerConfig, Mixin};
+use crate::os::shm::SharedSlice;
 use crate::os::signals::SignalPipe;
+use crate::os::stats::{Meter, WorkerStats};
 use crate::plugin::{self, Instance};
 use crate::worker::server::Server;
 use nix::sys::signal::Signal;
@@ -44,6 +46,8 @@ pub struct WorkerArgs<'a> {
     pub master_pid: i32,
     pub generation: u64,
     pub check_only: bool,
+    /// This worker's counters, shared with the master (None in check mode).
+    pub stats: Option<SharedSlice<WorkerStats>>,
 }
 
 /// The signals a worker routes to its loop.
@@ -126,7 +130,8 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     };
     // Everything serving needs exists before READY: startup and reload
     // stay all-or-nothing.
-    let mut server = match Server::new(l.clone(), socket, instance, signals) {
+    let meter = args.stats.map_or(Meter::none(), Meter::leak);
+    let mut server = match Server::new(l.clone(), socket, instance, signals, meter) {
         Ok(server) => server,
         Err((e, instance)) => {
             instance.destroy();

@@ -7,12 +7,17 @@
 //! Promises: `finish` runs whenever `setup` succeeded; every failure of a
 //! hook goes through `handle_error` with the listener and client; dropping
 //! a request closes its connection and gives back its per-source slot.
+//! Each mixin counts a request once when it dispatches it
+//! (`meter.dispatched`) and once when it ends ([`request_ended`], which
+//! also writes the access log line when the listener asks for one).
 
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, Mixin};
+use crate::os::stats::Meter;
 use crate::plugin::{Instance, RequestCtx};
 use crate::worker::limits::SourceSlot;
 use socket2::Socket;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 /// A request as `get_request` returns it: what the handler will see, and
 /// (stream) the connection, owned here so dropping the request closes it.
@@ -30,29 +35,99 @@ pub struct Shared {
     pub instance: Instance,
     /// The listening socket (datagram replies go out through it).
     pub server_fd: RawFd,
+    /// This worker's request counters.
+    pub meter: Meter,
 }
 
 /// socketserver's `finish_request`: build the handler's request and run
 /// `setup`, `handle`, `finish` (finish whenever setup succeeded), reporting
 /// failures through `handle_error`. The caller then calls
 /// `shutdown_request`, as socketserver's `process_request` does.
+/// True when every hook succeeded.
 #[inline]
-pub fn finish_request(shared: &Shared, request: &mut Request) {
+pub fn finish_request(shared: &Shared, request: &mut Request) -> bool {
     if let Some(sock) = &request.sock {
         configure_connection(&shared.listener, sock);
     }
     let (inst, ctx) = (&shared.instance, &mut request.ctx);
     match inst.setup(ctx) {
-        Err(e) => handle_error(shared, ctx, "setup", &e),
+        Err(e) => {
+            handle_error(shared, ctx, "setup", &e);
+            false
+        }
         Ok(()) => {
+            let mut ok = true;
             if let Err(e) = inst.handle(ctx) {
                 handle_error(shared, ctx, "handle", &e);
+                ok = false;
             }
             if let Err(e) = inst.finish(ctx) {
                 handle_error(shared, ctx, "finish", &e);
+                ok = false;
             }
+            ok
         }
     }
+}
+
+/// How a request ended, for the access log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A hook failed or panicked.
+    Error,
+    /// The process running it died.
+    Crashed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Crashed => "crashed",
+        }
+    }
+}
+
+/// A request dispatched at `started` ended: count it (duration, failure,
+/// done) and write its access log line if the listener wants one.
+#[inline]
+pub fn request_ended(shared: &Shared, ctx: &RequestCtx, started: Instant, ok: bool) {
+    let took = shared.meter.ended(started, ok);
+    if shared.listener.access_log {
+        let outcome = if ok { Outcome::Ok } else { Outcome::Error };
+        log_access(
+            shared.listener.mixin,
+            ctx.client(),
+            took,
+            outcome,
+            std::process::id(),
+        );
+    }
+}
+
+/// One access log line (xinetd's `log_on_success`): the worker's span
+/// names the listener; journald gets CLIENT, DURATION_US, OUTCOME.
+#[cold]
+pub fn log_access(mixin: Mixin, client: &str, took: Duration, outcome: Outcome, pid: u32) {
+    let mixin = mixin.as_str();
+    let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    let who = if client.is_empty() {
+        "an unnamed unix peer"
+    } else {
+        client
+    };
+    tracing::info!(
+        client,
+        duration_us = us,
+        outcome = outcome.as_str(),
+        mixin,
+        pid,
+        "request from {who}: {} in {:.3} ms ({mixin}, pid {pid})",
+        outcome.as_str(),
+        took.as_secs_f64() * 1000.0
+    );
 }
 
 /// `connection_timeout` and `disable_nagle_algorithm` on an accepted socket.

@@ -18,6 +18,7 @@ use crate::os::backoff::AcceptBackoff;
 use crate::os::poll::{wait_readable, wait_readable_array};
 use crate::os::ratelimit::RateLimit;
 use crate::os::signals::SignalPipe;
+use crate::os::stats::Meter;
 use crate::plugin::{Instance, RequestCtx};
 use crate::worker::dispatch::{self, Dispatch};
 use crate::worker::gate::{Gate, Refusal};
@@ -57,15 +58,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server for `listener` on `socket`, calling `instance`. On error
-    /// the instance is handed back (to be destroyed by the caller).
+    /// A server for `listener` on `socket`, calling `instance`, counting
+    /// into `meter`. On error the instance is handed back (to be destroyed
+    /// by the caller).
     pub fn new(
         listener: ListenerConfig,
         socket: Socket,
         instance: Instance,
         signals: SignalPipe,
+        meter: Meter,
     ) -> Result<Server, (io::Error, Instance)> {
-        let dispatch = match dispatch::for_listener(&listener) {
+        let dispatch = match dispatch::for_listener(&listener, meter) {
             Ok(d) => d,
             Err(e) => return Err((e, instance)),
         };
@@ -73,8 +76,9 @@ impl Server {
             server_fd: socket.as_raw_fd(),
             listener,
             instance,
+            meter,
         });
-        let gate = Gate::new(&shared.listener);
+        let gate = Gate::new(&shared.listener).metered(meter);
         let intake = Intake::for_listener(&shared.listener);
         crate::worker::intake::defer_accept(&shared.listener, &socket);
         let buf_len = match shared.listener.socktype {
@@ -301,6 +305,7 @@ impl Server {
         let (n, peer) = sock.recv_from_with_flags(&mut self.recv_buf, libc::MSG_TRUNC)?;
         let max = self.shared.listener.max_packet_size;
         if n > max {
+            self.shared.meter.dropped();
             self.oversized
                 .record(&crate::os::transport::describe(&peer), n, max);
             return Ok(None);

@@ -114,6 +114,7 @@ pub mod clients;
 pub mod daemon;
 pub mod life;
 pub mod notify;
+pub mod observe;
 pub mod procfs;
 pub mod proxy;
 pub mod scenarios;

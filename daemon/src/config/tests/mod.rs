@@ -6,6 +6,7 @@
 mod applies;
 mod dropins;
 mod malformed;
+mod observe;
 mod places;
 mod proxy;
 mod valid;

@@ -17,11 +17,15 @@
 
 use super::unshared::UnsharedVec;
 use super::Dispatch;
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, Mixin};
+use crate::os::stats::Meter;
 use crate::os::threads::check_single_threaded;
 use crate::plugin::RequestCtx;
 use crate::worker::limits::SourceSlot;
-use crate::worker::request::{close_request, finish_request, shutdown_connection, Request, Shared};
+use crate::worker::request::{
+    close_request, finish_request, log_access, request_ended, shutdown_connection, Outcome,
+    Request, Shared,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -46,6 +50,12 @@ struct Child {
     ctx: Box<RequestCtx>,
 }
 
+/// A request child's exit status when a hook failed (socketserver's
+/// ForkingMixIn exits 1 when `finish_request` raised); 0 when all went
+/// well; anything else (a panic past the SDK exits 70, a signal) means the
+/// child crashed.
+const FAILED: i32 = 1;
+
 /// Spare request buffers kept at most (each is about 400 bytes).
 const SPARE: usize = 64;
 
@@ -58,6 +68,9 @@ pub struct ForkingMixIn {
     /// heap pages).
     spare: UnsharedVec<Box<RequestCtx>>,
     exits: ChildExits,
+    /// Counts each reaped child as ended, and a crashed one as failed.
+    meter: Meter,
+    access_log: bool,
 }
 
 /// SIGCHLD as a readable fd. The worker keeps SIGCHLD blocked and reads it
@@ -108,12 +121,14 @@ impl ChildExits {
 }
 
 impl ForkingMixIn {
-    pub fn new(l: &ListenerConfig) -> io::Result<ForkingMixIn> {
+    pub fn new(l: &ListenerConfig, meter: Meter) -> io::Result<ForkingMixIn> {
         Ok(ForkingMixIn {
             max_children: l.max_children,
             children: UnsharedVec::with_capacity(l.max_children)?,
             spare: UnsharedVec::with_capacity(l.max_children.min(SPARE))?,
             exits: ChildExits::new()?,
+            meter,
+            access_log: l.access_log,
         })
     }
 
@@ -142,6 +157,7 @@ impl ForkingMixIn {
         let Some(child) = self.children.swap_remove(at) else {
             return;
         };
+        self.count(&child, status);
         let ms = child.started.elapsed().as_millis();
         let client = child.ctx.client();
         match status {
@@ -152,6 +168,11 @@ impl ForkingMixIn {
                     "request child exited after {ms} ms"
                 )
             }
+            WaitStatus::Exited(_, FAILED) => tracing::debug!(
+                client,
+                pid = pid.as_raw(),
+                "request child exited with status {FAILED} (its request failed) after {ms} ms"
+            ),
             WaitStatus::Exited(_, code) => tracing::warn!(
                 client,
                 pid = pid.as_raw(),
@@ -168,6 +189,21 @@ impl ForkingMixIn {
         }
         let Child { ctx, .. } = child;
         let _ = self.spare.push(ctx); // when full, it is freed
+    }
+
+    /// Count a reaped child's request: its exit status says how it went
+    /// (the child itself writes no counter: no shared page, no clock).
+    fn count(&self, child: &Child, status: WaitStatus) {
+        let outcome = match status {
+            WaitStatus::Exited(_, 0) => Outcome::Ok,
+            WaitStatus::Exited(_, FAILED) => Outcome::Error,
+            _ => Outcome::Crashed,
+        };
+        let took = self.meter.ended(child.started, outcome == Outcome::Ok);
+        if self.access_log {
+            let pid = child.pid.as_raw() as u32;
+            log_access(Mixin::Fork, child.ctx.client(), took, outcome, pid);
+        }
     }
 
     fn signal_all(&self, sig: Signal) {
@@ -208,8 +244,10 @@ impl Dispatch for ForkingMixIn {
     }
 
     fn process_request(&mut self, mut request: Request, shared: &Arc<Shared>) {
+        let started = shared.meter.dispatched();
         if let Err(why) = check_single_threaded() {
             tracing::error!(client = request.ctx.client(), "not forking: {why}");
+            request_ended(shared, &request.ctx, started, false);
             close_request(request);
             return;
         }
@@ -223,7 +261,7 @@ impl Dispatch for ForkingMixIn {
                 drop(sock); // close_request: the worker's copy of the connection
                 let record = Child {
                     pid: child,
-                    started: Instant::now(),
+                    started,
                     _slot: slot,
                     ctx,
                 };
@@ -238,6 +276,7 @@ impl Dispatch for ForkingMixIn {
             Err(e) => {
                 let client = request.ctx.client();
                 tracing::error!(client, "fork failed: {e}; the connection was closed");
+                request_ended(shared, &request.ctx, started, false);
                 close_request(request);
             }
         }
@@ -279,7 +318,10 @@ impl Dispatch for ForkingMixIn {
 /// is freed or closed by hand: `_exit` does both at once, and each heap
 /// page a free would touch is a copy-on-write fault. Inlined (with
 /// `finish_request`) so the child's first steps run from fewer code pages,
-/// each of which a fresh child faults in.
+/// each of which a fresh child faults in. The outcome is the exit status
+/// (0 ok, [`FAILED`] a hook failed): the worker counts the request, its
+/// duration and its access log line when it reaps the child, so the child
+/// writes no shared page and reads no clock.
 #[inline(always)]
 fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
     exits.unblock();
@@ -293,7 +335,12 @@ fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
         finish_request(shared, &mut request)
     }));
     shutdown_connection(&request);
+    let status = match ok {
+        Ok(true) => 0,
+        Ok(false) => FAILED,
+        Err(_) => 70,
+    };
     // SAFETY: _exit ends the child without running the parent's atexit
     // handlers or destructors (socketserver's os._exit).
-    unsafe { libc::_exit(if ok.is_ok() { 0 } else { 70 }) }
+    unsafe { libc::_exit(status) }
 }

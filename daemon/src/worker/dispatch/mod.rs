@@ -21,8 +21,9 @@ pub use fork::ForkingMixIn;
 pub use thread::ThreadingMixIn;
 
 use crate::config::{ListenerConfig, Mixin};
+use crate::os::stats::Meter;
 use crate::plugin::RequestCtx;
-use crate::worker::request::{finish_request, shutdown_request, Request, Shared};
+use crate::worker::request::{finish_request, request_ended, shutdown_request, Request, Shared};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,11 +56,12 @@ pub trait Dispatch {
 
 /// The dispatch a listener's `mixin` names. Fails only when the system
 /// refuses the fd a mixin waits on (descriptor exhaustion at start).
-pub fn for_listener(l: &ListenerConfig) -> std::io::Result<Box<dyn Dispatch>> {
+/// `meter` is where the fork mixin counts the children it reaps.
+pub fn for_listener(l: &ListenerConfig, meter: Meter) -> std::io::Result<Box<dyn Dispatch>> {
     Ok(match l.mixin {
         Mixin::Sync => Box::new(SyncMixIn),
         Mixin::Thread => Box::new(ThreadingMixIn::new(l)?),
-        Mixin::Fork => Box::new(ForkingMixIn::new(l)?),
+        Mixin::Fork => Box::new(ForkingMixIn::new(l, meter)?),
     })
 }
 
@@ -71,7 +73,9 @@ impl Dispatch for SyncMixIn {
         true
     }
     fn process_request(&mut self, mut request: Request, shared: &Arc<Shared>) {
-        finish_request(shared, &mut request);
+        let started = shared.meter.dispatched();
+        let ok = finish_request(shared, &mut request);
+        request_ended(shared, &request.ctx, started, ok);
         shutdown_request(request);
     }
     fn server_close(&mut self, _timeout: Duration, _block: bool) {}

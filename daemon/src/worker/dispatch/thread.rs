@@ -11,7 +11,7 @@
 use super::Dispatch;
 use crate::config::ListenerConfig;
 use crate::os::poll::wait_readable;
-use crate::worker::request::{finish_request, shutdown_request, Request, Shared};
+use crate::worker::request::{finish_request, request_ended, shutdown_request, Request, Shared};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -50,18 +50,25 @@ impl Active {
 }
 
 /// A request thread's hold on the server: gives the slot back when the
-/// thread ends, even if the request panics past the SDK. The thread's
-/// reference to the shared instance is released first, so once the running
-/// count reaches zero `server_close` finds the instance unshared and can
-/// destroy it.
+/// thread ends, even if the request panics past the SDK (or the thread
+/// never started), and then counts the request as failed unless it was
+/// counted already. The thread's reference to the shared instance is
+/// released first, so once the running count reaches zero `server_close`
+/// finds the instance unshared and can destroy it.
 struct Finished {
     active: Arc<Active>,
     shared: Option<Arc<Shared>>,
+    started: Instant,
+    counted: bool,
 }
 
 impl Drop for Finished {
     fn drop(&mut self) {
-        drop(self.shared.take());
+        if let Some(shared) = self.shared.take() {
+            if !self.counted {
+                shared.meter.ended(self.started, false);
+            }
+        }
         self.active.finished();
     }
 }
@@ -115,10 +122,12 @@ fn eventfd() -> io::Result<OwnedFd> {
 /// ThreadingMixIn's `process_request_thread`: the body of a request
 /// thread. `finish_request` runs under the worker's log span; the guard
 /// gives the slot back when the thread ends, however it ends.
-fn process_request_thread(span: &tracing::Span, guard: Finished, mut request: Request) {
+fn process_request_thread(span: &tracing::Span, mut guard: Finished, mut request: Request) {
     let _in = span.enter();
     if let Some(shared) = &guard.shared {
-        finish_request(shared, &mut request);
+        let ok = finish_request(shared, &mut request);
+        request_ended(shared, &request.ctx, guard.started, ok);
+        guard.counted = true;
         shutdown_request(request);
     }
 }
@@ -142,6 +151,8 @@ impl Dispatch for ThreadingMixIn {
         let guard = Finished {
             active: Arc::clone(&self.active),
             shared: Some(Arc::clone(shared)),
+            started: shared.meter.dispatched(),
+            counted: false,
         };
         let span = self.span.clone();
         let spawned = std::thread::Builder::new()

@@ -1,0 +1,99 @@
+//! `sockhostctl`: ask a running sockhostd over its control socket.
+//!
+//! Sends one command line, prints the answer, and exits with the status
+//! the daemon chose: 0 done (`reload`: every new worker serves), 1 failed
+//! (`reload`: rolled back; the text says why), 2 a bad command line, 3 the
+//! daemon cannot be reached (the message names the socket). Needs nothing
+//! but the socket: no config file, no signals, no pid.
+
+use clap::{Parser, Subcommand};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Control a running sockhostd.
+#[derive(Debug, Parser)]
+#[command(name = "sockhostctl", version, about, long_about = None)]
+struct Cli {
+    /// The daemon's control socket ([daemon] control_socket).
+    #[arg(
+        short = 's',
+        long = "socket",
+        value_name = "SOCKET",
+        default_value = "/run/sockhost/control.sock"
+    )]
+    socket: PathBuf,
+    /// Give up waiting for the answer after this many seconds.
+    #[arg(
+        short = 't',
+        long = "timeout",
+        value_name = "SECONDS",
+        default_value_t = 120.0
+    )]
+    timeout: f64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Master pid, version, generation, last reload, and each listener's
+    /// address, workers and request counts.
+    Status {
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reload the configuration and wait for the outcome: exit 0 once every
+    /// new worker serves, 1 when the reload rolled back.
+    Reload,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let line = match cli.command {
+        Command::Status { json: false } => "status\n",
+        Command::Status { json: true } => "status json\n",
+        Command::Reload => "reload\n",
+    };
+    let timeout = Duration::try_from_secs_f64(cli.timeout)
+        .ok()
+        .filter(|t| !t.is_zero());
+    let Some(timeout) = timeout else {
+        eprintln!("sockhostctl: --timeout must be a number of seconds greater than 0");
+        return ExitCode::from(2);
+    };
+    let shown = cli.socket.display();
+    let mut sock = match UnixStream::connect(&cli.socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sockhostctl: cannot reach sockhostd at {shown}: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let _ = sock.set_read_timeout(Some(timeout));
+    let _ = sock.set_write_timeout(Some(timeout));
+    if let Err(e) = sock.write_all(line.as_bytes()) {
+        eprintln!("sockhostctl: cannot reach sockhostd at {shown}: {e}");
+        return ExitCode::from(3);
+    }
+    let mut answer = Vec::new();
+    if let Err(e) = sock.read_to_end(&mut answer) {
+        eprintln!("sockhostctl: no answer from sockhostd at {shown}: {e}");
+        return ExitCode::from(1);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    let Some((code, text)) = answer.split_once('\n') else {
+        eprintln!("sockhostctl: sockhostd at {shown} closed the connection without an answer");
+        return ExitCode::from(1);
+    };
+    let code: u8 = code.trim().parse().unwrap_or(1);
+    if code == 0 {
+        print!("{text}");
+    } else {
+        eprint!("{text}");
+    }
+    ExitCode::from(code)
+}

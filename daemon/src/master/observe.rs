@@ -1,0 +1,332 @@
+//! How operators see inside the master: the metrics endpoint (`[daemon]
+//! metrics`, HTTP `GET /metrics`), the control socket, and the totals both
+//! show; and the few places the master's loop calls them.
+//!
+//! The master's loop calls, and nothing else here is called from it:
+//! - [`Master::observer_fds`] while building its poll set, and
+//!   [`Master::serve_observers`] with those fds' readiness;
+//! - [`Master::observers_due`] for its poll timeout and
+//!   [`Master::expire_observers`] on every turn;
+//! - [`Observe::reload_started`] where a reload starts and
+//!   [`Observe::reload_finished`] where its outcome is known (a reload is
+//!   asynchronous: see `reload`); [`Observe::wants_reload`] says a client
+//!   waits for one, and `serve_observers` then asks for a reload as SIGHUP
+//!   does;
+//! - [`Observe::worker_exited`] when it reaps a worker, and
+//!   [`Observe::worker_restarted`] when a crashed one is back;
+//! - [`Observe::fds`] for the fds a new worker must close.
+//!
+//! Promises: the master never blocks here; a scraper gets at most one
+//! answer and is closed; a slow or hostile one is closed at its deadline
+//! (see `conn`); a bind failure at start is an error that names the
+//! address (the control socket's default path is the exception: see
+//! `control`).
+
+use crate::config::Config;
+use crate::master::conn::{Endpoint, Limits};
+use crate::master::control::{self, Ask, Control};
+use crate::master::metrics::{self, Totals};
+use crate::master::spawn::Worker;
+use crate::master::status::{ListenerStatus, ReloadRecord, Status};
+use crate::master::Master;
+use crate::os::poll::Interest;
+use crate::os::transport;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::RawFd;
+use std::time::{Instant, SystemTime};
+
+const SCRAPE_LIMITS: Limits = Limits {
+    max_request: 8192,
+    timeout: std::time::Duration::from_secs(5),
+    max_clients: 16,
+};
+
+/// The master's observation state.
+pub struct Observe {
+    pub totals: Totals,
+    scrape: Option<Endpoint<TcpListener>>,
+    control: Option<Control>,
+    /// How many fds of the last poll set are ours: (scrape, control).
+    polled: (usize, usize),
+}
+
+/// The outcome of one reload, as the master reports it.
+pub type ReloadOutcome = Result<String, String>;
+
+impl Observe {
+    /// Bind the metrics address and the control socket (before privileges
+    /// are dropped). Err names what failed.
+    pub fn open(config: &Config) -> io::Result<Observe> {
+        let scrape = match config.daemon.metrics {
+            None => None,
+            Some(addr) => {
+                let l = TcpListener::bind(addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("[daemon] metrics {addr}: {e}"))
+                })?;
+                l.set_nonblocking(true)?;
+                let at = l.local_addr()?;
+                tracing::info!("metrics on http://{at}/metrics");
+                Some(Endpoint::new(l, SCRAPE_LIMITS))
+            }
+        };
+        let control = control::open(&config.daemon)?;
+        if let Some(c) = &control {
+            tracing::info!("control socket {}", c.path().display());
+        }
+        let mut totals = Totals::default();
+        config.listeners.iter().for_each(|l| totals.know(&l.name));
+        Ok(Observe {
+            totals,
+            scrape,
+            control,
+            polled: (0, 0),
+        })
+    }
+
+    /// Every fd held here (a forked worker closes them).
+    pub fn fds(&self) -> Vec<RawFd> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.scrape {
+            s.fds(&mut out);
+        }
+        if let Some(c) = &self.control {
+            c.fds(&mut out);
+        }
+        out
+    }
+
+    /// A worker was reaped: its counts join the totals.
+    pub fn worker_exited(&mut self, w: &Worker) {
+        if let Some(block) = &w.stats {
+            self.totals.worker_exited(&w.listener, &block[0]);
+        }
+    }
+
+    /// A crashed worker of `listener` serves again.
+    pub fn worker_restarted(&mut self, listener: &str) {
+        self.totals.worker_restarted(listener);
+    }
+
+    /// Whether a `sockhostctl reload` waits for a reload to start.
+    pub fn wants_reload(&self) -> bool {
+        self.control.as_ref().is_some_and(Control::wants_reload)
+    }
+
+    /// A reload starts now (for any reason): the clients waiting for one
+    /// will get its outcome.
+    pub fn reload_started(&mut self) {
+        if let Some(c) = &mut self.control {
+            c.reload_started();
+        }
+    }
+
+    /// The reload that started last is over, with `outcome`; `listeners`
+    /// are the names now configured (their series exist from now on).
+    pub fn reload_finished(&mut self, outcome: &ReloadOutcome, listeners: &[String]) {
+        let record = ReloadRecord {
+            at: SystemTime::now(),
+            ok: outcome.is_ok(),
+            message: match outcome {
+                Ok(line) | Err(line) => line.clone(),
+            },
+        };
+        if record.ok {
+            self.totals.reloads_ok += 1;
+        } else {
+            self.totals.reloads_failed += 1;
+        }
+        listeners.iter().for_each(|l| self.totals.know(l));
+        if let Some(c) = &mut self.control {
+            c.reload_finished(&record);
+        }
+    }
+}
+
+/// A whole HTTP request head.
+fn head_complete(input: &[u8]) -> bool {
+    input.windows(4).any(|w| w == b"\r\n\r\n") || input.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The answer to one HTTP request head; `body` makes the metrics text.
+fn http_answer(head: &[u8], body: &mut dyn FnMut() -> String) -> Vec<u8> {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, ctype, text) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => {
+            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body())
+        }
+        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "try /metrics\n".into()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics only\n".into(),
+        ),
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        text.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        out.extend_from_slice(text.as_bytes());
+    }
+    out
+}
+
+impl Master {
+    /// Append the observers' fds to the poll set.
+    pub(crate) fn observer_fds(&mut self, out: &mut Vec<(RawFd, Interest)>) {
+        let start = out.len();
+        if let Some(s) = &mut self.obs.scrape {
+            s.poll_fds(out);
+        }
+        let mid = out.len();
+        if let Some(c) = &mut self.obs.control {
+            c.poll_fds(out);
+        }
+        self.obs.polled = (mid - start, out.len() - mid);
+    }
+
+    /// Handle the readiness of the fds [`Master::observer_fds`] added.
+    pub(crate) fn serve_observers(&mut self, ready: &[bool]) {
+        let (n_scrape, n_control) = self.obs.polled;
+        let (scrape_ready, rest) = ready.split_at(n_scrape.min(ready.len()));
+        let control_ready = &rest[..n_control.min(rest.len())];
+        if let Some(mut s) = self.obs.scrape.take() {
+            let whole = s.on_ready(scrape_ready, head_complete);
+            let mut text: Option<String> = None;
+            for id in whole {
+                let head = s.conn(id).map(|c| c.input.clone()).unwrap_or_default();
+                let answer = http_answer(&head, &mut || {
+                    text.get_or_insert_with(|| self.metrics_text()).clone()
+                });
+                s.answer(id, answer);
+            }
+            self.obs.scrape = Some(s);
+        }
+        if let Some(mut c) = self.obs.control.take() {
+            for (id, ask) in c.on_ready(control_ready) {
+                match ask {
+                    Ask::Status { json } => {
+                        let mut status = self.status();
+                        status.last_reload = c.last_reload.clone();
+                        let text = if json { status.json() } else { status.text() };
+                        c.answer(id, 0, &text);
+                    }
+                }
+            }
+            if self.stopping() {
+                c.refuse_reloads("the daemon is stopping; not reloading");
+            }
+            self.obs.control = Some(c);
+        }
+        if self.obs.wants_reload() && !self.stopping() {
+            self.request_reload();
+        }
+    }
+
+    /// The earliest deadline of an observer's client.
+    pub(crate) fn observers_due(&self) -> Option<Instant> {
+        let s = self.obs.scrape.as_ref().and_then(Endpoint::next_deadline);
+        let c = self.obs.control.as_ref().and_then(Control::next_deadline);
+        [s, c].into_iter().flatten().min()
+    }
+
+    /// Close observers' clients past their deadline.
+    pub(crate) fn expire_observers(&mut self) {
+        let now = Instant::now();
+        if let Some(s) = &mut self.obs.scrape {
+            s.expire(now);
+        }
+        if let Some(c) = &mut self.obs.control {
+            c.expire(now);
+        }
+    }
+
+    /// The metrics text now.
+    fn metrics_text(&self) -> String {
+        let live = self
+            .workers
+            .iter()
+            .filter_map(|w| w.stats.as_ref().map(|s| (w.listener.as_str(), &s[0])));
+        let listeners = self.obs.totals.view(live);
+        metrics::render(&metrics::Scrape {
+            listeners: &listeners,
+            totals: &self.obs.totals,
+            generation: self.generation,
+        })
+    }
+
+    /// The status now (without the last reload, which `Control` keeps).
+    fn status(&self) -> Status {
+        let live = self
+            .workers
+            .iter()
+            .filter_map(|w| w.stats.as_ref().map(|s| (w.listener.as_str(), &s[0])));
+        let views = self.obs.totals.view(live);
+        let listeners = self
+            .config
+            .listeners
+            .iter()
+            .map(|l| {
+                let v = views.get(&l.name).cloned().unwrap_or_default();
+                ListenerStatus {
+                    name: l.name.clone(),
+                    address: self
+                        .sockets
+                        .get(&l.name)
+                        .map(transport::local_description)
+                        .unwrap_or_else(|| l.address.to_string()),
+                    family: l.family.as_str(),
+                    socktype: l.socktype.as_str(),
+                    mixin: l.mixin.as_str(),
+                    pids: self
+                        .workers
+                        .iter()
+                        .filter(|w| w.listener == l.name && !w.draining)
+                        .map(|w| w.pid.as_raw())
+                        .collect(),
+                    active: v.active,
+                    requests: v.counts.requests,
+                    failed: v.counts.failed,
+                }
+            })
+            .collect();
+        Status {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION"),
+            generation: self.generation,
+            started: self.obs.totals.started_at,
+            last_reload: None,
+            listeners,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_heads_get_metrics_404_or_405() {
+        let mut body = || "m 1\n".to_string();
+        let ok = http_answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &mut body);
+        let ok = String::from_utf8_lossy(&ok);
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.contains("version=0.0.4"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\nm 1\n"), "{ok}");
+        let head = http_answer(b"HEAD /metrics HTTP/1.1\r\n\r\n", &mut body);
+        assert!(String::from_utf8_lossy(&head)
+            .ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"));
+        let nf = http_answer(b"GET / HTTP/1.1\r\n\r\n", &mut body);
+        assert!(nf.starts_with(b"HTTP/1.1 404 "));
+        let na = http_answer(b"POST /metrics HTTP/1.1\r\n\r\n", &mut body);
+        assert!(na.starts_with(b"HTTP/1.1 405 "));
+        assert!(head_complete(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(!head_complete(b"GET / HTTP/1.0\r\n"));
+    }
+}
