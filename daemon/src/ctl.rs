@@ -1,8 +1,9 @@
 //! `sockhostctl`: ask a running sockhostd over its control socket.
 //!
 //! Sends one command line, prints the answer, and exits with the status
-//! the daemon chose: 0 done (`reload`: every new worker serves), 1 failed
-//! (`reload`: rolled back; the text says why), 2 a bad command line, 3 the
+//! the daemon chose: 0 done (`reload`: every new worker serves; `upgrade`:
+//! the new binary serves), 1 failed (`reload`: rolled back; `upgrade`: the
+//! old daemon keeps serving; the text says why), 2 a bad command line, 3 the
 //! daemon cannot be reached (the message names the socket). Needs nothing
 //! but the socket: no config file, no signals, no pid.
 
@@ -49,6 +50,10 @@ enum Command {
     /// Reload the configuration and wait for the outcome: exit 0 once every
     /// new worker serves, 1 when the reload rolled back.
     Reload,
+    /// Replace the running daemon with the binary now at its path, on the
+    /// same sockets, and wait: exit 0 once the new daemon serves (the old
+    /// one drains), 1 when it failed (the old one keeps serving).
+    Upgrade,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
         Command::Status { json: false } => "status\n",
         Command::Status { json: true } => "status json\n",
         Command::Reload => "reload\n",
+        Command::Upgrade => "upgrade\n",
     };
     let timeout = Duration::try_from_secs_f64(cli.timeout)
         .ok()

@@ -6,6 +6,7 @@
 
 mod common;
 use common::notify::NotifySocket;
+use common::observe::{ctl, metrics_addr, scrape};
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -39,7 +40,7 @@ fn start_copy_env(dir: TestDir, extra_daemon: &str, env: &[(&str, &Path)]) -> (D
     let bin = dir.join("sockhostd");
     install_binary(&bin, &real_binary());
     let cfg = format!(
-        "[daemon]\nshutdown_timeout = 2\n{extra_daemon}\n{}{}",
+        "[daemon]\nshutdown_timeout = 2\ncontrol_socket = \"ctl.sock\"\nmetrics = \"127.0.0.1:0\"\n{extra_daemon}\n{}{}",
         listener(
             "echo",
             "inet",
@@ -332,4 +333,83 @@ fn an_upgrade_of_a_classic_daemon_moves_the_pid_file() {
         .is_some(),
         "the new daemon removes its pid file on exit"
     );
+}
+
+#[test]
+fn sockhostctl_upgrade_waits_for_the_new_daemon_which_keeps_the_control_socket_and_metrics() {
+    let (mut d, bin) = start_copy(TestDir::new("upgrade-ctl"), "");
+    let old = d.pid();
+    let metrics = metrics_addr(&d);
+    assert!(scrape(&d).contains("sockhost_requests_total"));
+    install_binary(&bin, &real_binary());
+    let (code, out, err) = ctl(&d, &["upgrade"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}\n{}", d.log());
+    let new = handed_over_to(&d);
+    let _reap = Reap(new);
+    assert!(
+        out.contains(&format!("upgraded: pid {new}")),
+        "the answer names the new daemon: {out}"
+    );
+    assert!(d.wait_exit(DEADLINE).is_some_and(|s| s.success()));
+    let (code, status, err) = ctl(&d, &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        status.contains(&format!("\"pid\":{new}")) || status.contains(&format!("\"pid\": {new}")),
+        "the control socket now reaches the new daemon: {status}"
+    );
+    assert_eq!(metrics_addr(&d), metrics, "one metrics line so far");
+    let body = common::observe::http(
+        metrics,
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        body.starts_with("HTTP/1.1 200 OK"),
+        "the new daemon answers on the same metrics socket: {body}"
+    );
+    assert!(
+        d.dir.join("ctl.sock").exists(),
+        "the control socket file stays"
+    );
+}
+
+#[test]
+fn sockhostctl_upgrade_to_a_broken_binary_exits_1_with_the_reason() {
+    let (d, bin) = start_copy(TestDir::new("upgrade-ctl-bad"), "");
+    install_binary(&bin, b"#!/bin/sh\nexit 3\n");
+    let (code, out, err) = ctl(&d, &["upgrade"]);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("exit status 3") && err.contains("keeps serving"),
+        "{err}"
+    );
+    let (code, status, _) = ctl(&d, &["status"]);
+    assert_eq!(code, 0);
+    assert!(status.contains(&d.pid().to_string()), "{status}");
+    assert!(echo_once(d.inet("echo").port()).is_ok());
+}
+
+#[test]
+fn a_new_daemon_that_fails_to_start_leaves_the_old_ones_socket_files() {
+    let (d, bin) = start_copy(TestDir::new("upgrade-fails-start"), "");
+    let probe = d.addr("probe");
+    install_binary(&bin, &real_binary());
+    // The new daemon reads this config: its echo plugin's create fails.
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    let broken = text.replace(
+        &plugin("sockhost_echo").display().to_string(),
+        &plugin("sockhost_fixture_create_fails")
+            .display()
+            .to_string(),
+    );
+    std::fs::write(&d.config, broken).expect("write config");
+    let (code, _, err) = ctl(&d, &["upgrade"]);
+    assert_eq!(code, 1, "{err}\n{}", d.log());
+    assert!(
+        err.contains("listener `echo`"),
+        "the new daemon's reason: {err}"
+    );
+    assert!(Path::new(&probe).exists(), "the unix socket file stays");
+    assert_eq!(stream_cmd(&probe, "PING"), "PONG", "and is served");
+    assert_eq!(ctl(&d, &["status"]).0, 0, "the control socket stays");
+    assert!(echo_once(d.inet("echo").port()).is_ok());
 }

@@ -81,6 +81,8 @@ pub struct Limits {
 
 /// A listening socket and its open connections.
 pub struct Endpoint<L: Accept> {
+    /// False once a binary upgrade handed the listener over.
+    accepting: bool,
     pub listener: L,
     pub conns: Vec<Conn<L::Stream>>,
     limits: Limits,
@@ -147,6 +149,7 @@ impl<S: Read + Write + AsRawFd> Conn<S> {
 impl<L: Accept> Endpoint<L> {
     pub fn new(listener: L, limits: Limits) -> Endpoint<L> {
         Endpoint {
+            accepting: true,
             listener,
             conns: Vec::new(),
             limits,
@@ -158,7 +161,9 @@ impl<L: Accept> Endpoint<L> {
     /// The fds to poll: the listener, then each connection being read or
     /// written.
     pub fn poll_fds(&mut self, out: &mut Vec<(RawFd, Interest)>) {
-        out.push((self.listener.as_raw_fd(), Interest::Read));
+        if self.accepting {
+            out.push((self.listener.as_raw_fd(), Interest::Read));
+        }
         for c in &mut self.conns {
             let interest = match c.phase {
                 Phase::Reading => Some(Interest::Read),
@@ -187,7 +192,7 @@ impl<L: Accept> Endpoint<L> {
     pub fn on_ready(&mut self, ready: &[bool], complete: impl Fn(&[u8]) -> bool) -> Vec<u64> {
         let mut whole = Vec::new();
         let mut it = ready.iter().copied();
-        let accept = it.next().unwrap_or(false);
+        let accept = self.accepting && it.next().unwrap_or(false);
         let max = self.limits.max_request;
         let mut keep = Vec::with_capacity(self.conns.len());
         for mut c in std::mem::take(&mut self.conns) {
@@ -262,6 +267,17 @@ impl<L: Accept> Endpoint<L> {
             }
             None => false,
         }
+    }
+
+    /// The listening socket's fd.
+    pub fn listener_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// Accept no more clients (those open are still answered): after a
+    /// binary upgrade the new daemon accepts on the same socket.
+    pub fn stop_accepting(&mut self) {
+        self.accepting = false;
     }
 
     /// The connection `id`, if still open.

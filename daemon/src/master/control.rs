@@ -14,6 +14,10 @@
 //! master starts once the running one is over: reloads run one after the
 //! other and every client hears about one that began after it asked.
 //!
+//! Upgrades: an `upgrade` request waits likewise, for the outcome of the
+//! binary upgrade in flight or of one the master starts for it
+//! ([`Control::wants_upgrade`], [`Control::upgrade_finished`]).
+//!
 //! Promises: never blocks (see `conn`); the socket file has mode 0600, or
 //! 0660 and the daemon's group when `[daemon] group` is set; it is removed
 //! when the master exits, and never replaced while another process
@@ -50,6 +54,11 @@ pub struct Control {
     waiting: Vec<u64>,
     /// Clients waiting for the reload that runs now.
     attached: Vec<u64>,
+    /// Clients waiting for a binary upgrade's outcome.
+    upgrading: Vec<u64>,
+    /// The socket file belongs to the new daemon of an upgrade: not
+    /// removed on exit.
+    keep_file: bool,
     /// The last reload's outcome (for `status`).
     pub last_reload: Option<ReloadRecord>,
 }
@@ -57,18 +66,37 @@ pub struct Control {
 /// Open the control socket `daemon` asks for. `Ok(None)`: none (turned
 /// off, or the default's folder is missing or not writable: a warning says
 /// so). Err only for a path set explicitly.
-pub fn open(daemon: &DaemonConfig) -> io::Result<Option<Control>> {
+///
+/// `handed` is the listening socket a binary upgrade's old daemon passed
+/// on: used as it is (the file stays) when it is bound to the same path.
+pub fn open(
+    daemon: &DaemonConfig,
+    handed: Option<std::os::fd::OwnedFd>,
+) -> io::Result<Option<Control>> {
     let (path, default) = match &daemon.control_socket {
         ControlSocket::Off => return Ok(None),
         ControlSocket::Default(p) => (p.clone(), true),
         ControlSocket::At(p) => (p.clone(), false),
     };
-    match bind(&path, daemon) {
+    let taken = handed.map(UnixListener::from).filter(|l| {
+        l.local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+            .is_some_and(|p| p == path)
+    });
+    let keep_file = taken.is_some();
+    let bound = match taken {
+        Some(l) => l.set_nonblocking(true).map(|()| l),
+        None => bind(&path, daemon),
+    };
+    match bound {
         Ok(listener) => Ok(Some(Control {
             endpoint: Endpoint::new(listener, LIMITS),
             path,
             waiting: Vec::new(),
             attached: Vec::new(),
+            upgrading: Vec::new(),
+            keep_file,
             last_reload: None,
         })),
         Err(e) if default => {
@@ -166,6 +194,7 @@ impl Control {
                 ["status"] => asks.push((id, Ask::Status { json: false })),
                 ["status", "json"] => asks.push((id, Ask::Status { json: true })),
                 ["reload"] => self.waiting.push(id),
+                ["upgrade"] => self.upgrading.push(id),
                 _ => {
                     let msg = format!("unknown command {:?}", line.trim_end());
                     self.endpoint.answer(id, answer(2, &msg));
@@ -199,6 +228,36 @@ impl Control {
         self.last_reload = Some(outcome.clone());
     }
 
+    /// Whether a client waits for a binary upgrade.
+    pub fn wants_upgrade(&self) -> bool {
+        !self.upgrading.is_empty()
+    }
+
+    /// A binary upgrade ended: answer every client waiting for one.
+    pub fn upgrade_finished(&mut self, ok: bool, message: &str) {
+        for id in std::mem::take(&mut self.upgrading) {
+            self.answer(id, if ok { 0 } else { 1 }, message);
+        }
+    }
+
+    /// The listening socket, for a binary upgrade to hand over.
+    pub fn listening_fd(&self) -> RawFd {
+        self.endpoint.listener_fd()
+    }
+
+    /// This daemon serves: a socket file taken over from the old daemon of
+    /// an upgrade is its own now.
+    pub fn own_file(&mut self) {
+        self.keep_file = false;
+    }
+
+    /// A binary upgrade handed over: the new daemon accepts from now on,
+    /// and the socket file is its own.
+    pub fn handed_over(&mut self) {
+        self.keep_file = true;
+        self.endpoint.stop_accepting();
+    }
+
     /// Refuse the reloads asked for (the daemon is stopping).
     pub fn refuse_reloads(&mut self, why: &str) {
         for id in std::mem::take(&mut self.waiting) {
@@ -221,7 +280,9 @@ impl Control {
 
 impl Drop for Control {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.keep_file {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -88,6 +88,9 @@ pub struct Master {
     exe: PathBuf,
     args: Vec<OsString>,
     upgrade: upgrade::Upgrades,
+    /// Started by a binary upgrade: the sockets the service manager owns,
+    /// to become `inherited` once this daemon serves.
+    owned_after_start: Option<HashSet<String>>,
     stop_deadline: Option<Instant>,
     /// Metrics endpoint, control socket, and the totals they show.
     pub(crate) obs: observe::Observe,
@@ -116,23 +119,24 @@ pub(crate) fn bind_all<'a>(
     Ok(sockets)
 }
 
-/// Which inherited sockets the service manager owns (their unix socket
-/// files are never removed here): all of them, unless this daemon was
-/// started by a binary upgrade, whose old daemon names them.
-fn systemd_owned<'a>(names: impl Iterator<Item = &'a String>) -> HashSet<String> {
+/// When this daemon was started by a binary upgrade: which of the
+/// sockets it took over the service manager owns (their unix socket files
+/// are never removed here); the others become this daemon's own once it
+/// serves. None otherwise (every inherited socket is the manager's).
+fn systemd_owned<'a>(names: impl Iterator<Item = &'a String>) -> Option<HashSet<String>> {
     let names: HashSet<String> = names.cloned().collect();
-    let Some(list) = std::env::var_os(upgrade::SYSTEMD_OWNED_VAR) else {
-        return names;
-    };
+    let list = std::env::var_os(upgrade::SYSTEMD_OWNED_VAR)?;
     // SAFETY: the master is still single-threaded: nothing reads the
     // environment concurrently.
     unsafe { std::env::remove_var(upgrade::SYSTEMD_OWNED_VAR) };
     let list = list.to_string_lossy().into_owned();
     let owned: HashSet<&str> = list.split(':').filter(|s| !s.is_empty()).collect();
-    names
-        .into_iter()
-        .filter(|n| owned.contains(n.as_str()))
-        .collect()
+    Some(
+        names
+            .into_iter()
+            .filter(|n| owned.contains(n.as_str()))
+            .collect(),
+    )
 }
 
 /// Run the daemon in the foreground until stopped. Err means exit 1.
@@ -150,14 +154,18 @@ pub fn run_with(
     let config = config::load(config_path)?;
     privileges::raise_fd_limit();
     let signals = SignalPipe::install(&MASTER_SIGNALS)?;
-    let mut sockets = systemd::match_inherited(&config.listeners, systemd::take_inherited());
-    let inherited = systemd_owned(sockets.keys());
+    let (mut handed, inherited_sockets) = observe::split_handed(systemd::take_inherited());
+    let mut sockets = systemd::match_inherited(&config.listeners, inherited_sockets);
+    // Until it serves, an upgrade's new daemon treats every socket it took
+    // over as not its own: if it fails, the old daemon still serves on them.
+    let inherited: HashSet<String> = sockets.keys().cloned().collect();
+    let owned_after_start = systemd_owned(sockets.keys());
     let to_bind = config
         .listeners
         .iter()
         .filter(|l| !sockets.contains_key(&l.name));
     sockets.extend(bind_all(to_bind)?);
-    let obs = match observe::Observe::open(&config) {
+    let obs = match observe::Observe::open(&config, &mut handed) {
         Ok(obs) => obs,
         Err(e) => {
             config
@@ -202,6 +210,7 @@ pub fn run_with(
             .unwrap_or_else(|_| PathBuf::from(std::env::args_os().next().unwrap_or_default())),
         args: std::env::args_os().skip(1).collect(),
         upgrade: upgrade::Upgrades::default(),
+        owned_after_start,
         stop_deadline: None,
         obs,
     };
@@ -336,6 +345,10 @@ impl Master {
                     self.go(launch.into_workers());
                 }
                 self.record_plugins(&self.config.clone(), None);
+                if let Some(owned) = self.owned_after_start.take() {
+                    self.inherited = owned;
+                }
+                self.obs.started();
                 tracing::info!(
                     listeners = self.config.listeners.len(),
                     workers = self.workers.len(),
@@ -501,7 +514,7 @@ impl Master {
             self.dying.extend(launch.abort());
         }
         self.abandon_reload(sig);
-        self.abandon_upgrade();
+        self.stop_upgrade();
         self.cancel_respawns(None);
         let timeout = self.config.daemon.shutdown_timeout;
         tracing::info!(

@@ -31,10 +31,30 @@ use crate::master::status::{ListenerStatus, ReloadRecord, Status};
 use crate::master::Master;
 use crate::os::poll::Interest;
 use crate::os::transport;
+use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::{Instant, SystemTime};
+
+/// Split the sockets handed over at start into the upgrade's own (named
+/// `@...`, by fd name) and the listeners' (for `match_inherited`).
+pub fn split_handed(
+    all: Vec<(socket2::Socket, String)>,
+) -> (HashMap<String, OwnedFd>, Vec<(socket2::Socket, String)>) {
+    let (ours, listeners): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|(_, name)| name.starts_with('@'));
+    let ours = ours
+        .into_iter()
+        .map(|(s, name)| (name, OwnedFd::from(s)))
+        .collect();
+    (ours, listeners)
+}
+
+/// The names a binary upgrade hands the metrics and control listening
+/// sockets over by (`LISTEN_FDNAMES`; no listener name has an `@`).
+pub const METRICS_FD: &str = "@metrics";
+pub const CONTROL_FD: &str = "@control";
 
 const SCRAPE_LIMITS: Limits = Limits {
     max_request: 8192,
@@ -57,20 +77,33 @@ pub type ReloadOutcome = Result<String, String>;
 impl Observe {
     /// Bind the metrics address and the control socket (before privileges
     /// are dropped). Err names what failed.
-    pub fn open(config: &Config) -> io::Result<Observe> {
+    /// `handed` holds the listening sockets a binary upgrade's old daemon
+    /// passed on (`@metrics`, `@control`): used instead of binding anew
+    /// when they are bound where the config says.
+    pub fn open(config: &Config, handed: &mut HashMap<String, OwnedFd>) -> io::Result<Observe> {
         let scrape = match config.daemon.metrics {
             None => None,
             Some(addr) => {
-                let l = TcpListener::bind(addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("[daemon] metrics {addr}: {e}"))
-                })?;
+                let taken = handed
+                    .remove(METRICS_FD)
+                    .map(TcpListener::from)
+                    .filter(|l| {
+                        l.local_addr()
+                            .is_ok_and(|a| a == addr || (addr.port() == 0 && a.ip() == addr.ip()))
+                    });
+                let l = match taken {
+                    Some(l) => l,
+                    None => TcpListener::bind(addr).map_err(|e| {
+                        io::Error::new(e.kind(), format!("[daemon] metrics {addr}: {e}"))
+                    })?,
+                };
                 l.set_nonblocking(true)?;
                 let at = l.local_addr()?;
                 tracing::info!("metrics on http://{at}/metrics");
                 Some(Endpoint::new(l, SCRAPE_LIMITS))
             }
         };
-        let control = control::open(&config.daemon)?;
+        let control = control::open(&config.daemon, handed.remove(CONTROL_FD))?;
         if let Some(c) = &control {
             tracing::info!("control socket {}", c.path().display());
         }
@@ -82,6 +115,49 @@ impl Observe {
             control,
             polled: (0, 0),
         })
+    }
+
+    /// The listening sockets a binary upgrade hands to the new daemon,
+    /// with the names it knows them by.
+    pub fn handover_fds(&self) -> Vec<(String, RawFd)> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.scrape {
+            out.push((METRICS_FD.to_string(), s.listener_fd()));
+        }
+        if let Some(c) = &self.control {
+            out.push((CONTROL_FD.to_string(), c.listening_fd()));
+        }
+        out
+    }
+
+    /// The new daemon of an upgrade serves: it accepts scrapes and control
+    /// clients from now on (those open here are still answered).
+    pub fn handed_over(&mut self) {
+        if let Some(s) = &mut self.scrape {
+            s.stop_accepting();
+        }
+        if let Some(c) = &mut self.control {
+            c.handed_over();
+        }
+    }
+
+    /// The first generation serves: what was taken over is this daemon's.
+    pub fn started(&mut self) {
+        if let Some(c) = &mut self.control {
+            c.own_file();
+        }
+    }
+
+    /// Whether a `sockhostctl upgrade` waits.
+    pub fn wants_upgrade(&self) -> bool {
+        self.control.as_ref().is_some_and(Control::wants_upgrade)
+    }
+
+    /// A binary upgrade ended: tell whoever waits for it.
+    pub fn upgrade_finished(&mut self, ok: bool, message: &str) {
+        if let Some(c) = &mut self.control {
+            c.upgrade_finished(ok, message);
+        }
     }
 
     /// Every fd held here (a forked worker closes them).
@@ -226,6 +302,9 @@ impl Master {
         }
         if self.obs.wants_reload() && !self.stopping() {
             self.request_reload();
+        }
+        if self.obs.wants_upgrade() && !self.upgrade_in_flight() {
+            self.request_upgrade();
         }
     }
 

@@ -49,8 +49,6 @@ pub(super) struct Upgrades {
     pending: Option<Pending>,
     /// The new daemon's pid, once this one handed over and drains.
     handed_over: Option<Pid>,
-    /// The outcome of the last upgrade, for whoever asked for it.
-    last: Option<Result<Pid, String>>,
 }
 
 impl Upgrades {
@@ -72,29 +70,26 @@ impl Upgrades {
     pub fn deadline(&self) -> Option<Instant> {
         self.pending.as_ref().map(|p| p.deadline)
     }
-
-    /// The outcome of the last finished upgrade, taken once.
-    #[allow(dead_code)] // read by the control socket
-    pub fn take_outcome(&mut self) -> Option<Result<Pid, String>> {
-        self.last.take()
-    }
 }
 
 impl Master {
     /// SIGUSR2 (or the control socket's `upgrade`).
     pub(super) fn request_upgrade(&mut self) {
+        if self.upgrade.in_flight() {
+            tracing::warn!("SIGUSR2: an upgrade is already in progress");
+            return;
+        }
         let busy = if self.stop_deadline.is_some() {
             Some("the daemon is stopping")
-        } else if self.upgrade.in_flight() {
-            Some("an upgrade is already in progress")
+        } else if self.starting.is_some() {
+            Some("the daemon is still starting")
         } else if !self.reload.idle() {
-            Some("a reload is in progress")
+            Some("a reload is in progress; try again once it is done")
         } else {
             None
         };
         if let Some(why) = busy {
-            tracing::warn!("upgrade refused: {why}");
-            self.upgrade.last = Some(Err(why.to_string()));
+            self.finish_upgrade(Err(format!("not started: {why}")));
             return;
         }
         match self.begin_upgrade() {
@@ -121,6 +116,7 @@ impl Master {
             .map(|(name, s)| (name.clone(), s.as_raw_fd()))
             .collect();
         sockets.sort();
+        sockets.extend(self.obs.handover_fds());
         // Which sockets the service manager owns (their unix files are
         // not ours to remove); the rest the new daemon takes over fully.
         let mut owned: Vec<&str> = self.inherited.iter().map(String::as_str).collect();
@@ -212,27 +208,52 @@ impl Master {
     }
 
     /// Kill a pending upgrade's new daemon (its workers die with it).
-    pub(super) fn abandon_upgrade(&mut self) {
+    fn abandon_upgrade(&mut self) {
         if let Some(p) = self.upgrade.pending.take() {
             let _ = kill(p.pid, Signal::SIGKILL);
             self.dying.push(p.pid);
         }
     }
 
-    fn finish_upgrade(&mut self, outcome: Result<Pid, String>) {
-        if let Err(why) = &outcome {
-            tracing::error!(
-                "upgrade failed, this daemon keeps serving (generation {}): {why}",
-                self.generation
-            );
+    /// SIGTERM/SIGINT while an upgrade is in flight: drop it.
+    pub(super) fn stop_upgrade(&mut self) {
+        if self.upgrade.in_flight() {
+            self.abandon_upgrade();
+            self.finish_upgrade(Err("abandoned: the daemon is stopping".into()));
         }
-        self.upgrade.last = Some(outcome);
+    }
+
+    fn finish_upgrade(&mut self, outcome: Result<Pid, String>) {
+        match &outcome {
+            Err(why) => {
+                let line = format!(
+                    "upgrade failed, this daemon keeps serving (generation {}): {why}",
+                    self.generation
+                );
+                tracing::error!("{line}");
+                self.obs.upgrade_finished(false, &line);
+            }
+            Ok(pid) => {
+                let line = format!(
+                    "upgraded: pid {pid} ({}) serves; pid {} drains and exits",
+                    self.exe.display(),
+                    std::process::id()
+                );
+                self.obs.upgrade_finished(true, &line);
+            }
+        }
+    }
+
+    /// Whether an upgrade is in flight.
+    pub(super) fn upgrade_in_flight(&self) -> bool {
+        self.upgrade.in_flight()
     }
 
     /// The new daemon serves: make it the service's main process, then
     /// drain and exit without touching what it now owns.
     fn hand_over(&mut self, new: Pid) {
         self.upgrade.handed_over = Some(new);
+        self.obs.handed_over();
         self.notifier
             .main_pid(new.as_raw(), "upgraded: the new daemon serves");
         self.cancel_respawns(None);
