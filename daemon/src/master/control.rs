@@ -336,7 +336,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sockhost-ctl-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let path = dir.join("c.sock");
-        let mut c = open(&daemon(&path))
+        let mut c = open(&daemon(&path), None)
             .expect("open")
             .expect("a control socket");
         let mode = std::fs::metadata(&path)
