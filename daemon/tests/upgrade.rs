@@ -338,7 +338,6 @@ fn an_upgrade_of_a_classic_daemon_moves_the_pid_file() {
 #[test]
 fn sockhostctl_upgrade_waits_for_the_new_daemon_which_keeps_the_control_socket_and_metrics() {
     let (mut d, bin) = start_copy(TestDir::new("upgrade-ctl"), "");
-    let old = d.pid();
     let metrics = metrics_addr(&d);
     assert!(scrape(&d).contains("sockhost_requests_total"));
     install_binary(&bin, &real_binary());
