@@ -25,7 +25,7 @@ pub fn check(config_path: &Path) -> Result<Config, StartError> {
     let failures: Vec<String> = workers
         .iter()
         .filter_map(|w| match outcomes.get(&w.pid) {
-            Some(Outcome::Ready) => None,
+            Some(Outcome::Ready(_)) => None,
             Some(Outcome::Failed(why)) => Some(format!("listener `{}`: {why}", w.listener)),
             None => Some(format!("listener `{}`: no report", w.listener)),
         })

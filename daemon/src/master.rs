@@ -68,6 +68,8 @@ pub struct Master {
     pub(crate) signals: SignalPipe,
     pub(crate) generation: u64,
     pub(crate) plugin_ids: HashMap<String, Option<crate::reload::FileId>>,
+    /// Per listener: the files its plugin named with `depends_on` (ABI 1.1).
+    pub(crate) depends: HashMap<String, crate::reload::Depends>,
     pub(crate) notifier: Notifier,
     /// Listeners whose socket came from the service manager: their unix
     /// socket files are systemd's, never removed by us.
@@ -145,6 +147,7 @@ pub fn run_with(
         signals,
         generation: 1,
         plugin_ids: HashMap::new(),
+        depends: HashMap::new(),
         notifier: Notifier::from_env(),
         inherited,
         private_fds: private_fds.to_vec(),
@@ -268,7 +271,7 @@ impl Master {
         let mut failures: Vec<String> = started
             .iter()
             .filter_map(|w| match outcomes.get(&w.pid) {
-                Some(Outcome::Ready) => None,
+                Some(Outcome::Ready(_)) => None,
                 Some(Outcome::Failed(why)) => Some(format!("listener `{}`: {why}", w.listener)),
                 None => Some(format!(
                     "listener `{}`: interrupted before it was ready",
@@ -281,6 +284,16 @@ impl Master {
             for l in config.listeners.iter().filter(|l| names.contains(&l.name)) {
                 self.plugin_ids
                     .insert(l.name.clone(), crate::reload::FileId::of(&l.handler));
+                let named = started
+                    .iter()
+                    .filter(|w| w.listener == l.name)
+                    .filter_map(|w| match outcomes.get(&w.pid) {
+                        Some(Outcome::Ready(paths)) => Some(paths.iter()),
+                        _ => None,
+                    })
+                    .flatten();
+                self.depends
+                    .insert(l.name.clone(), crate::reload::Depends::of(named));
             }
             Ok(started)
         } else {
@@ -453,7 +466,7 @@ impl Master {
             .and_then(|w| {
                 let o = spawn::wait_ready(&[&w], -1, Instant::now() + READY_TIMEOUT);
                 match o.get(&w.pid) {
-                    Some(Outcome::Ready) => Ok(w),
+                    Some(Outcome::Ready(_)) => Ok(w),
                     Some(Outcome::Failed(why)) => {
                         spawn::abort(std::slice::from_ref(&w));
                         Err(why.clone())

@@ -1,7 +1,8 @@
 //! SIGHUP: re-read the configuration and switch generations atomically.
 //!
-//! Listener identity is its `name`. A listener whose settings and plugin
-//! file are unchanged keeps its workers. Changed and added listeners get a
+//! Listener identity is its `name`. A listener whose settings, plugin file
+//! and the files its plugin named with `depends_on` (ABI 1.1: a Python
+//! handler's modules, say) are unchanged keeps its workers. Changed and added listeners get a
 //! new generation of workers; only when every one of them reported ready
 //! are the old ones told to drain. Any failure (config, bind, plugin,
 //! `create`) rolls the whole reload back: the new workers are killed, newly
@@ -15,7 +16,7 @@ use crate::transport;
 use nix::sys::signal::{kill, Signal};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 /// Identity of a plugin file: replacing it (by rename or in place) changes it.
@@ -36,6 +37,29 @@ impl FileId {
             size: m.size(),
             mtime: m.modified().ok(),
         })
+    }
+}
+
+/// The files a listener's plugin said it depends on, with their identity
+/// when its workers reported ready.
+#[derive(Debug, Clone, Default)]
+pub struct Depends(Vec<(PathBuf, Option<FileId>)>);
+
+impl Depends {
+    pub fn of<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Depends {
+        let mut seen: Vec<(PathBuf, Option<FileId>)> = Vec::new();
+        for p in paths {
+            if !seen.iter().any(|(q, _)| q == p) {
+                seen.push((p.clone(), FileId::of(p)));
+            }
+        }
+        Depends(seen)
+    }
+
+    /// True when every file is as it was (a file that appeared, vanished,
+    /// or was replaced or edited counts as a change).
+    pub fn unchanged(&self) -> bool {
+        self.0.iter().all(|(p, id)| FileId::of(p) == *id)
     }
 }
 
@@ -68,8 +92,9 @@ impl Master {
                     plan.rebind.push(l.name.clone());
                 }
                 Some(old) => {
-                    let same_plugin =
-                        self.plugin_ids.get(&l.name).cloned().flatten() == FileId::of(&l.handler);
+                    let same_plugin = self.plugin_ids.get(&l.name).cloned().flatten()
+                        == FileId::of(&l.handler)
+                        && self.depends.get(&l.name).is_none_or(Depends::unchanged);
                     if old.same_settings(l) && same_plugin && !daemon_changed {
                         plan.kept.push(l.name.clone());
                     } else {
@@ -176,6 +201,7 @@ impl Master {
         for name in &plan.removed {
             self.sockets.remove(name);
             self.plugin_ids.remove(name);
+            self.depends.remove(name);
             if let Some(old) = self.config.listeners.iter().find(|l| &l.name == name) {
                 if !new.listeners.iter().any(|l| l.address == old.address) {
                     transport::remove_unix_file(old);

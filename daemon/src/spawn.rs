@@ -1,6 +1,6 @@
 //! Starting workers and waiting for them to report: the master's side of
-//! the control-socket protocol (worker → master `READY` or `ERROR reason`,
-//! master → worker `GO`).
+//! the control-socket protocol (worker → master: `DEPENDS path` lines, then
+//! `READY` or `ERROR reason`; master → worker `GO`).
 //!
 //! Promises: a worker is forked from the single-threaded master; the master
 //! process itself never loads a plugin; [`wait_ready`] returns only when
@@ -96,7 +96,8 @@ pub fn spawn_check(config: &Config, l: &ListenerConfig) -> io::Result<Worker> {
 /// What a worker said (or did) before the deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Ready,
+    /// Ready, with the files its plugin depends on (`DEPENDS` lines).
+    Ready(Vec<std::path::PathBuf>),
     Failed(String),
 }
 
@@ -157,25 +158,36 @@ fn read_report(w: &Worker, buf: &mut Vec<u8>) -> Option<Outcome> {
             Err(e) => return Some(Outcome::Failed(format!("control socket: {e}"))),
         }
     }
-    let text = String::from_utf8_lossy(buf);
-    let line = text.lines().next().filter(|_| text.contains('\n'))?;
-    Some(parse_report(line))
+    parse_report(&String::from_utf8_lossy(buf), false)
 }
 
-fn parse_report(line: &str) -> Outcome {
-    match line.strip_prefix("ERROR ") {
-        Some(msg) => Outcome::Failed(msg.to_string()),
-        None if line.trim() == "READY" => Outcome::Ready,
-        None => Outcome::Failed(format!("unexpected report `{line}`")),
+/// The report in `text`: `DEPENDS` lines, then `READY` or `ERROR why`.
+/// `None` while the last line is still incomplete (unless `at_eof`).
+fn parse_report(text: &str, at_eof: bool) -> Option<Outcome> {
+    let mut depends = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') && !at_eof {
+            return None;
+        }
+        let line = line.trim_end_matches('\n');
+        if let Some(path) = line.strip_prefix("DEPENDS ") {
+            depends.push(path.into());
+            continue;
+        }
+        return Some(match line.strip_prefix("ERROR ") {
+            Some(msg) => Outcome::Failed(msg.to_string()),
+            None if line.trim() == "READY" => Outcome::Ready(depends),
+            None => Outcome::Failed(format!("unexpected report `{line}`")),
+        });
     }
+    None
 }
 
 /// The control socket closed: use the report if there was one, else the
 /// exit status.
 fn report_or_exit(w: &Worker, buf: &[u8]) -> Outcome {
-    let text = String::from_utf8_lossy(buf);
-    if let Some(line) = text.lines().next() {
-        return parse_report(line);
+    if let Some(outcome) = parse_report(&String::from_utf8_lossy(buf), true) {
+        return outcome;
     }
     let status = waitpid(w.pid, Some(WaitPidFlag::WNOHANG));
     Outcome::Failed(format!(
@@ -214,5 +226,35 @@ pub fn abort(workers: &[Worker]) {
     }
     for w in workers {
         let _ = waitpid(w.pid, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_report, Outcome};
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_report_is_depends_lines_then_ready_or_error() {
+        assert_eq!(parse_report("READY\n", false), Some(Outcome::Ready(vec![])));
+        let text = "DEPENDS /srv/a.py\nDEPENDS /srv/b c.py\nREADY\n";
+        assert_eq!(
+            parse_report(text, false),
+            Some(Outcome::Ready(vec![
+                PathBuf::from("/srv/a.py"),
+                PathBuf::from("/srv/b c.py")
+            ]))
+        );
+        assert_eq!(
+            parse_report("DEPENDS /srv/a.py\nREA", false),
+            None,
+            "incomplete"
+        );
+        assert_eq!(
+            parse_report("ERROR boom\n", false),
+            Some(Outcome::Failed("boom".into()))
+        );
+        assert_eq!(parse_report("READY", true), Some(Outcome::Ready(vec![])));
+        assert_eq!(parse_report("", true), None);
     }
 }
