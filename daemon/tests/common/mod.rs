@@ -962,4 +962,5 @@ pub mod life {
 
 // ---- access, limits and hostile-client helpers (access.rs, limits.rs, hostile.rs)
 
+pub mod py;
 pub mod sec;
