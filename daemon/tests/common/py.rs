@@ -240,3 +240,22 @@ pub fn dgram_exchange(addr: &str, dir: &Path, payload: &[u8]) -> Vec<u8> {
     d.send(payload).expect("send datagram");
     d.recv().unwrap_or_else(|e| panic!("no reply from {addr}: {e}"))
 }
+
+/// Send SIGHUP and wait for its outcome line (`reload done ...` or
+/// `reload failed ...`), which is returned.
+pub fn reload_outcome(d: &Daemon) -> String {
+    let count =
+        |log: &str| log.matches("reload done").count() + log.matches("reload failed").count();
+    let before = count(&d.log());
+    d.signal(libc::SIGHUP);
+    let line = wait_for(DEADLINE, || {
+        let log = d.log();
+        (count(&log) > before).then(|| {
+            log.lines()
+                .rfind(|l| l.contains("reload done") || l.contains("reload failed"))
+                .unwrap_or_default()
+                .to_string()
+        })
+    });
+    line.unwrap_or_else(|| panic!("no reload outcome within the deadline:\n{}", d.log()))
+}

@@ -39,8 +39,13 @@ use std::cell::Cell;
 /// log.
 pub(crate) fn describe(err: &PyErr) -> String {
     Python::attach(|py| {
-        if let Some(tb) = err.traceback(py) {
-            if let Ok(text) = tb.format() {
+        // The traceback, when it reaches the user's code (not for the
+        // errors our glue raises about the config).
+        if let Some(Ok(text)) = err.traceback(py).map(|tb| tb.format()) {
+            let theirs = text.lines().any(|l| {
+                l.trim_start().starts_with("File \"") && !l.contains("<sockhost glue.py>")
+            });
+            if theirs {
                 sockhost_sdk::log(sockhost_sdk::Level::Error, text.trim_end());
             }
         }
