@@ -38,7 +38,11 @@ fn matrix(mixin: &str) {
         .iter()
         .map(|(name, family, ty, spec)| py_listener(name, family, ty, mixin, spec, "", ""))
         .collect();
-    let d = start_with(&format!("pym-{mixin}"), &[("examples.py", EXAMPLES)], &config);
+    let d = start_with(
+        &format!("pym-{mixin}"),
+        &[("examples.py", EXAMPLES)],
+        &config,
+    );
     let reference = Reference::start(&d.dir.path, &cases);
     for (i, (name, _, ty, spec)) in cases.iter().enumerate() {
         for round in 0..2 {

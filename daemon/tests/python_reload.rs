@@ -53,10 +53,22 @@ fn check(spec: &str, files: &[(&str, &str)]) -> (i32, String) {
 fn check_reports_python_errors() {
     let broken = "import socketserver\nraise RuntimeError('import-time failure')\n";
     let cases: [(&str, &[(&str, &str)], &str); 5] = [
-        ("nosuch:Handler", &[], "ModuleNotFoundError: No module named 'nosuch'"),
-        ("broken:H", &[("broken.py", broken)], "RuntimeError: import-time failure"),
+        (
+            "nosuch:Handler",
+            &[],
+            "ModuleNotFoundError: No module named 'nosuch'",
+        ),
+        (
+            "broken:H",
+            &[("broken.py", broken)],
+            "RuntimeError: import-time failure",
+        ),
         ("syntax:H", &[("syntax.py", "class H(:\n")], "SyntaxError"),
-        ("app:Nope", &[("app.py", GOOD), ("helper.py", HELPER)], "has no attribute 'Nope'"),
+        (
+            "app:Nope",
+            &[("app.py", GOOD), ("helper.py", HELPER)],
+            "has no attribute 'Nope'",
+        ),
         (
             "app:NotAHandler",
             &[("app.py", GOOD), ("helper.py", HELPER)],
@@ -84,14 +96,21 @@ fn a_bad_handler_rolls_a_reload_back() {
     for (spec, needle) in [
         ("gone:Reply", "No module named 'gone'"),
         ("app:Missing", "has no attribute 'Missing'"),
-        ("app:NotAHandler", "is not a socketserver.BaseRequestHandler subclass"),
+        (
+            "app:NotAHandler",
+            "is not a socketserver.BaseRequestHandler subclass",
+        ),
     ] {
         let bad = good.replace("app:Reply", spec);
         std::fs::write(&d.config, bad).expect("write config");
         let outcome = reload_outcome(&d);
         assert!(outcome.contains("reload failed"), "{spec}: {outcome}");
         assert!(outcome.contains(needle), "{spec}: {outcome}");
-        assert_eq!(reply(&d, "py"), "version one helper-a\n", "{spec}: old code serves");
+        assert_eq!(
+            reply(&d, "py"),
+            "version one helper-a\n",
+            "{spec}: old code serves"
+        );
     }
     d.stop();
 }
@@ -110,13 +129,26 @@ fn sighup_after_editing_the_py_runs_the_new_code() {
     let other_worker = worker(&d, "other");
 
     let unchanged = reload_outcome(&d);
-    assert!(unchanged.contains("kept [other, py]") || unchanged.contains("kept [py, other]"), "{unchanged}");
+    assert!(
+        unchanged.contains("kept [other, py]") || unchanged.contains("kept [py, other]"),
+        "{unchanged}"
+    );
 
-    d.dir.write("app.py", &GOOD.replace("version one", "version two, edited"));
+    d.dir.write(
+        "app.py",
+        &GOOD.replace("version one", "version two, edited"),
+    );
     let outcome = reload_outcome(&d);
-    assert!(outcome.contains("changed [py]") && outcome.contains("kept [other]"), "{outcome}");
+    assert!(
+        outcome.contains("changed [py]") && outcome.contains("kept [other]"),
+        "{outcome}"
+    );
     assert_eq!(reply(&d, "py"), "version two, edited helper-a\n");
-    assert_eq!(worker_of(d.pid(), "other"), Some(other_worker), "other kept");
+    assert_eq!(
+        worker_of(d.pid(), "other"),
+        Some(other_worker),
+        "other kept"
+    );
 
     d.dir.write("helper.py", "TAG = b'helper-b, edited'\n");
     let outcome = reload_outcome(&d);
@@ -125,7 +157,10 @@ fn sighup_after_editing_the_py_runs_the_new_code() {
 
     d.dir.write("app.py", "class Reply(:\n");
     let outcome = reload_outcome(&d);
-    assert!(outcome.contains("reload failed") && outcome.contains("SyntaxError"), "{outcome}");
+    assert!(
+        outcome.contains("reload failed") && outcome.contains("SyntaxError"),
+        "{outcome}"
+    );
     assert_eq!(reply(&d, "py"), "version two, edited helper-b, edited\n");
     d.stop();
 }

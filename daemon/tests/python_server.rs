@@ -74,6 +74,14 @@ class Tuned(socketserver.StreamRequestHandler):
         self.rfile.readline()   # the client sends nothing: socket.timeout
 
 
+class Ext(socketserver.StreamRequestHandler):
+    def handle(self):
+        import _json, _ssl, hashlib, json, select, ssl
+        reply = [json.dumps({"a": 1}), hasattr(select, "poll"), ssl.OPENSSL_VERSION.split()[0],
+                 hashlib.sha256(b"x").hexdigest()[:8], _json.__name__, _ssl.__name__]
+        self.wfile.write(repr(reply).encode() + b"\n")
+
+
 ticks = [0]
 
 
@@ -142,7 +150,10 @@ fn custom_server_attributes_and_handle_error() {
             assert!(log.contains(needle), "{mixin}: no {needle:?} in\n{log}");
         }
         let again = stream_line(&d.addr("attrs"), "HI");
-        assert!(again.starts_with("hello from __init__"), "{mixin}: {again:?}");
+        assert!(
+            again.starts_with("hello from __init__"),
+            "{mixin}: {again:?}"
+        );
         assert_eq!(worker_of(d.pid(), "attrs"), Some(worker), "same worker");
         d.stop();
     }
@@ -208,6 +219,21 @@ fn logging_print_and_stderr_reach_the_log_with_levels() {
     d.stop();
 }
 
+/// Protects: extension modules (`_socket`, `select`, `_json`, `_ssl`,
+/// `_hashlib`) import inside the daemon, which loads the plugin RTLD_LOCAL.
+#[test]
+fn extension_modules_import() {
+    let cfg = py_listener("ext", "inet", "stream", "fork", "app:Ext", "", "");
+    let d = start_with("pyext", &[("app.py", APP)], &cfg);
+    assert_eq!(
+        stream_line(&d.addr("ext"), "x"),
+        "['{\"a\": 1}', True, 'OpenSSL', '2d711642', '_json', '_ssl']\n",
+        "{}",
+        d.log()
+    );
+    d.stop();
+}
+
 /// Protects: StreamRequestHandler's `timeout`, `disable_nagle_algorithm`,
 /// `wbufsize` and `rbufsize` act on the real connection: the buffered
 /// reply is flushed by finish even though handle timed out.
@@ -231,7 +257,10 @@ fn handler_threads_work_in_sync_and_thread_mode() {
         let cfg = py_listener("thr", "inet", "stream", mixin, "app:Threads", "", "");
         let d = start_with("pythr", &[("app.py", APP)], &cfg);
         let first = stream_line(&d.addr("thr"), "x");
-        assert!(first.starts_with("from a thread ticks="), "{mixin}: {first:?}");
+        assert!(
+            first.starts_with("from a thread ticks="),
+            "{mixin}: {first:?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
         let second = stream_line(&d.addr("thr"), "x");
         let ticks: u64 = second
@@ -240,7 +269,10 @@ fn handler_threads_work_in_sync_and_thread_mode() {
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{second:?}"));
-        assert!(ticks >= 5, "{mixin}: the ticker ran only {ticks} times between requests");
+        assert!(
+            ticks >= 5,
+            "{mixin}: the ticker ran only {ticks} times between requests"
+        );
         d.stop();
     }
 }

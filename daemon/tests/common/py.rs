@@ -163,7 +163,10 @@ impl Reference {
             .iter()
             .map(|(name, family, ty, spec)| {
                 let address = match family.as_str() {
-                    "unix" => folder.join(format!("ref-{name}.sock")).display().to_string(),
+                    "unix" => folder
+                        .join(format!("ref-{name}.sock"))
+                        .display()
+                        .to_string(),
                     other => any_address(name, other),
                 };
                 format!("[\"{name}\", \"{family}\", \"{ty}\", \"{spec}\", \"{address}\"]")
@@ -231,14 +234,16 @@ pub fn stream_exchange(addr: &str, payload: &[u8]) -> Vec<u8> {
     let mut s = Stream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.write_all(payload).expect("send");
     s.shutdown_write();
-    s.read_all().unwrap_or_else(|e| panic!("read from {addr}: {e}"))
+    s.read_all()
+        .unwrap_or_else(|e| panic!("read from {addr}: {e}"))
 }
 
 /// One datagram request: send `payload`, wait for one reply.
 pub fn dgram_exchange(addr: &str, dir: &Path, payload: &[u8]) -> Vec<u8> {
     let d = Dgram::connect(addr, dir);
     d.send(payload).expect("send datagram");
-    d.recv().unwrap_or_else(|e| panic!("no reply from {addr}: {e}"))
+    d.recv()
+        .unwrap_or_else(|e| panic!("no reply from {addr}: {e}"))
 }
 
 /// Send SIGHUP and wait for its outcome line (`reload done ...` or
