@@ -109,7 +109,9 @@ impl PyHandler {
             if l.mixin == Mixin::Fork {
                 // Objects made so far stay out of the collector's way, so
                 // a request child does not copy their pages to count them.
-                py.import("gc")?.call_method0("freeze")?;
+                let gc = py.import("gc")?;
+                gc.call_method0("collect")?;
+                gc.call_method0("freeze")?;
             }
             Ok(PyHandler {
                 glue: glue.clone_ref(py),
