@@ -52,7 +52,8 @@ fn check(spec: &str, files: &[(&str, &str)]) -> (i32, String) {
 #[test]
 fn check_reports_python_errors() {
     let broken = "import socketserver\nraise RuntimeError('import-time failure')\n";
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    type Files<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, Files, &str); 5] = [
         (
             "nosuch:Handler",
             &[],
