@@ -8,7 +8,6 @@
 mod common;
 
 use common::py::*;
-use common::*;
 
 const APP: &str = r#"
 import logging, os, socketserver, threading, time
