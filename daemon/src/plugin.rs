@@ -370,13 +370,6 @@ impl Instance {
             .flatten()
     }
 
-    /// Whether the plugin wants the fork hooks called (ABI 1.1).
-    pub fn has_fork_hooks(&self) -> bool {
-        self.fork_hook(|t| t.before_fork).is_some()
-            || self.fork_hook(|t| t.after_fork_parent).is_some()
-            || self.fork_hook(|t| t.after_fork_child).is_some()
-    }
-
     /// The plugin's `before_fork`, right before the worker forks.
     pub fn before_fork(&self) {
         if let Some(f) = self.fork_hook(|t| t.before_fork) {
