@@ -240,6 +240,34 @@ fn extension_modules_import() {
     d.stop();
 }
 
+/// A module that imports `logging` only inside `handle`.
+const LATE: &str = r#"
+import socketserver
+
+class LateLogs(socketserver.StreamRequestHandler):
+    def handle(self):
+        import logging
+        logging.getLogger("late").warning("late-msg")
+        self.wfile.write(b"logged late\n")
+"#;
+
+/// Protects: `logging` imported for the first time inside a request (here
+/// in a fork child) still logs into the daemon's log at the mapped level.
+#[test]
+fn logging_imported_late_still_reaches_the_log() {
+    let cfg = py_listener("late", "inet", "stream", "fork", "late:LateLogs", "", "");
+    let d = start_with("pylate", &[("late.py", LATE)], &cfg);
+    assert_eq!(stream_line(&d.addr("late"), "x"), "logged late\n");
+    assert!(d.wait_log("late: late-msg", DEADLINE), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("late: late-msg") && l.contains("WARN")),
+        "{log}"
+    );
+    d.stop();
+}
+
 /// Protects: StreamRequestHandler's `timeout`, `disable_nagle_algorithm`,
 /// `wbufsize` and `rbufsize` act on the real connection: the buffered
 /// reply is flushed by finish even though handle timed out.

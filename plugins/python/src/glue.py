@@ -12,7 +12,6 @@ blocking mode.
 """
 
 import io
-import logging
 import os
 import socket
 import socketserver
@@ -71,32 +70,72 @@ class LogWriter(io.TextIOBase):
             _sockhost.log(self._level, rest)
 
 
-class LogHandler(logging.Handler):
-    """The root logger's handler: one log message per record, level mapped."""
+def route_logging(logging, level):
+    """Give the root logger a handler that sends each record to the
+    daemon's log (level mapped), and the daemon's level."""
 
-    def emit(self, record):
-        try:
-            level = (ERROR if record.levelno >= logging.ERROR
-                     else WARN if record.levelno >= logging.WARNING
-                     else INFO if record.levelno >= logging.INFO
-                     else DEBUG if record.levelno >= logging.DEBUG
-                     else TRACE)
-            _sockhost.log(level, self.format(record))
-        except Exception:
-            self.handleError(record)
+    class LogHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                mapped = (ERROR if record.levelno >= logging.ERROR
+                          else WARN if record.levelno >= logging.WARNING
+                          else INFO if record.levelno >= logging.INFO
+                          else DEBUG if record.levelno >= logging.DEBUG
+                          else TRACE)
+                _sockhost.log(mapped, self.format(record))
+            except Exception:
+                self.handleError(record)
 
-
-def install_logging(lowest_enabled):
-    """Route print, sys.stdout, sys.stderr and logging into the daemon's log.
-    The root logger's level follows the daemon's filter."""
-    sys.stdout = LogWriter("<stdout>", INFO)
-    sys.stderr = LogWriter("<stderr>", ERROR)
     handler = LogHandler()
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
-    root.setLevel({ERROR: logging.ERROR, WARN: logging.WARNING, INFO: logging.INFO}
-                  .get(lowest_enabled, logging.DEBUG))
+    root.setLevel(level)
+
+
+class WhenImported:
+    """A sys.meta_path entry that calls `then(module)` right after module
+    `name` is first imported, then leaves sys.meta_path. The module itself
+    is found and loaded by the finders after it, unchanged."""
+
+    def __init__(self, name, then):
+        self._name = name
+        self._then = then
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self._name:
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader, then = spec.loader, self._then
+        run = loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            then(module)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def install_logging(lowest_enabled):
+    """Route print, sys.stdout, sys.stderr and logging into the daemon's log.
+    The root logger's level follows the daemon's filter. `logging` is routed
+    when it is imported (at once if it already is): a handler that never
+    logs pays neither its memory nor its at-fork hooks in every child."""
+    sys.stdout = LogWriter("<stdout>", INFO)
+    sys.stderr = LogWriter("<stderr>", ERROR)
+    level = {ERROR: 40, WARN: 30, INFO: 20}.get(lowest_enabled, 10)
+    if "logging" in sys.modules:
+        route_logging(sys.modules["logging"], level)
+    else:
+        sys.meta_path.insert(0, WhenImported("logging", lambda m: route_logging(m, level)))
 
 
 def flush_logs():
