@@ -79,6 +79,7 @@ uninstall:
 deb: $(if $(NOBUILD),,build)
 	rm -rf $(DEBSTAGE)
 	$(MAKE) --no-print-directory install NOBUILD=1 OUT=$(OUT) DESTDIR=$(abspath $(DEBSTAGE)) \
-		PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system DAEMON_USER=sockhost
+		PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system DAEMON_USER=sockhost \
+		OPTIONAL_PLUGINS=
 	DEB_COMPRESS=$(DEB_COMPRESS) packaging/debian/build-deb $(DEBSTAGE) $(DEBDIR) $(VERSION)-$(DEB_REVISION)
 	rm -rf $(DEBSTAGE)

@@ -5,7 +5,10 @@
 # fork mode and with workers = 2; bare Rust loops of each model; CPython's
 # socketserver and http.server; socat, xinetd and tcpserver; nginx; HAProxy
 # in front of sockhostd with and without the PROXY protocol and in front of
-# the bare loop, for the proxy group), then
+# the bare loop, for the proxy group; and, for the python group, sockhostd
+# running the Python echo handler class of bench/peers/pyecho.py through
+# libsockhost_python.so next to CPython's own TCPServer, ThreadingTCPServer
+# and ForkingTCPServer serving it), then
 # runs the load generator against each in turn (each sockhostd row next to
 # its reference), all servers in one round, REPS rounds, and prints one
 # markdown table of medians with ratios. Odd rounds run the rows top to
@@ -22,11 +25,11 @@
 # usage: bench/compare.sh [-d SECONDS] [-r REPS] [-c CLIENTS] [-s BYTES]
 #                         [--only GROUPS] [--no-footprint] [--no-install]
 #   defaults: 2 s per run (plus 0.5 s warm-up), 6 rounds, 8 clients, 64 B
-#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http,proxy
+#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http,proxy,python
 #   SOCKHOST_BENCH_PORT: first of the loopback ports used (default 27100)
 set -euo pipefail
 
-DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http,proxy"
+DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http,proxy,python"
 FOOTPRINT=1 INSTALL=1
 BASE=${SOCKHOST_BENCH_PORT:-27100}
 BODY='Hello, world!\n'
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --no-footprint) FOOTPRINT=0; shift ;;
     --no-install) INSTALL=0; shift ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -144,6 +147,14 @@ listener() { # name type address mixin handler [extra]
         listener "$name" inet stream "127.0.0.1:$(port "$n")" "$mixin" $H \
             "workers = $workers\n[listener.config]\nbody = \"Hello, world!\\\\n\""
     done
+    if [[ ",$ONLY," == *",python,"* ]]; then
+        # The same class CPython's servers run below (pyecho.StreamEcho).
+        for spec in "py-sync:sync:1:50" "py-thread:thread:1:51" "py-fork:fork:1:52" "py-sync-w2:sync:2:53"; do
+            IFS=: read -r name mixin workers n <<<"$spec"
+            listener "$name" inet stream "127.0.0.1:$(port "$n")" "$mixin" libsockhost_python.so \
+                "workers = $workers\n[listener.config]\nhandler = \"pyecho:StreamEcho\"\npath = [\"$ROOT/bench/peers\"]"
+        done
+    fi
 } >"$WORK/sockhost.toml"
 start sockhostd env SOCKHOST_LOG=warn,sockhostd=info "$SOCKHOSTD" -c "$WORK/sockhost.toml" --log stderr
 wait_for "$WORK/sockhostd.log" " ready: "
@@ -297,6 +308,13 @@ sh-unix-sync|unix|sockhostd sync, new connection per request|conn|unix:$WORK/sh-
 bare-unix-sync|unix|bare Rust loop, sync, new connection per request|conn|unix:$WORK/bare-sync.sock|||bare
 sh-unix-thread|unix|sockhostd thread, persistent|persist|unix:$WORK/sh-thread.sock|bare-unix-thread||sockhostd
 bare-unix-thread|unix|bare Rust loop, thread, persistent|persist|unix:$WORK/bare-thread.sock|||bare
+sh-py-sync|python|sockhostd, Python handler, sync|conn|$T:$(port 50)|py-tcp-py||sockhostd
+py-tcp-py|python|Python TCPServer|conn|$T:$(port 31)|||python
+sh-py-sync-w2|python|sockhostd, Python handler, sync, workers = 2|conn|$T:$(port 53)|py-tcp-py||sockhostd
+sh-py-thread|python|sockhostd, Python handler, thread|conn|$T:$(port 51)|py-threading-py||sockhostd
+py-threading-py|python|Python ThreadingTCPServer|conn|$T:$(port 32)|||python
+sh-py-fork|python|sockhostd, Python handler, fork|conn|$T:$(port 52)|py-forking-py||sockhostd
+py-forking-py|python|Python ForkingTCPServer|conn|$T:$(port 33)|||python
 sh-http|http|sockhostd http-hello, thread|http|$(port 9)|nginx|py-http|wrk
 nginx|http|nginx, 2 workers|http|$(port 44)|||nginx
 sh-http-w2|http|sockhostd http-hello, thread, workers = 2|http|$(port 10)|nginx|py-http|wrk
@@ -344,6 +362,7 @@ GROUPS = {
     "unix": "unix stream sockets",
     "http": "HTTP/1.1 keep-alive (wrk -t2)",
     "proxy": "TCP via HAProxy, new connection per request",
+    "python": "Python handler class, TCP, new connection per request",
 }
 TARGETS = {  # id: [(reference id, minimum ratio)]
     "sh-sync": [("ref", 0.8)],
@@ -354,6 +373,10 @@ TARGETS = {  # id: [(reference id, minimum ratio)]
     "sh-udp-sync": [("ref", 0.8)],
     # The PROXY header's cost: the same daemon and load with and without it.
     "hap-pp": [("ref", 0.95)],
+    "sh-py-sync": [("ref", 1.0)],
+    "sh-py-sync-w2": [("ref", 1.6)],
+    "sh-py-thread": [("ref", 1.5)],
+    "sh-py-fork": [("ref", 2.5)],
 }
 
 def to_us(v, unit):
@@ -422,6 +445,21 @@ for key in [g for g in GROUPS if g in only]:
         print(f"| {GROUPS[key]} | {name} | {rps:,.0f} | {lo:,.0f}–{hi:,.0f} | {p50:,.0f} | {p99:,.0f} | {errs:.0f} | "
               f"{ref_txt} | {py_txt} | {', '.join(checks)} |")
 EOF
+
+# rss_kb COMM: resident memory of the first process named COMM, in KiB.
+rss_kb() {
+    local p
+    for p in /proc/[0-9]*; do
+        if [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ]; then
+            awk '/^VmRSS:/ { print $2 }' "$p/status" 2>/dev/null && return 0
+        fi
+    done
+    echo "?"
+}
+if [[ ",$ONLY," == *",python,"* ]]; then
+    echo
+    echo "Worker memory with the Python interpreter loaded (VmRSS after the runs): sync worker $(rss_kb shd:py-sync) KiB, fork worker $(rss_kb shd:py-fork) KiB; an echo-plugin sync worker $(rss_kb shd:sync) KiB."
+fi
 
 if [ "$FOOTPRINT" = 1 ]; then
     echo

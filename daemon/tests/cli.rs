@@ -119,9 +119,14 @@ fn check_refuses_abi_major_fixture() {
     let (_dir, cfg, so) = fixture_config("cli-abi", "sockhost_fixture_abi_major", "abi");
     let (code, out, err) = check(&cfg);
     assert_eq!(code, 1, "{out}{err}");
+    let host = format!(
+        "{}.{}",
+        sockhost_sdk::sys::SOCKHOST_ABI_MAJOR,
+        sockhost_sdk::sys::SOCKHOST_ABI_MINOR
+    );
     assert!(
-        has_line(&err, &[&so, "2.0", "1.1"]),
-        "path, found 2.0, needs 1.1: {err}"
+        has_line(&err, &[&so, "2.0", &host]),
+        "path, found 2.0, needs {host}: {err}"
     );
 }
 

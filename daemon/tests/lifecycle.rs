@@ -43,8 +43,13 @@ fn unix_probe(name: &str, ty: &str, path: &str, mixin: &str) -> String {
 // Startup refuses every broken plugin with exit 1, naming the listener, the plugin path and why.
 #[test]
 fn startup_refuses_each_broken_fixture_plugin_naming_listener_and_path() {
+    let host = format!(
+        "{}.{}",
+        sockhost_sdk::sys::SOCKHOST_ABI_MAJOR,
+        sockhost_sdk::sys::SOCKHOST_ABI_MINOR
+    );
     let cases = [
-        ("sockhost_fixture_abi_major", vec!["2.0", "1.1"]),
+        ("sockhost_fixture_abi_major", vec!["2.0", host.as_str()]),
         ("sockhost_fixture_no_entry", vec!["sockhost_plugin_init"]),
         ("sockhost_fixture_create_fails", vec!["cannot serve fx-bad"]),
         ("sockhost_fixture_hooks", vec!["record"]), // create: `record` is required

@@ -1,5 +1,5 @@
 /*
- * sockhost.h: the plugin ABI of sockhostd, version 1.0.
+ * sockhost.h: the plugin ABI of sockhostd, version 1.1.
  *
  * This header is the single source of truth for the ABI. The Rust SDK
  * (handler-sdk/src/sys.rs) mirrors it and a test compiles this file to check
@@ -47,6 +47,18 @@
  * end. A minor version adds fields or functions at the end; a major version
  * is a break. A reader must check `size` before touching a field added after
  * v1.0.
+ *
+ * Added in 1.1 (each at the end of its struct):
+ *   sockhost_listener.config_dir, .listen_fd   where the config lives, and
+ *                                               the listening socket
+ *   sockhost_host.depends_on                    name a file whose change on
+ *                                               disk restarts the listener
+ *                                               on the next reload
+ *   sockhost_plugin.before_fork, .after_fork_parent, .after_fork_child
+ *                                               around the host's fork of
+ *                                               a request child
+ * A 1.0 plugin keeps working: the host reads the 1.1 plugin fields only
+ * from a plugin whose version record says minor >= 1.
  */
 #ifndef SOCKHOST_H
 #define SOCKHOST_H
@@ -64,7 +76,7 @@ extern "C" {
 /* "SOCKHOST" read as a big-endian 64-bit number. */
 #define SOCKHOST_ABI_MAGIC UINT64_C(0x534F434B484F5354)
 #define SOCKHOST_ABI_MAJOR 1
-#define SOCKHOST_ABI_MINOR 1 /* 1.1: sockhost_request.proxy_tlvs */
+#define SOCKHOST_ABI_MINOR 1 /* 1.1: fork hooks, listener config_dir/listen_fd, depends_on, request proxy_tlvs */
 
 /* Names of the two exported symbols. */
 #define SOCKHOST_ABI_SYMBOL "sockhost_abi"
@@ -130,6 +142,13 @@ typedef struct sockhost_listener {
     sockhost_str name; /* the listener's `name` from the config */
     sockhost_str address;     /* the configured address, as written */
     sockhost_str config_toml; /* [listener.config] as a TOML document; "" if absent */
+    /* ---- ABI 1.1: check `size` before reading these ---- */
+    sockhost_str config_dir; /* absolute folder of the config file that
+                              * declares this listener (the base for
+                              * relative paths in [listener.config]) */
+    int32_t listen_fd;       /* the listening socket, borrowed: never close
+                              * it; -1 when there is none (sockhostd --check) */
+    uint32_t reserved1;      /* zero */
 } sockhost_listener;
 
 /* One request. The host owns it; the plugin gets the same pointer in setup,
@@ -193,6 +212,15 @@ typedef struct sockhost_host {
     /* Datagram requests: send `len` bytes of `buf` to the request's client.
      * Returns the bytes sent, or -1 with errno set. */
     ssize_t (*reply)(sockhost_request *req, const void *buf, size_t len);
+
+    /* ---- ABI 1.1: check `size` before calling these ---- */
+    /* Name a file (absolute path, `len` bytes of UTF-8, not NUL-terminated)
+     * this listener's code was loaded from besides the plugin itself, e.g. a
+     * script. Call it from create. The master records the file's identity
+     * when the worker reports ready; a reload restarts the listener when
+     * any named file changed (replaced, edited, removed), as it does when
+     * the plugin file changes. Returns 0, or -1 outside create. */
+    int32_t (*depends_on)(const char *path, size_t len);
 } sockhost_host;
 
 /* ---- plugin functions ------------------------------------------------- */
@@ -241,6 +269,18 @@ typedef struct sockhost_plugin {
      * still open. */
     void (*handle_error)(void *instance, sockhost_request *req,
                          const char *msg, size_t len);
+
+    /* ---- ABI 1.1: read only from a plugin whose record says minor >= 1 ----
+     * Optional. Called in fork mode around the host's fork of each request
+     * child, on the worker's main thread (the only thread): before_fork just
+     * before fork(); then after_fork_parent in the worker, or
+     * after_fork_child in the child before its setup. Every before_fork is
+     * followed by exactly one of the two, also when fork fails (then in the
+     * worker, as after_fork_parent). An embedded runtime takes and releases
+     * its locks here (Python's PyOS_BeforeFork and friends). */
+    void (*before_fork)(void *instance);
+    void (*after_fork_parent)(void *instance);
+    void (*after_fork_child)(void *instance);
 } sockhost_plugin;
 
 /* The entry function every plugin exports. `host` is static (keep it);

@@ -63,6 +63,11 @@ pub unsafe fn init<H: Handler>(
     table.handle_timeout = Some(handle_timeout::<H>);
     table.service_actions = Some(service_actions::<H>);
     table.handle_error = Some(handle_error::<H>);
+    if H::FORK_HOOKS {
+        table.before_fork = Some(before_fork::<H>);
+        table.after_fork_parent = Some(after_fork_parent::<H>);
+        table.after_fork_child = Some(after_fork_child::<H>);
+    }
     // SAFETY: the host zeroed `plugin` and set its size; write no more than
     // min(host's size, ours) bytes, so an older host gets only what it knows.
     unsafe {
@@ -190,7 +195,15 @@ unsafe fn build<H: Handler>(listener: *const sys::sockhost_listener) -> crate::R
             _ => Mixin::Sync,
         },
         config,
+        config_dir: std::path::PathBuf::new(),
+        listen_fd: None,
     };
+    let mut listener = listener;
+    if l.size as usize >= std::mem::size_of::<sys::sockhost_listener>() {
+        // SAFETY: a 1.1 host's string, valid for this call.
+        listener.config_dir = unsafe { str_of(&l.config_dir) }.into();
+        listener.listen_fd = (l.listen_fd >= 0).then_some(l.listen_fd);
+    }
     H::create(&listener)
 }
 
@@ -313,6 +326,8 @@ unsafe extern "C" fn verify_request<H: Handler>(
         address,
         kind: Kind::from_socktype(raw.socktype),
         data,
+        addr: crate::request::sockaddr_bytes(raw),
+        family: raw.family,
     };
     let mut ok = false;
     quiet("verify_request", || ok = h.verify_request(&client));
@@ -368,4 +383,22 @@ unsafe extern "C" fn handle_error<H: Handler>(
         // SAFETY: as above.
         unsafe { free_state(req) };
     }
+}
+
+unsafe extern "C" fn before_fork<H: Handler>(ptr: *mut c_void) {
+    // SAFETY: the host's instance pointer.
+    let h = unsafe { instance::<H>(ptr) };
+    quiet("before_fork", || h.before_fork());
+}
+
+unsafe extern "C" fn after_fork_parent<H: Handler>(ptr: *mut c_void) {
+    // SAFETY: the host's instance pointer.
+    let h = unsafe { instance::<H>(ptr) };
+    quiet("after_fork_parent", || h.after_fork_parent());
+}
+
+unsafe extern "C" fn after_fork_child<H: Handler>(ptr: *mut c_void) {
+    // SAFETY: the host's instance pointer.
+    let h = unsafe { instance::<H>(ptr) };
+    quiet("after_fork_child", || h.after_fork_child());
 }

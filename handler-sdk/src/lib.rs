@@ -34,7 +34,7 @@ mod entry;
 mod log;
 mod request;
 
-pub use log::{log, log_enabled, Level};
+pub use log::{depends_on, log, log_enabled, Level};
 pub use request::{Kind, ProxyTlvs, RFile, Request, Socket, WFile};
 
 /// The error type handlers return; any error converts into it with `?`.
@@ -68,6 +68,12 @@ pub struct Listener {
     pub mixin: Mixin,
     /// `[listener.config]`, as-is (empty when absent).
     pub config: toml::Table,
+    /// The folder of the config file that declares the listener: the base
+    /// for relative paths in `config` (empty from a host older than 1.1).
+    pub config_dir: std::path::PathBuf,
+    /// The listening socket, borrowed (never close it); `None` under
+    /// `sockhostd --check` or from a host older than 1.1.
+    pub listen_fd: Option<std::os::fd::RawFd>,
 }
 
 /// Who is asking, as [`Handler::verify_request`] sees it.
@@ -79,6 +85,10 @@ pub struct Client<'a> {
     pub kind: Kind,
     /// Datagram payload; empty for streams.
     pub data: &'a [u8],
+    /// The client address as the raw `struct sockaddr` bytes.
+    pub addr: &'a [u8],
+    /// The socket's address family (`libc::AF_*`).
+    pub family: i32,
 }
 
 /// A request handler: one instance per listener, shared by every request.
@@ -112,6 +122,20 @@ pub trait Handler: Send + Sync + Sized + 'static {
     /// Runs when a request hook failed; the daemon has already logged
     /// `message`. The connection is still open.
     fn handle_error(&self, _req: &mut Request, _message: &str) {}
+
+    /// Set to `true` to have the three fork hooks below called (ABI 1.1);
+    /// when `false` (the default) the SDK leaves them out of the table, so
+    /// a fork costs no extra call.
+    const FORK_HOOKS: bool = false;
+    /// Fork mode: runs on the worker's only thread just before it forks a
+    /// request child. Every call is followed by exactly one of the two
+    /// below.
+    fn before_fork(&self) {}
+    /// Fork mode: runs in the worker right after the fork (or after a
+    /// failed fork).
+    fn after_fork_parent(&self) {}
+    /// Fork mode: runs first thing in the request child, before `setup`.
+    fn after_fork_child(&self) {}
 }
 
 /// Exports a [`Handler`] as a sockhost plugin: defines the version record

@@ -59,3 +59,23 @@ macro_rules! log {
         }
     };
 }
+
+/// Name a file this listener's code depends on besides the plugin (a
+/// script, say): a reload restarts the listener when it changed. Call it
+/// from [`crate::Handler::create`]. False when the host (older than ABI
+/// 1.1, or outside `create`) did not take it.
+pub fn depends_on(path: &std::path::Path) -> bool {
+    let Some(host) = host() else { return false };
+    let needed = std::mem::offset_of!(sys::sockhost_host, depends_on)
+        + std::mem::size_of::<Option<unsafe extern "C" fn(*const std::ffi::c_char, usize) -> i32>>(
+        );
+    if (host.size as usize) < needed {
+        return false;
+    }
+    let Some(f) = host.depends_on else {
+        return false;
+    };
+    let text = path.to_string_lossy();
+    // SAFETY: the host reads `len` bytes of UTF-8 during the call.
+    unsafe { f(text.as_ptr().cast(), text.len()) == 0 }
+}

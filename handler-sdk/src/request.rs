@@ -181,6 +181,11 @@ impl<'a> Request<'a> {
         self.raw.family
     }
 
+    /// The client address as the raw `struct sockaddr` bytes the host gave.
+    pub fn client_addr(&self) -> &'a [u8] {
+        sockaddr_bytes(self.raw)
+    }
+
     /// The raw socket: connected (stream) or listening (datagram). Borrowed.
     pub fn fd(&self) -> RawFd {
         self.raw.fd
@@ -296,6 +301,19 @@ fn datagram_bytes<'a>(raw: &sys::sockhost_request) -> &'a [u8] {
     // SAFETY: the host promises `data` points to `data_len` bytes that live
     // until the request's finish returns; every `Request<'a>` ends before.
     unsafe { std::slice::from_raw_parts(raw.data, raw.data_len) }
+}
+
+/// The client's `struct sockaddr` bytes, for the request's life (the host
+/// keeps them in the request's own box until it ends).
+pub(crate) fn sockaddr_bytes<'a>(raw: &sys::sockhost_request) -> &'a [u8] {
+    if raw.client_addr.is_null() || raw.client_addr_len == 0 {
+        return &[];
+    }
+    // SAFETY: the host promises `client_addr` points to `client_addr_len`
+    // bytes that live as long as the request.
+    unsafe {
+        std::slice::from_raw_parts(raw.client_addr.cast::<u8>(), raw.client_addr_len as usize)
+    }
 }
 
 /// The TLVs of a PROXY v2 header, as (type, value); see

@@ -67,6 +67,10 @@ pub struct sockhost_listener {
     pub name: sockhost_str,
     pub address: sockhost_str,
     pub config_toml: sockhost_str,
+    // ABI 1.1
+    pub config_dir: sockhost_str,
+    pub listen_fd: i32,
+    pub reserved1: u32,
 }
 
 #[repr(C)]
@@ -102,6 +106,8 @@ pub struct sockhost_host {
     pub reply: Option<
         unsafe extern "C" fn(req: *mut sockhost_request, buf: *const c_void, len: usize) -> isize,
     >,
+    // ABI 1.1
+    pub depends_on: Option<unsafe extern "C" fn(path: *const c_char, len: usize) -> i32>,
 }
 
 pub type CreateFn = unsafe extern "C" fn(
@@ -136,6 +142,10 @@ pub struct sockhost_plugin {
     pub handle_timeout: Option<InstanceFn>,
     pub service_actions: Option<InstanceFn>,
     pub handle_error: Option<HandleErrorFn>,
+    // ABI 1.1
+    pub before_fork: Option<InstanceFn>,
+    pub after_fork_parent: Option<InstanceFn>,
+    pub after_fork_child: Option<InstanceFn>,
 }
 
 impl sockhost_plugin {
@@ -155,6 +165,9 @@ impl sockhost_plugin {
             handle_timeout: None,
             service_actions: None,
             handle_error: None,
+            before_fork: None,
+            after_fork_parent: None,
+            after_fork_child: None,
         }
     }
 }

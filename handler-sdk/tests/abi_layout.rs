@@ -35,7 +35,10 @@ fn expectations() -> Vec<(String, u64)> {
         mixin,
         name,
         address,
-        config_toml
+        config_toml,
+        config_dir,
+        listen_fd,
+        reserved1
     });
     layout!(sockhost_request {
         size,
@@ -60,7 +63,8 @@ fn expectations() -> Vec<(String, u64)> {
         log,
         log_enabled,
         set_error,
-        reply
+        reply,
+        depends_on
     });
     layout!(sockhost_plugin {
         size,
@@ -75,7 +79,10 @@ fn expectations() -> Vec<(String, u64)> {
         verify_request,
         handle_timeout,
         service_actions,
-        handle_error
+        handle_error,
+        before_fork,
+        after_fork_parent,
+        after_fork_child
     });
     macro_rules! constant {
         ($($name:ident),*) => { $(v.push((stringify!($name).to_string(), $name as i64 as u64));)* };

@@ -79,6 +79,7 @@ static HOST: sockhost_host = sockhost_host {
     log_enabled: Some(host_log_enabled),
     set_error: Some(host_set_error),
     reply: Some(host_reply),
+    depends_on: None,
 };
 
 // ---- the handler under test ----------------------------------------------
@@ -307,6 +308,9 @@ fn create(name: &str, config: &str) -> std::result::Result<Instance, String> {
         name: host_str(&name),
         address: host_str(&address),
         config_toml: host_str(&config),
+        config_dir: host_str(&address),
+        listen_fd: -1,
+        reserved1: 0,
     };
     let mut instance = std::ptr::null_mut();
     let mut error: *const c_char = std::ptr::null();

@@ -1,6 +1,7 @@
 //! A set of workers being started together (the first generation, a
 //! reload's new workers, one crashed worker's replacement), waiting for
-//! each to report `READY` or `ERROR reason` on its control socket.
+//! each to report on its control socket: `DEPENDS path` lines (files its
+//! plugin named with `depends_on`), then `READY` or `ERROR reason`.
 //!
 //! A [`Launch`] never blocks: the master's loop polls [`Launch::fds`],
 //! hands readable ones to [`Launch::readable`], tells it about exits
@@ -15,14 +16,17 @@ use crate::os::poll::wait_readable;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What one worker said (or did) so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Ready,
+    /// Ready, with the files its plugin depends on (`DEPENDS` lines).
+    Ready(Vec<PathBuf>),
     Failed(String),
 }
 
@@ -115,13 +119,13 @@ impl Launch {
         let what = describe_status(Ok(status));
         s.outcome = match s.outcome.take() {
             None => Some(match read_report(&s.worker, &mut s.buf).0 {
-                Some(Outcome::Ready) => {
+                Some(Outcome::Ready(_)) => {
                     Outcome::Failed(format!("exited before it was told to serve ({what})"))
                 }
                 Some(failed) => failed,
                 None => Outcome::Failed(format!("exited before reporting ready ({what})")),
             }),
-            Some(Outcome::Ready) => Some(Outcome::Failed(format!(
+            Some(Outcome::Ready(_)) => Some(Outcome::Failed(format!(
                 "exited after reporting ready ({what})"
             ))),
             failed => failed,
@@ -148,7 +152,7 @@ impl Launch {
         for s in &self.slots {
             match &s.outcome {
                 None => pending = true,
-                Some(Outcome::Ready) => {}
+                Some(Outcome::Ready(_)) => {}
                 Some(Outcome::Failed(why)) => {
                     let line = format!("listener `{}`: {why}", s.worker.listener);
                     if !failures.contains(&line) {
@@ -162,6 +166,25 @@ impl Launch {
             (true, true) => LaunchState::Pending,
             (true, false) => LaunchState::Ready,
         }
+    }
+
+    /// The files each listener's plugin depends on, as its ready workers
+    /// reported them.
+    pub fn depends(&self) -> HashMap<String, Vec<PathBuf>> {
+        let mut out: HashMap<String, Vec<PathBuf>> = HashMap::new();
+        for s in &self.slots {
+            if let Some(Outcome::Ready(paths)) = &s.outcome {
+                let list = out.entry(s.worker.listener.clone()).or_default();
+                list.extend(
+                    paths
+                        .iter()
+                        .filter(|p| !list.contains(p))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        out
     }
 
     /// The workers, once [`LaunchState::Ready`].
@@ -206,8 +229,8 @@ impl Launch {
     }
 }
 
-/// Read what a worker wrote: the report once a full line arrived (or the
-/// socket closed after a partial one), and whether the socket is at EOF.
+/// Read what a worker wrote: the report once it is whole (or the socket
+/// closed after a partial one), and whether the socket is at EOF.
 fn read_report(w: &Worker, buf: &mut Vec<u8>) -> (Option<Outcome>, bool) {
     let mut chunk = [0u8; 4096];
     let mut ctrl = &w.ctrl;
@@ -224,31 +247,60 @@ fn read_report(w: &Worker, buf: &mut Vec<u8>) -> (Option<Outcome>, bool) {
             Err(e) => return (Some(Outcome::Failed(format!("control socket: {e}"))), true),
         }
     }
-    let text = String::from_utf8_lossy(buf);
-    let line = text.lines().next().filter(|_| text.contains('\n') || eof);
-    (line.map(parse_report), eof)
+    (parse_report(&String::from_utf8_lossy(buf), eof), eof)
 }
 
-fn parse_report(line: &str) -> Outcome {
-    match line.strip_prefix("ERROR ") {
-        Some(msg) => Outcome::Failed(msg.to_string()),
-        None if line.trim() == "READY" => Outcome::Ready,
-        None => Outcome::Failed(format!("unexpected report `{line}`")),
+/// The report in `text`: `DEPENDS` lines, then `READY` or `ERROR why`.
+/// `None` while the deciding line is still incomplete (unless `at_eof`).
+fn parse_report(text: &str, at_eof: bool) -> Option<Outcome> {
+    let mut depends = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') && !at_eof {
+            return None;
+        }
+        let line = line.trim_end_matches('\n');
+        if let Some(path) = line.strip_prefix("DEPENDS ") {
+            depends.push(path.into());
+            continue;
+        }
+        return Some(match line.strip_prefix("ERROR ") {
+            Some(msg) => Outcome::Failed(msg.to_string()),
+            None if line.trim() == "READY" => Outcome::Ready(depends),
+            None => Outcome::Failed(format!("unexpected report `{line}`")),
+        });
     }
+    None
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_report;
-    use super::Outcome;
+    use super::{parse_report, Outcome};
+    use std::path::PathBuf;
 
     #[test]
-    fn reports_parse_as_the_worker_writes_them() {
-        assert_eq!(parse_report("READY"), Outcome::Ready);
+    fn a_report_is_depends_lines_then_ready_or_error() {
+        assert_eq!(parse_report("READY\n", false), Some(Outcome::Ready(vec![])));
+        let text = "DEPENDS /srv/a.py\nDEPENDS /srv/b c.py\nREADY\n";
         assert_eq!(
-            parse_report("ERROR plugin x: create failed"),
-            Outcome::Failed("plugin x: create failed".into())
+            parse_report(text, false),
+            Some(Outcome::Ready(vec![
+                PathBuf::from("/srv/a.py"),
+                PathBuf::from("/srv/b c.py")
+            ]))
         );
-        assert!(matches!(parse_report("HELLO"), Outcome::Failed(m) if m.contains("HELLO")));
+        assert_eq!(
+            parse_report("DEPENDS /srv/a.py\nREA", false),
+            None,
+            "incomplete"
+        );
+        assert_eq!(
+            parse_report("ERROR plugin x: create failed\n", false),
+            Some(Outcome::Failed("plugin x: create failed".into()))
+        );
+        assert!(
+            matches!(parse_report("HELLO\n", false), Some(Outcome::Failed(m)) if m.contains("HELLO"))
+        );
+        assert_eq!(parse_report("READY", true), Some(Outcome::Ready(vec![])));
+        assert_eq!(parse_report("", true), None);
     }
 }

@@ -67,6 +67,8 @@ pub struct Master {
     signals: SignalPipe,
     generation: u64,
     plugin_ids: HashMap<String, Option<crate::plugin::FileId>>,
+    /// Per listener: the files its plugin named with `depends_on`.
+    depends: HashMap<String, crate::plugin::Depends>,
     notifier: Notifier,
     /// Listeners whose socket came from the service manager: their unix
     /// socket files are systemd's, never removed by us.
@@ -197,6 +199,7 @@ pub fn run_with(
         signals,
         generation: 1,
         plugin_ids: HashMap::new(),
+        depends: HashMap::new(),
         notifier: Notifier::from_env(),
         inherited,
         fdstore: Default::default(),
@@ -342,6 +345,7 @@ impl Master {
             LaunchState::Pending => {}
             LaunchState::Ready => {
                 if let Some(launch) = self.starting.take() {
+                    self.record_depends(launch.depends());
                     self.go(launch.into_workers());
                 }
                 self.record_plugins(&self.config.clone(), None);
@@ -403,6 +407,15 @@ impl Master {
                 self.plugin_ids
                     .insert(l.name.clone(), crate::plugin::FileId::of(&l.handler));
             }
+        }
+    }
+
+    /// Remember the files each listener's plugin depends on (ABI 1.1
+    /// `depends_on`), as its new workers reported them.
+    fn record_depends(&mut self, reported: HashMap<String, Vec<PathBuf>>) {
+        for (listener, paths) in reported {
+            self.depends
+                .insert(listener, crate::plugin::Depends::of(&paths));
         }
     }
 

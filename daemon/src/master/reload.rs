@@ -14,7 +14,7 @@ use super::spawn::Worker;
 use super::{bind_all, Master};
 use crate::config::{self, Config};
 use crate::os::transport;
-use crate::plugin::FileId;
+use crate::plugin::{Depends, FileId};
 use nix::sys::signal::{kill, Signal};
 use socket2::Socket;
 use std::collections::HashMap;
@@ -82,8 +82,9 @@ impl Master {
                     plan.rebind.push(l.name.clone());
                 }
                 Some(old) => {
-                    let same_plugin =
-                        self.plugin_ids.get(&l.name).cloned().flatten() == FileId::of(&l.handler);
+                    let same_plugin = self.plugin_ids.get(&l.name).cloned().flatten()
+                        == FileId::of(&l.handler)
+                        && self.depends.get(&l.name).is_none_or(Depends::unchanged);
                     if old.same_settings(l) && same_plugin && !daemon_changed {
                         plan.kept.push(l.name.clone());
                     } else {
@@ -168,6 +169,7 @@ impl Master {
             Some(LaunchState::Pending) => return,
             Some(LaunchState::Ready) => {
                 if let Some(p) = self.reload.pending.take() {
+                    self.record_depends(p.launch.depends());
                     let workers = p.launch.into_workers();
                     self.switch(p.new, &p.plan, p.new_sockets, workers);
                     self.finish_reload(p.t0, Ok(p.plan));
@@ -290,6 +292,7 @@ impl Master {
         for name in &plan.removed {
             self.sockets.remove(name);
             self.plugin_ids.remove(name);
+            self.depends.remove(name);
             if let Some(old) = self.config.listeners.iter().find(|l| &l.name == name) {
                 if !new.listeners.iter().any(|l| l.address == old.address) {
                     transport::remove_unix_file(old);

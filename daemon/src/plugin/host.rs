@@ -1,5 +1,5 @@
 //! The host's side of each call into a plugin: the host function table
-//! (`log`, `log_enabled`, `set_error`, `reply`) and the request a plugin
+//! (`log`, `log_enabled`, `set_error`, `reply`, `depends_on`) and the request a plugin
 //! sees (`RequestCtx`, the boxed `sockhost_request` plus the memory it
 //! points into).
 //!
@@ -29,7 +29,39 @@ pub(crate) static HOST: sys::sockhost_host = sys::sockhost_host {
     log_enabled: Some(host_log_enabled),
     set_error: Some(host_set_error),
     reply: Some(host_reply),
+    depends_on: Some(host_depends_on),
 };
+
+/// Files named through `depends_on` while the worker is starting; `None`
+/// once it reported them (later calls are refused).
+static DEPENDS: std::sync::Mutex<Option<Vec<std::path::PathBuf>>> =
+    std::sync::Mutex::new(Some(Vec::new()));
+
+unsafe extern "C" fn host_depends_on(path: *const c_char, len: usize) -> i32 {
+    if path.is_null() {
+        return -1;
+    }
+    // SAFETY: the plugin passes `len` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(path.cast::<u8>(), len) };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return -1;
+    };
+    let mut guard = DEPENDS.lock().unwrap_or_else(|e| e.into_inner());
+    match guard.as_mut() {
+        Some(list) if !text.contains('\n') && text.starts_with('/') => {
+            list.push(text.into());
+            0
+        }
+        _ => -1,
+    }
+}
+
+/// The files the plugin named with `depends_on`, once; afterwards the
+/// host function refuses new names.
+pub(crate) fn take_dependencies() -> Vec<std::path::PathBuf> {
+    let mut guard = DEPENDS.lock().unwrap_or_else(|e| e.into_inner());
+    guard.take().unwrap_or_default()
+}
 
 const TARGET: &str = "sockhost::plugin";
 

@@ -13,13 +13,14 @@
 mod file_id;
 mod host;
 
-pub use file_id::FileId;
+pub use file_id::{Depends, FileId};
 
 use crate::config::{ListenerConfig, Mixin};
+pub(crate) use host::take_dependencies;
 pub use host::RequestCtx;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Why a plugin was refused; always names the path.
@@ -36,6 +37,9 @@ pub struct Plugin {
     pub path: PathBuf,
     pub name: String,
     pub version: String,
+    /// The ABI minor version the plugin was built against: fields added
+    /// to its table after 1.0 are read only when this is high enough.
+    minor: u16,
     table: sys::sockhost_plugin,
 }
 
@@ -77,7 +81,9 @@ pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
         })?;
     // SAFETY: the symbol is the plugin's version record, at least as large
     // as its first two fields in any plugin that exports it by this name.
-    check_record(unsafe { &*record }).map_err(fail)?;
+    let record = unsafe { &*record };
+    check_record(record).map_err(fail)?;
+    let minor = record.minor;
     // SAFETY: the record promised ABI 1.x, whose entry has this signature.
     let init = unsafe { lib.get::<sys::sockhost_plugin_init_fn>(sys::SOCKHOST_ENTRY_SYMBOL) }
         .map(|s| *s)
@@ -88,7 +94,7 @@ pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
             ))
         })?;
     let _never_closed = lib.into_raw();
-    initialise(path, init)
+    initialise(path, init, minor)
 }
 
 /// A plugin linked into this binary instead of loaded from a file (the
@@ -103,13 +109,14 @@ pub fn linked(
         path: path.to_path_buf(),
         reason,
     })?;
-    initialise(path, init)
+    initialise(path, init, record.minor)
 }
 
 /// Call a checked plugin's entry function and keep its table for good.
 fn initialise(
     path: &Path,
     init: sys::sockhost_plugin_init_fn,
+    minor: u16,
 ) -> Result<&'static Plugin, PluginError> {
     let fail = |reason: String| PluginError {
         path: path.to_path_buf(),
@@ -134,6 +141,7 @@ fn initialise(
         path: path.to_path_buf(),
         name,
         version,
+        minor,
         table,
     };
     Ok(Box::leak(Box::new(plugin)))
@@ -226,17 +234,28 @@ unsafe impl Send for Instance {}
 unsafe impl Sync for Instance {}
 
 impl Instance {
-    /// Call the plugin's `create` for `l`.
+    /// Call the plugin's `create` for `l`, with no listening socket.
     pub fn create(plugin: &'static Plugin, l: &ListenerConfig) -> Result<Instance, PluginError> {
+        Self::create_on(plugin, l, -1)
+    }
+
+    /// Call the plugin's `create` for `l`, lending it `listen_fd` (-1: none).
+    pub fn create_on(
+        plugin: &'static Plugin,
+        l: &ListenerConfig,
+        listen_fd: RawFd,
+    ) -> Result<Instance, PluginError> {
         let fail = |reason: String| PluginError {
             path: plugin.path.clone(),
             reason,
         };
         let cstr = |s: &str| CString::new(s).map_err(|_| fail("a string holds a NUL byte".into()));
-        let (name, address, config) = (
+        let folder = l.defined_at.file.parent().unwrap_or(Path::new("/"));
+        let (name, address, config, dir) = (
             cstr(&l.name)?,
             cstr(&l.address_text)?,
             cstr(&l.config_toml)?,
+            cstr(&folder.to_string_lossy())?,
         );
         let s = |c: &CString| sys::sockhost_str {
             ptr: c.as_ptr(),
@@ -254,6 +273,9 @@ impl Instance {
             name: s(&name),
             address: s(&address),
             config_toml: s(&config),
+            config_dir: s(&dir),
+            listen_fd,
+            reserved1: 0,
         };
         let mut ptr: *mut c_void = std::ptr::null_mut();
         let mut err: *const c_char = std::ptr::null();
@@ -336,6 +358,40 @@ impl Instance {
     pub fn service_actions(&self) {
         if let Some(f) = self.plugin.table.service_actions {
             // SAFETY: the instance is live.
+            unsafe { f(self.ptr) };
+        }
+    }
+
+    /// A 1.1 fork hook, when the plugin was built for 1.1 and has it.
+    fn fork_hook(
+        &self,
+        pick: fn(&sys::sockhost_plugin) -> Option<sys::InstanceFn>,
+    ) -> Option<sys::InstanceFn> {
+        (self.plugin.minor >= 1)
+            .then(|| pick(&self.plugin.table))
+            .flatten()
+    }
+
+    /// The plugin's `before_fork`, right before the worker forks.
+    pub fn before_fork(&self) {
+        if let Some(f) = self.fork_hook(|t| t.before_fork) {
+            // SAFETY: the instance is live; called on the worker's thread.
+            unsafe { f(self.ptr) };
+        }
+    }
+
+    /// The plugin's `after_fork_parent`, in the worker after a fork.
+    pub fn after_fork_parent(&self) {
+        if let Some(f) = self.fork_hook(|t| t.after_fork_parent) {
+            // SAFETY: as in before_fork.
+            unsafe { f(self.ptr) };
+        }
+    }
+
+    /// The plugin's `after_fork_child`, first thing in a request child.
+    pub fn after_fork_child(&self) {
+        if let Some(f) = self.fork_hook(|t| t.after_fork_child) {
+            // SAFETY: the instance is live (inherited); the child's only thread.
             unsafe { f(self.ptr) };
         }
     }

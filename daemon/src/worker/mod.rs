@@ -4,7 +4,9 @@
 //! the master and to other listeners, dies with the master
 //! (PR_SET_PDEATHSIG), sets PR_SET_NO_NEW_PRIVS (so no plugin code can
 //! gain privileges by exec), loads the plugin (the master never does), calls
-//! `create`, reports `READY` (or `ERROR reason`) on its control socket, and
+//! `create`, reports `READY` (or `ERROR reason`) on its control socket,
+//! preceded by one `DEPENDS path` line per file the plugin named with the
+//! host's `depends_on` (the master watches them for reloads), and
 //! only starts serving when the master answers `GO`, so a generation starts
 //! whole or not at all. On SIGTERM/SIGINT it stops accepting, finishes what
 //! is in flight (up to `shutdown_timeout`), destroys the instance and exits 0.
@@ -29,7 +31,7 @@ use crate::worker::server::Server;
 use nix::sys::signal::Signal;
 use socket2::Socket;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -109,7 +111,9 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
             .map_err(|why| format!("plugin {}: refused: {why}", l.handler.display()))?;
     }
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
-    let instance = Instance::create(plugin, l).map_err(|e| e.to_string())?;
+    let listen_fd = args.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
+    let instance = Instance::create_on(plugin, l, listen_fd).map_err(|e| e.to_string())?;
+    let depends = plugin::take_dependencies();
     if l.mixin == Mixin::Fork {
         if let Err(why) = crate::os::threads::check_single_threaded() {
             instance.destroy();
@@ -138,7 +142,13 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
             return Err(format!("cannot start serving: {e}"));
         }
     };
-    writeln!(ctrl, "READY").map_err(|e| format!("control socket: {e}"))?;
+    let mut report = String::new();
+    for path in &depends {
+        report.push_str(&format!("DEPENDS {}\n", path.display()));
+    }
+    report.push_str("READY\n");
+    ctrl.write_all(report.as_bytes())
+        .map_err(|e| format!("control socket: {e}"))?;
     if !wait_for_go(&ctrl) {
         server.server_close(Duration::ZERO);
         return Ok(()); // the master aborted the generation

@@ -117,6 +117,7 @@ pub mod notify;
 pub mod observe;
 pub mod procfs;
 pub mod proxy;
+pub mod py;
 pub mod scenarios;
 pub mod sec;
 

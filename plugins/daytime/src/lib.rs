@@ -121,6 +121,8 @@ mod tests {
             kind: Kind::Stream,
             mixin: Mixin::Sync,
             config: toml::from_str(config).expect("test config parses"),
+            config_dir: "/".into(),
+            listen_fd: None,
         }
     }
 

@@ -47,6 +47,7 @@ static HOST: sockhost_host = sockhost_host {
     log_enabled: Some(host_log_enabled),
     set_error: Some(host_set_error),
     reply: Some(host_reply),
+    depends_on: None,
 };
 
 /// The plugin table and one instance, for the whole test binary.
@@ -89,6 +90,9 @@ fn loaded() -> &'static Loaded {
             name: s(name),
             address: s(address),
             config_toml: s(config),
+            config_dir: s(address),
+            listen_fd: -1,
+            reserved1: 0,
         };
         let mut instance = std::ptr::null_mut();
         let mut error: *const c_char = std::ptr::null();

@@ -6,7 +6,10 @@
 //! exited (`collect_children`), so none stays a zombie; each exit is logged
 //! (debug when clean, warn on a non-zero status or a signal); at the cap no
 //! new request is taken until a child exits; `server_close` waits up to the
-//! deadline, then sends SIGTERM, then SIGKILL, and says so.
+//! deadline, then sends SIGTERM, then SIGKILL, and says so. A plugin built
+//! for ABI 1.1 that fills the fork hooks gets `before_fork` right before
+//! each fork and exactly one of `after_fork_parent` (also when fork failed)
+//! or `after_fork_child` (first thing in the child) after it.
 //!
 //! Cost model: a fork marks every page of the worker copy-on-write, so each
 //! page either process writes afterwards costs a fault and a copy. The
@@ -252,9 +255,14 @@ impl Dispatch for ForkingMixIn {
             return;
         }
         let slot = request.slot.take();
+        shared.instance.before_fork();
         // SAFETY: the worker is single-threaded (checked just above), so the
         // child cannot inherit a lock held by another thread.
-        match unsafe { fork() } {
+        let forked = unsafe { fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            shared.instance.after_fork_parent();
+        }
+        match forked {
             Ok(ForkResult::Child) => run_child(request, shared, &self.exits),
             Ok(ForkResult::Parent { child }) => {
                 let Request { ctx, sock, .. } = request;
@@ -325,6 +333,7 @@ impl Dispatch for ForkingMixIn {
 #[inline(always)]
 fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
     exits.unblock();
+    shared.instance.after_fork_child();
     if request.sock.is_some() {
         // A stream child needs only its connection, not the listening socket.
         // SAFETY: closing our copy of the listening fd; nothing in the child

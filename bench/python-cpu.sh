@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench/python-cpu.sh: what one request costs the machine, sockhostd's Python
+# plugin next to CPython's own servers, measured so that other load on the
+# machine matters less than for req/s: CPU time (user + system, of the
+# serving process and its reaped children, from /proc/PID/stat) and page
+# faults per request, over a closed-loop run of `sockhost-bench load`.
+#
+# Serves bench/peers/pyecho.py's StreamEcho with sockhostd (sync, thread,
+# fork) and with CPython's TCPServer, ThreadingTCPServer, ForkingTCPServer.
+#
+# Promises: loopback only; every run is bounded; every process started here
+# is killed by its pid on exit and the temp folder removed.
+#
+# usage: bench/python-cpu.sh [-d SECONDS] [-r ROUNDS] [-c CLIENTS]
+#   defaults: 3 s per run, 2 rounds, 8 clients, 64-byte echo
+#   SOCKHOST_BENCH_PORT: first of the loopback ports used (default 27300)
+set -euo pipefail
+
+DUR=3 ROUNDS=2 CONC=8
+BASE=${SOCKHOST_BENCH_PORT:-27300}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -d) DUR=$2; shift 2 ;;
+    -r) ROUNDS=$2; shift 2 ;;
+    -c) CONC=$2; shift 2 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "python-cpu.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+cargo build --release --workspace --quiet
+OUT=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/release
+WORK=$(mktemp -d /tmp/sockhost-pycpu.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+{
+    printf '[daemon]\nplugin_dir = "%s"\n' "$OUT"
+    for spec in sync:1 thread:2 fork:3; do
+        IFS=: read -r mixin n <<<"$spec"
+        printf '[[listener]]\nname = "pc-%s"\nfamily = "inet"\ntype = "stream"\n' "$mixin"
+        printf 'address = "127.0.0.1:%s"\nmixin = "%s"\nhandler = "libsockhost_python.so"\n' "$((BASE + n))" "$mixin"
+        printf '[listener.config]\nhandler = "pyecho:StreamEcho"\npath = ["%s/bench/peers"]\n' "$ROOT"
+    done
+} >"$WORK/sockhost.toml"
+SOCKHOST_LOG=warn "$OUT/sockhostd" -c "$WORK/sockhost.toml" --log stderr 2>"$WORK/sockhostd.log" &
+PIDS+=($!)
+for spec in tcp:11 threading:12 forking:13; do
+    IFS=: read -r kind n <<<"$spec"
+    python3 bench/peers/pyecho.py "$kind" "$((BASE + n))" >"$WORK/py-$kind.log" 2>&1 &
+    PIDS+=($!)
+done
+sleep 2
+
+# pid_of COMM: the process named COMM (sockhostd names workers shd:LISTENER).
+pid_of() {
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ] && { basename "$p"; return; }
+    done
+}
+# stat PID: cpu ticks (self + children), minor faults (self, children)
+stat_of() { awk '{ print $14 + $15 + $16 + $17, $10, $11 }' "/proc/$1/stat"; }
+
+measure() { # label pid port
+    local c0 f0 k0 c1 f1 k1 out rps
+    read -r c0 f0 k0 < <(stat_of "$2")
+    out=$("$OUT/sockhost-bench" load -t "tcp:127.0.0.1:$3" -m conn -c "$CONC" -s 64 -d "$DUR" --tsv 2>/dev/null)
+    sleep 0.5 # let the last children be reaped
+    read -r c1 f1 k1 < <(stat_of "$2")
+    rps=$(cut -f1 <<<"$out")
+    python3 - "$1" "$rps" "$DUR" "$c0" "$c1" "$f0" "$f1" "$k0" "$k1" "$(getconf CLK_TCK)" <<'EOF'
+import sys
+label, rps, dur, c0, c1, f0, f1, k0, k1, hz = sys.argv[1:]
+n = max(float(rps) * float(dur), 1)
+cpu = (float(c1) - float(c0)) / float(hz) / n * 1e6
+print(f"| {label} | {float(rps):,.0f} | {cpu:,.0f} | {(int(f1) - int(f0)) / n:.0f} | {(int(k1) - int(k0)) / n:.0f} |")
+EOF
+}
+
+echo "\`bench/python-cpu.sh -d $DUR -r $ROUNDS -c $CONC\` on $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| server | req/s | CPU µs per request | faults per request (server) | faults per request (children) |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for _ in $(seq "$ROUNDS"); do
+    measure "sockhostd, Python handler, sync" "$(pid_of shd:pc-sync)" "$((BASE + 1))"
+    measure "Python TCPServer" "${PIDS[1]}" "$((BASE + 11))"
+    measure "sockhostd, Python handler, thread" "$(pid_of shd:pc-thread)" "$((BASE + 2))"
+    measure "Python ThreadingTCPServer" "${PIDS[2]}" "$((BASE + 12))"
+    measure "sockhostd, Python handler, fork" "$(pid_of shd:pc-fork)" "$((BASE + 3))"
+    measure "Python ForkingTCPServer" "${PIDS[3]}" "$((BASE + 13))"
+done

@@ -1,0 +1,291 @@
+//! sockhost-python: runs an unchanged Python `socketserver` request handler
+//! class under sockhostd, on an embedded CPython.
+//!
+//! `create` starts the interpreter, imports `handler` (and `server`) from
+//! `[listener.config]`, and builds the server object the way socketserver
+//! would (`bind_and_activate=False`, the daemon's listening socket as its
+//! `socket`). Each request then calls `server.finish_request(request,
+//! client_address)`, i.e. `Handler(request, client_address, server)`, with
+//! `request` a real `socket.socket` (stream) or `(data, server.socket)`
+//! (datagram), reporting an exception through `server.handle_error` and
+//! ending with `server.shutdown_request`, as socketserver does. The
+//! server's `verify_request`, `service_actions` and `handle_timeout` run
+//! from the ABI hooks of the same names (only when the class overrides
+//! them: socketserver's own are no-ops, and skipping them keeps the GIL
+//! out of the worker's loop).
+//!
+//! GIL: taken per call (each request thread in thread mode takes it for
+//! its request); the worker's main thread holds it only inside a hook,
+//! never while it polls. Fork mode: `before_fork` takes the GIL and runs
+//! `PyOS_BeforeFork`, the after-fork hooks run `PyOS_AfterFork_Parent` or
+//! `PyOS_AfterFork_Child` and release it, so `os.register_at_fork` hooks
+//! run and no interpreter lock is held across the fork.
+//!
+//! Reload: every module loaded from the listener's `path` folders is named
+//! to the host with `depends_on`, so editing one makes the next SIGHUP
+//! restart this listener (the master knows nothing of Python).
+
+mod address;
+mod interp;
+mod settings;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyModule};
+use sockhost_sdk::{export_handler, Client, Handler, Kind, Listener, Mixin, Request, Result};
+use std::cell::Cell;
+
+/// A Python error as one readable text: `Type: message`, with the extra
+/// lines CPython prints for a SyntaxError. The full traceback goes to the
+/// log.
+pub(crate) fn describe(err: &PyErr) -> String {
+    Python::attach(|py| {
+        // The traceback, when it reaches the user's code (not for the
+        // errors our glue raises about the config).
+        if let Some(Ok(text)) = err.traceback(py).map(|tb| tb.format()) {
+            let theirs = text.lines().any(|l| {
+                l.trim_start().starts_with("File \"") && !l.contains("<sockhost glue.py>")
+            });
+            if theirs {
+                sockhost_sdk::log(sockhost_sdk::Level::Error, text.trim_end());
+            }
+        }
+        let only = py.import("traceback").and_then(|t| {
+            t.call_method1("format_exception_only", (err.value(py),))?
+                .extract::<Vec<String>>()
+        });
+        match only {
+            Ok(lines) => lines.concat().trim_end().to_string(),
+            Err(_) => err.to_string(),
+        }
+    })
+}
+
+pub struct PyHandler {
+    glue: Py<PyModule>,
+    server: Py<PyAny>,
+    /// `socket.socket`, to wrap each connection.
+    socket_type: Py<PyAny>,
+    /// `server.socket`, the datagram requests' socket.
+    server_socket: Py<PyAny>,
+    family: i32,
+    datagram: bool,
+    fork: bool,
+    has_verify: bool,
+    has_service_actions: bool,
+}
+
+thread_local! {
+    /// The GIL state `before_fork` took, for the after-fork hook to give back.
+    static FORK_GIL: Cell<Option<pyo3::ffi::PyGILState_STATE>> = const { Cell::new(None) };
+}
+
+impl PyHandler {
+    fn build(l: &Listener) -> std::result::Result<PyHandler, String> {
+        let s = settings::Settings::parse(&l.config, &l.config_dir)?;
+        let glue = interp::start(&s.path)?;
+        let socktype = match l.kind {
+            Kind::Stream => libc::SOCK_STREAM,
+            Kind::Datagram => libc::SOCK_DGRAM,
+        };
+        let made = Python::attach(|py| -> PyResult<PyHandler> {
+            let g = glue.bind(py);
+            let handler = g.call_method1("load_handler", (&s.handler,))?;
+            let server_cls = g.call_method1("load_server", (&s.server, l.family, socktype))?;
+            let dir = l.config_dir.to_string_lossy();
+            let fd = l.listen_fd.unwrap_or(-1);
+            let args = (server_cls, handler, l.family, socktype, &l.address, dir, fd);
+            let server = g.call_method1("build_server", args)?;
+            let overrides = |name: &str| -> PyResult<bool> {
+                g.call_method1("overrides", (&server, name))?.is_truthy()
+            };
+            let (has_verify, has_service_actions) =
+                (overrides("verify_request")?, overrides("service_actions")?);
+            for file in g
+                .call_method1("module_files", (&s.path,))?
+                .extract::<Vec<String>>()?
+            {
+                sockhost_sdk::depends_on(std::path::Path::new(&file));
+            }
+            if l.mixin == Mixin::Fork {
+                // Objects made so far stay out of the collector's way, so
+                // a request child does not copy their pages to count them.
+                let gc = py.import("gc")?;
+                gc.call_method0("collect")?;
+                gc.call_method0("freeze")?;
+            }
+            Ok(PyHandler {
+                glue: glue.clone_ref(py),
+                socket_type: py.import("socket")?.getattr("socket")?.unbind(),
+                server_socket: server.getattr("socket")?.unbind(),
+                server: server.unbind(),
+                family: l.family,
+                datagram: l.kind == Kind::Datagram,
+                fork: l.mixin == Mixin::Fork,
+                has_verify,
+                has_service_actions,
+            })
+        });
+        made.map_err(|e| describe(&e))
+    }
+
+    /// The `request` socketserver would pass: a socket on a dup of the
+    /// connection, or `(data, server.socket)`.
+    fn request<'py>(&self, py: Python<'py>, fd: i32, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        if self.datagram {
+            let pair = (PyBytes::new(py, data), self.server_socket.bind(py));
+            return Ok(pair.into_pyobject(py)?.into_any());
+        }
+        // SAFETY: `fd` is the request's open connection (borrowed); the
+        // duplicate is ours and goes to the Python socket, which closes it.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let args = (self.family, libc::SOCK_STREAM, 0, dup);
+        match self.socket_type.bind(py).call1(args) {
+            Ok(sock) => Ok(sock),
+            Err(e) => {
+                // SAFETY: the socket object was not made, so the dup is
+                // still ours alone.
+                unsafe { libc::close(dup) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Call a no-argument server hook on the worker's main thread, logging
+    /// its exception (socketserver would let it end serve_forever).
+    fn server_hook(&self, name: &str) {
+        Python::attach(|py| {
+            if let Err(e) = self.server.bind(py).call_method0(name) {
+                sockhost_sdk::log(
+                    sockhost_sdk::Level::Error,
+                    &format!("server.{name}: {}", describe(&e)),
+                );
+            }
+        });
+    }
+}
+
+impl Handler for PyHandler {
+    fn create(l: &Listener) -> Result<Self> {
+        Ok(PyHandler::build(l)?)
+    }
+
+    fn handle(&self, req: &mut Request) -> Result<()> {
+        let outcome = Python::attach(|py| -> PyResult<Option<String>> {
+            let addr = address::client_address(py, req.family(), req.client_addr())?;
+            let request = self.request(py, req.fd(), req.data())?;
+            let glue = self.glue.bind(py);
+            let result = glue.call_method1("serve", (self.server.bind(py), request, addr));
+            if self.fork {
+                // The child ends in _exit: let no half line be lost.
+                let _ = glue.call_method0("flush_logs");
+            }
+            let result = result?;
+            if result.is_none() {
+                Ok(None)
+            } else {
+                Ok(Some(result.extract::<String>()?))
+            }
+        });
+        match outcome {
+            Ok(None) => Ok(()),
+            // handle_error has reported it with its traceback already.
+            Ok(Some(text)) => Err(text.into()),
+            Err(e) => Err(describe(&e).into()),
+        }
+    }
+
+    fn verify_request(&self, client: &Client) -> bool {
+        if !self.has_verify {
+            return true;
+        }
+        Python::attach(|py| {
+            let verdict = (|| -> PyResult<bool> {
+                let addr = address::client_address(py, client.family, client.addr)?;
+                // The connection is not the plugin's yet (the host lends no
+                // fd here): a stream request is passed as None.
+                let request = if self.datagram {
+                    let pair = (PyBytes::new(py, client.data), self.server_socket.bind(py));
+                    pair.into_pyobject(py)?.into_any()
+                } else {
+                    py.None().into_bound(py)
+                };
+                self.server
+                    .bind(py)
+                    .call_method1("verify_request", (request, addr))?
+                    .is_truthy()
+            })();
+            verdict.unwrap_or_else(|e| {
+                sockhost_sdk::log(
+                    sockhost_sdk::Level::Error,
+                    &format!(
+                        "server.verify_request: {}; the request is refused",
+                        describe(&e)
+                    ),
+                );
+                false
+            })
+        })
+    }
+
+    fn service_actions(&self) {
+        if self.has_service_actions {
+            self.server_hook("service_actions");
+        }
+    }
+
+    fn handle_timeout(&self) {
+        self.server_hook("handle_timeout");
+    }
+
+    const FORK_HOOKS: bool = true;
+
+    fn before_fork(&self) {
+        // SAFETY: the interpreter is running (create succeeded); the worker's
+        // only thread takes the GIL, then CPython's pre-fork locks.
+        let state = unsafe {
+            let state = pyo3::ffi::PyGILState_Ensure();
+            pyo3::ffi::PyOS_BeforeFork();
+            state
+        };
+        FORK_GIL.with(|g| g.set(Some(state)));
+    }
+
+    fn after_fork_parent(&self) {
+        if let Some(state) = FORK_GIL.with(Cell::take) {
+            // SAFETY: paired with before_fork on this thread, GIL held.
+            unsafe {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+                pyo3::ffi::PyGILState_Release(state);
+            }
+        }
+    }
+
+    fn after_fork_child(&self) {
+        if let Some(state) = FORK_GIL.with(Cell::take) {
+            // SAFETY: the child's only thread is the one that ran
+            // before_fork, GIL held; CPython resets its locks and runs the
+            // register_at_fork(after_in_child=...) hooks.
+            unsafe {
+                pyo3::ffi::PyOS_AfterFork_Child();
+                pyo3::ffi::PyGILState_Release(state);
+            }
+        }
+    }
+}
+
+impl Drop for PyHandler {
+    /// On graceful stop: socketserver's `server_close` (closes our dup of
+    /// the listening socket; a subclass may clean up), then flush the log
+    /// writers. The interpreter itself stays up until the process exits.
+    fn drop(&mut self) {
+        self.server_hook("server_close");
+        Python::attach(|py| {
+            let _ = self.glue.bind(py).call_method0("flush_logs");
+        });
+    }
+}
+
+export_handler!(PyHandler);
