@@ -17,21 +17,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// Whether `tool` is on PATH; when it is not, SKIPPED (or, with
-/// SOCKHOST_REQUIRE_DEB set, a failure naming the package to install).
+/// Whether `tool` is installed (else SKIPPED, or a failure under
+/// SOCKHOST_REQUIRE_DEB=1).
 fn tool(tool: &str, package: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("SOCKHOST_REQUIRE_DEB").is_none(),
-            "{tool} is required (apt-get install {package})"
-        );
-        eprintln!("SKIPPED: {tool} is not installed (apt-get install {package})");
-    }
-    found
+    tool_or_skip(tool, package, "SOCKHOST_REQUIRE_DEB")
 }
 
 fn is_root() -> bool {

@@ -97,16 +97,7 @@ fn make_install_lays_out_the_fhs_tree_and_the_installed_daemon_checks_its_config
 
 #[test]
 fn systemd_analyze_verify_is_clean_on_both_units() {
-    let have = Command::new("sh")
-        .args(["-c", "command -v systemd-analyze"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var("SOCKHOST_REQUIRE_SYSTEMD").is_err(),
-            "systemd-analyze is required"
-        );
-        eprintln!("SKIPPED: systemd-analyze is not installed (apt-get install systemd)");
+    if !tool_or_skip("systemd-analyze", "systemd", "SOCKHOST_REQUIRE_SYSTEMD") {
         return;
     }
     let dir = TestDir::new("units");

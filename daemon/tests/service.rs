@@ -16,22 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn have(path: &str) -> bool {
-    let found = if path.starts_with('/') {
-        Path::new(path).exists()
-    } else {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {path}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !found {
-        assert!(
-            std::env::var("SOCKHOST_REQUIRE_SYSTEMD").is_err(),
-            "{path} is required (SOCKHOST_REQUIRE_SYSTEMD is set): apt-get install systemd"
-        );
-        eprintln!("SKIPPED: {path} is not installed (apt-get install systemd)");
-    }
-    found
+    tool_or_skip(path, "systemd", "SOCKHOST_REQUIRE_SYSTEMD")
 }
 
 fn probe_config(name: &str, address: &str) -> String {

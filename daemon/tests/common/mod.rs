@@ -46,6 +46,29 @@ pub fn profile() -> String {
         .unwrap_or_else(|| "debug".into())
 }
 
+/// Whether `tool` (a name on PATH, or an absolute path) is there. When it
+/// is not, the calling test prints SKIPPED naming `package` and returns;
+/// with the environment variable `required_by` set (CI sets them all, see
+/// .ci/run) a missing tool is a failure instead.
+pub fn tool_or_skip(tool: &str, package: &str, required_by: &str) -> bool {
+    let found = if tool.starts_with('/') {
+        Path::new(tool).exists()
+    } else {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !found {
+        assert!(
+            std::env::var_os(required_by).is_none(),
+            "{tool} is required ({required_by} is set): apt-get install {package}"
+        );
+        eprintln!("SKIPPED: {tool} is not installed (apt-get install {package})");
+    }
+    found
+}
+
 /// A plugin built by the workspace: `plugin("sockhost_echo")`.
 pub fn plugin(stem: &str) -> PathBuf {
     let p = target_dir().join(format!("lib{stem}.so"));

@@ -125,20 +125,8 @@ pub fn scrape_until(d: &Daemon, what: &str, f: impl Fn(&str) -> bool) -> String 
     }
 }
 
-/// Whether `tool` is on PATH; when it is not, a test prints SKIPPED and
-/// returns, except under CI (`SOCKHOST_REQUIRE_PROMETHEUS=1`), where that
-/// is a failure.
+/// Whether Prometheus' `tool` is installed (else SKIPPED, or a failure
+/// under SOCKHOST_REQUIRE_PROMETHEUS=1).
 pub fn have_tool(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("SOCKHOST_REQUIRE_PROMETHEUS").is_err(),
-            "{tool} is required (apt-get install prometheus)"
-        );
-        eprintln!("SKIPPED: {tool} is not installed (apt-get install prometheus)");
-    }
-    found
+    super::tool_or_skip(tool, "prometheus", "SOCKHOST_REQUIRE_PROMETHEUS")
 }
