@@ -3,6 +3,7 @@
 //! stderr and as journald fields read back with `journalctl`.
 
 mod common;
+use common::journal::{have_journal, journal_entries, Journal};
 use common::life::probe_listener;
 use common::observe::*;
 use common::*;
@@ -136,60 +137,5 @@ fn access_log_entries_carry_journald_fields() {
         "\"PID\":\"",
     ] {
         assert!(entry.contains(field), "{field} in {entry}");
-    }
-}
-
-fn have_journal() -> bool {
-    ["/lib/systemd/systemd-journald", "journalctl"]
-        .iter()
-        .all(|t| tool_or_skip(t, "systemd", "SOCKHOST_REQUIRE_SYSTEMD"))
-}
-
-fn journal_entries(field_match: &str) -> Vec<String> {
-    let out = Command::new("journalctl")
-        .args(["-o", "json", "--no-pager", "--all", field_match])
-        .output()
-        .expect("journalctl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// systemd-journald, started for the test when none runs (and then
-/// stopped when dropped).
-struct Journal(Option<std::process::Child>);
-
-impl Journal {
-    fn ensure() -> Journal {
-        let sock = std::path::Path::new("/run/systemd/journal/socket");
-        let up = || {
-            std::os::unix::net::UnixDatagram::unbound()
-                .and_then(|s| s.connect(sock))
-                .is_ok()
-        };
-        if up() {
-            return Journal(None);
-        }
-        let child = Command::new("/lib/systemd/systemd-journald")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start systemd-journald");
-        let j = Journal(Some(child));
-        assert!(
-            common::life::wait_until(DEADLINE, up),
-            "journald did not come up"
-        );
-        j
-    }
-}
-
-impl Drop for Journal {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }

@@ -8,9 +8,9 @@
 //! where their absence is a failure.
 
 mod common;
+use common::journal::{journal_entries, Journal};
 use common::notify::NotifySocket;
 use common::*;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -183,55 +183,6 @@ fn socket_activation_uses_inherited_sockets_by_name_and_address() {
     );
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
-}
-
-/// Starts systemd-journald when none runs; stops it on drop if it did.
-struct Journal(Option<std::process::Child>);
-
-impl Journal {
-    fn ensure() -> Journal {
-        let sock = Path::new("/run/systemd/journal/socket");
-        if UnixDatagram::unbound()
-            .and_then(|s| s.connect(sock))
-            .is_ok()
-        {
-            return Journal(None);
-        }
-        let child = Command::new("/lib/systemd/systemd-journald")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start systemd-journald");
-        let start = Instant::now();
-        while UnixDatagram::unbound()
-            .and_then(|s| s.connect(sock))
-            .is_err()
-        {
-            assert!(start.elapsed() < DEADLINE, "journald did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Journal(Some(child))
-    }
-}
-
-impl Drop for Journal {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn journal_entries(field_match: &str) -> Vec<String> {
-    let out = Command::new("journalctl")
-        .args(["-o", "json", "--no-pager", "--all", field_match])
-        .output()
-        .expect("journalctl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
