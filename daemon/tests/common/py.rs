@@ -85,6 +85,9 @@ class ShapeDgram(socketserver.BaseRequestHandler):
 const REFERENCE: &str = r#"
 import importlib, json, os, socket, socketserver, sys, threading
 sys.path.insert(0, sys.argv[1])
+# Handlers print; their output must never reach the pipe the test stops
+# reading after READY (a print there would fail the request).
+out, sys.stdout = sys.stdout, open(os.devnull, "w")
 stock = {("inet", "stream"): socketserver.TCPServer, ("inet", "dgram"): socketserver.UDPServer,
          ("unix", "stream"): socketserver.UnixStreamServer,
          ("unix", "dgram"): socketserver.UnixDatagramServer}
@@ -103,9 +106,8 @@ for name, family, kind, spec, address in json.loads(sys.argv[2]):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     a = server.server_address
     shown = a if family == "unix" else (f"[{a[0]}]:{a[1]}" if family == "inet6" else f"{a[0]}:{a[1]}")
-    print(name, shown, flush=True)
-print("READY", flush=True)
-sys.stdout = open(os.devnull, "w")
+    print(name, shown, file=out, flush=True)
+print("READY", file=out, flush=True)
 sys.stdin.read()
 "#;
 
