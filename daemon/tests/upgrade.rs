@@ -412,3 +412,64 @@ fn a_new_daemon_that_fails_to_start_leaves_the_old_ones_socket_files() {
     assert_eq!(ctl(&d, &["status"]).0, 0, "the control socket stays");
     assert!(echo_once(d.inet("echo").port()).is_ok());
 }
+
+/// Protects: a master that dropped root keeps CAP_NET_BIND_SERVICE across
+/// a binary upgrade (a process that is not root loses its capabilities at
+/// execve unless they are ambient), so after the upgrade a reload can still
+/// deploy a listener on a port below 1024; the new master holds that one
+/// capability and hands nothing on at its own execs.
+#[test]
+fn after_an_upgrade_a_master_that_dropped_root_still_binds_a_port_below_1024() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to drop privileges");
+        return;
+    }
+    let low = (900..1000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 900..1000");
+    let dir = TestDir::new("upgrade-caps");
+    // nobody runs the new binary from here and removes the socket file.
+    std::os::unix::fs::chown(&dir.path, Some(65534), Some(65534)).expect("chown dir");
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (mut d, _bin) = start_copy(dir, "user = \"nobody\"\ngroup = \"nogroup\"");
+    d.signal(libc::SIGUSR2);
+    let new = handed_over_to(&d);
+    let _reap = Reap(new);
+    let status = d.wait_exit(DEADLINE).expect("the old daemon exits");
+    assert!(status.success(), "{}", d.log());
+    let caps = |set: &str| {
+        let v = common::sec::status_field(new, set).unwrap_or_default();
+        u64::from_str_radix(v.trim(), 16).expect("capability mask")
+    };
+    assert_eq!(
+        caps("CapEff"),
+        1 << 10,
+        "the new master: that one, effective"
+    );
+    assert_eq!(caps("CapPrm"), 1 << 10, "nothing else");
+    assert_eq!(caps("CapInh"), 0, "nothing inheritable");
+    assert_eq!(caps("CapAmb"), 0, "nothing ambient");
+
+    let cfg = std::fs::read_to_string(&d.config).expect("read config");
+    let more = listener(
+        "low",
+        "inet",
+        "stream",
+        &format!("127.0.0.1:{low}"),
+        "thread",
+        &plugin("sockhost_echo"),
+        "",
+    );
+    let tmp = d.config.with_extension("new");
+    std::fs::write(&tmp, format!("{cfg}{more}")).expect("write config");
+    std::fs::rename(&tmp, &d.config).expect("rename config");
+    // SAFETY: signalling the daemon the test started (through the upgrade).
+    unsafe { libc::kill(new, libc::SIGHUP) };
+    let served = wait_for(DEADLINE, || echo_once(low).ok());
+    assert!(
+        served.is_some(),
+        "the upgraded master binds port {low} on reload:\n{}",
+        d.log()
+    );
+}

@@ -5,8 +5,10 @@
 //! Promises: a drop clears supplementary groups, sets the group before the
 //! user, and fails loudly (never half-dropped) when any step fails. A
 //! master that drops root keeps exactly CAP_NET_BIND_SERVICE (when it had
-//! it), so a reload can still bind ports below 1024; workers, which run
-//! plugin code, hold no capability at all unless they run as root.
+//! it), so a reload can still bind ports below 1024, also after a binary
+//! upgrade (the capability is carried across the exec as an ambient one and
+//! settled back to permitted only); workers, which run plugin code, hold no
+//! capability at all unless they run as root.
 
 use crate::config::Config;
 use nix::unistd::{Gid, Group, Uid, User};
@@ -62,8 +64,11 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
     };
     if already_dropped(uid, gid) {
         // The new binary of an upgrade, started by a master that dropped
-        // privileges already: nothing left to drop (or to gain).
-        return Ok(());
+        // privileges already: nothing left to drop (or to gain). The old
+        // master carried CAP_NET_BIND_SERVICE across the exec as an ambient
+        // capability; keep it as a plain permitted one, so it is not handed
+        // on to whatever this process or a plugin executes.
+        return settle_carried_capability();
     }
     if let Some(gid) = gid {
         nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(io::Error::from)?;
@@ -85,6 +90,41 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// The new binary of an upgrade: what the old master carried across the
+/// exec (see [`carry_bind_service_across_exec`]) becomes CAP_NET_BIND_SERVICE
+/// permitted and effective, nothing inheritable or ambient.
+fn settle_carried_capability() -> io::Result<()> {
+    let held = caps::get()?.permits(CAP_NET_BIND_SERVICE);
+    caps::clear_ambient()?;
+    if held {
+        caps::set(caps::Set::only(CAP_NET_BIND_SERVICE))?;
+        tracing::debug!("kept CAP_NET_BIND_SERVICE across the upgrade");
+    }
+    Ok(())
+}
+
+/// In the child between fork and `execve` of a binary upgrade: a process
+/// that is not root loses every capability at `execve` unless it is
+/// ambient, so a master that kept CAP_NET_BIND_SERVICE makes it inheritable
+/// and ambient first, and the new binary can still bind ports below 1024 on
+/// a reload. Does nothing for root or without the capability.
+///
+/// Async-signal-safe: raw capget/capset/prctl on stack data, no allocation.
+pub fn carry_bind_service_across_exec() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return;
+    }
+    let Ok(mut set) = caps::get() else { return };
+    if !set.permits(CAP_NET_BIND_SERVICE) {
+        return;
+    }
+    set.inherit(CAP_NET_BIND_SERVICE);
+    if caps::set(set).is_ok() {
+        let _ = caps::raise_ambient(CAP_NET_BIND_SERVICE);
+    }
 }
 
 /// Whether this process already runs as exactly `uid` and `gid` (not root).
@@ -129,7 +169,7 @@ mod caps {
         inheritable: u32,
     }
 
-    /// This process's capability sets (inheritable always empty here).
+    /// This process's capability sets.
     #[derive(Default)]
     pub struct Set([Data; 2]);
 
@@ -141,6 +181,11 @@ mod caps {
             word.effective = 1 << (cap % 32);
             word.permitted = 1 << (cap % 32);
             set
+        }
+
+        /// Add `cap` to the inheritable set.
+        pub fn inherit(&mut self, cap: u32) {
+            self.0[(cap / 32) as usize].inheritable |= 1 << (cap % 32);
         }
 
         pub fn permits(&self, cap: u32) -> bool {
@@ -170,6 +215,27 @@ mod caps {
         // SAFETY: capset reads two Data words for version 3 from `set`.
         let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, set.0.as_ptr()) };
         if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// PR_CAP_AMBIENT_RAISE: `cap` (permitted and inheritable already)
+    /// survives the next execve.
+    pub fn raise_ambient(cap: u32) -> io::Result<()> {
+        let (op, raise) = (libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE);
+        // SAFETY: prctl(PR_CAP_AMBIENT, RAISE, cap) takes integers only.
+        if unsafe { libc::prctl(op, raise as libc::c_ulong, cap as libc::c_ulong, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// PR_CAP_AMBIENT_CLEAR_ALL: no capability survives an execve.
+    pub fn clear_ambient() -> io::Result<()> {
+        let (op, clear) = (libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL);
+        // SAFETY: prctl(PR_CAP_AMBIENT, CLEAR_ALL) takes integers only.
+        if unsafe { libc::prctl(op, clear as libc::c_ulong, 0, 0, 0) } != 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())

@@ -8,7 +8,8 @@
 //! signal blocked; everything that allocates is done before the fork, so
 //! the child only calls async-signal-safe functions until `execve`. If
 //! `execve` fails the child writes the reason to the report fd and exits
-//! 127.
+//! 127. A master that dropped root but kept CAP_NET_BIND_SERVICE hands it
+//! on to the new program (see os::privileges).
 
 use nix::unistd::Pid;
 use std::ffi::{CString, OsString};
@@ -75,7 +76,8 @@ pub fn spawn(
     env_ptrs.push(std::ptr::null());
     // SAFETY: the master is single-threaded; the child below only calls
     // async-signal-safe functions (fcntl, dup2, sigprocmask, getpid,
-    // execve, write, _exit) on memory prepared before the fork.
+    // capget/capset/prctl, execve, write, _exit) on memory prepared
+    // before the fork.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
@@ -126,6 +128,7 @@ unsafe fn child(
     }
     // SAFETY: getpid has no preconditions.
     write_decimal(&mut listen_pid[11..22], unsafe { libc::getpid() });
+    crate::os::privileges::carry_bind_service_across_exec();
     // SAFETY: NULL-terminated arrays of live C strings.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), env.as_ptr()) };
     // SAFETY: leaving the child.
