@@ -26,7 +26,11 @@ fn main() {
 /// folders, or a multiarch folder (`*-linux-gnu*`) right below one.
 fn is_system_dir(dir: &str) -> bool {
     let path = Path::new(dir.trim_end_matches('/'));
-    let trusted = |p: &Path| ["/lib", "/usr/lib", "/lib64", "/usr/lib64"].map(Path::new).contains(&p);
+    let trusted = |p: &Path| {
+        ["/lib", "/usr/lib", "/lib64", "/usr/lib64"]
+            .map(Path::new)
+            .contains(&p)
+    };
     if trusted(path) {
         return true;
     }
