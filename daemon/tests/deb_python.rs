@@ -107,7 +107,8 @@ fn sockhost_python_holds_the_plugin_linked_to_debians_libpython_and_lintian_find
         }
     }
 
-    // No conffiles and no maintainer scripts: nothing to configure or start.
+    // No conffiles; one maintainer script, the postinst that reloads the
+    // daemon onto the new plugin on upgrade (its branches: deb_scripts.rs).
     let ctl = dir.join("control");
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&ctl));
     let mut area: Vec<String> = std::fs::read_dir(&ctl)
@@ -115,7 +116,13 @@ fn sockhost_python_holds_the_plugin_linked_to_debians_libpython_and_lintian_find
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     area.sort();
-    assert_eq!(area, ["control", "md5sums"]);
+    assert_eq!(area, ["control", "md5sums", "postinst"]);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    assert_eq!(
+        read(&ctl.join("postinst")),
+        read(&workspace().join("packaging/debian/sockhost-python.postinst"))
+    );
+    run(Command::new("sh").arg("-n").arg(ctl.join("postinst")));
 
     // Linked to Debian's libpython by soname, found on the loader's own
     // path: no RUNPATH (pyenv's, or the build folder's) left in it.
