@@ -3,12 +3,15 @@
 #   make install DESTDIR=/tmp/root PROFILE=debug
 # Existing files under /etc are never overwritten.
 #
-# Build the Debian package target/debian/sockhost_VERSION-REV_ARCH.deb
-# (CARGO_TARGET_DIR/debian when that is set) from such a tree:
-#   make deb                                  (release build)
+# Build the Debian packages target/debian/sockhost_VERSION-REV_ARCH.deb
+# (from such a tree) and sockhost-python_VERSION-REV_ARCH.deb (the Python
+# plugin, built against Debian's python3 in target/deb-python), in
+# CARGO_TARGET_DIR/debian when that is set:
+#   make deb                                  (release build, both packages)
 #   make deb PROFILE=debug NOBUILD=1 VERSION=0.1.1 DEBDIR=/tmp/debs
-# Needs dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip and gzip; see
-# packaging/debian/build-deb.
+#   make deb-sockhost / make deb-python       (one of them)
+# Needs dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip and gzip, and for
+# sockhost-python Debian's python3-dev; see packaging/debian/build-deb.
 
 PREFIX     ?= /usr
 SYSCONFDIR ?= /etc
@@ -34,8 +37,15 @@ DEBDIR       ?= $(TARGET)/debian
 DEBSTAGE     ?= $(DEBDIR)/stage-$(VERSION)-$(DEB_REVISION)
 # dpkg-deb's -Z: xz as Debian ships; the tests take gzip for speed.
 DEB_COMPRESS ?= xz
+# sockhost-python links the libpython of this interpreter, which must be
+# Debian's (dpkg-shlibdeps maps it to the libpython3.X package). It is built
+# in a target folder of its own, so the workspace's build (linked with the
+# python3 on PATH, pyenv's on our machines) never rebuilds pyo3 for it.
+DEB_PYTHON   ?= /usr/bin/python3
+DEB_PYTARGET ?= $(TARGET)/deb-python
+DEB_PYSTAGE  ?= $(DEBDIR)/stage-python-$(VERSION)-$(DEB_REVISION)
 
-.PHONY: all build install uninstall deb
+.PHONY: all build install uninstall deb deb-sockhost deb-python deb-python-check
 
 all: build
 
@@ -75,11 +85,34 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man8/sockhostd.8 $(DESTDIR)$(PREFIX)/share/man/man5/sockhost.toml.5
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/sockhostctl.1
 
+# Both packages. Without Debian's python3-dev this fails before building
+# anything, naming the package to install: a `make deb` that quietly left
+# sockhost-python out would ship a release without it. `make deb-sockhost`
+# builds the daemon's package alone.
+deb: deb-python-check deb-sockhost deb-python
+
 # A fresh staging tree each time, so nothing from an earlier build leaks in.
-deb: $(if $(NOBUILD),,build)
+deb-sockhost: $(if $(NOBUILD),,build)
 	rm -rf $(DEBSTAGE)
 	$(MAKE) --no-print-directory install NOBUILD=1 OUT=$(OUT) DESTDIR=$(abspath $(DEBSTAGE)) \
 		PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system DAEMON_USER=sockhost \
 		OPTIONAL_PLUGINS=
 	DEB_COMPRESS=$(DEB_COMPRESS) packaging/debian/build-deb $(DEBSTAGE) $(DEBDIR) $(VERSION)-$(DEB_REVISION)
 	rm -rf $(DEBSTAGE)
+
+deb-python-check:
+	@$(DEB_PYTHON) -c 'import os, sys, sysconfig as c; lib = os.path.join(c.get_config_var("LIBDIR"), c.get_config_var("LDLIBRARY")); sys.exit(not (c.get_config_var("Py_ENABLE_SHARED") and os.path.exists(lib)))' 2>/dev/null || { \
+		echo "make: the sockhost-python package needs Debian's python3 with its shared libpython to link ($(DEB_PYTHON), libpython3.X.so): apt-get install python3-dev (or build only the sockhost package: make deb-sockhost)" >&2; \
+		exit 1; }
+
+# The plugin alone, built by cargo in its own target folder against
+# DEB_PYTHON whatever NOBUILD says (the workspace's build links another
+# libpython; cargo does nothing when it is up to date).
+deb-python: deb-python-check
+	env -u PYO3_CONFIG_FILE PYO3_PYTHON=$(DEB_PYTHON) CARGO_TARGET_DIR=$(abspath $(DEB_PYTARGET)) \
+		cargo build -p sockhost-python $(if $(filter release,$(PROFILE)),--release)
+	rm -rf $(DEB_PYSTAGE)
+	install -D -m 0644 $(DEB_PYTARGET)/$(PROFILE)/libsockhost_python.so \
+		$(DEB_PYSTAGE)/usr/lib/sockhost/plugins/libsockhost_python.so
+	DEB_COMPRESS=$(DEB_COMPRESS) packaging/debian/build-deb $(DEB_PYSTAGE) $(DEBDIR) $(VERSION)-$(DEB_REVISION) sockhost-python
+	rm -rf $(DEB_PYSTAGE)

@@ -1,5 +1,6 @@
-//! The Debian package: `make deb` turns the `make install` tree into
-//! `sockhost_VERSION-REV_ARCH.deb`. These tests build it from the binaries
+//! The Debian package: `make deb-sockhost` (half of `make deb`) turns the
+//! `make install` tree into `sockhost_VERSION-REV_ARCH.deb`; the Python
+//! plugin's package is `deb_python.rs`'s. These tests build it from the binaries
 //! the tests run (no extra compile), check its files, modes and control
 //! area, run lintian (no errors allowed), and install, upgrade, remove and
 //! purge it with dpkg in a scratch root, the maintainer scripts running for
@@ -12,85 +13,10 @@
 //! SKIPPED, unless SOCKHOST_REQUIRE_DEB=1 (CI sets it) makes it a failure.
 
 mod common;
+use common::deb::*;
 use common::*;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-/// Whether `tool` is installed (else SKIPPED, or a failure under
-/// SOCKHOST_REQUIRE_DEB=1).
-fn tool(tool: &str, package: &str) -> bool {
-    tool_or_skip(tool, package, "SOCKHOST_REQUIRE_DEB")
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run(cmd).stdout).into_owned()
-}
-
-fn arch() -> String {
-    stdout(Command::new("dpkg").arg("--print-architecture"))
-        .trim()
-        .to_owned()
-}
-
-/// `make deb` from the test binaries into `debdir`, compressed with
-/// `compress` (dpkg-deb -Z); returns the package.
-fn make_deb(debdir: &Path, version: &str, compress: &str) -> PathBuf {
-    let said = stdout(
-        Command::new("make")
-            .current_dir(workspace())
-            .args(["--no-print-directory", "deb", "NOBUILD=1"])
-            .arg(format!("PROFILE={}", profile()))
-            .arg(format!("OUT={}", target_dir().display()))
-            .arg(format!("DEBDIR={}", debdir.display()))
-            .arg(format!("VERSION={version}"))
-            .arg(format!("DEB_COMPRESS={compress}")),
-    );
-    let deb = debdir.join(format!("sockhost_{version}-1_{}.deb", arch()));
-    assert!(
-        deb.is_file(),
-        "no {} after make deb:\n{said}",
-        deb.display()
-    );
-    deb
-}
-
-/// `dpkg-deb -c`: each path (without the leading `.`) with its mode
-/// string and owner.
-fn contents(deb: &Path) -> BTreeMap<String, (String, String)> {
-    stdout(Command::new("dpkg-deb").arg("-c").arg(deb))
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let path = f[5].trim_start_matches('.').trim_end_matches('/');
-            (path.to_owned(), (f[0].to_owned(), f[1].to_owned()))
-        })
-        .collect()
-}
-
-fn gunzip(path: &Path) -> String {
-    stdout(Command::new("gzip").arg("-dc").arg(path))
-}
+use std::path::Path;
+use std::process::Command;
 
 #[test]
 fn make_deb_ships_the_fhs_tree_with_conffiles_and_lintian_finds_no_error() {
@@ -127,10 +53,10 @@ fn make_deb_ships_the_fhs_tree_with_conffiles_and_lintian_finds_no_error() {
     expect.extend(plugin_paths.iter().map(|p| (p.as_str(), "-rw-r--r--")));
     expect.push(("/usr/bin/sockhostctl", "-rwxr-xr-x"));
     // The Python plugin links the libpython it was built against (pyenv's
-    // here, no Debian package): the package leaves it out.
+    // here, no Debian package): it is sockhost-python's, built apart.
     assert!(
         !files.keys().any(|f| f.contains("libsockhost_python")),
-        "the Python plugin is not packaged"
+        "the Python plugin is in sockhost-python, not here"
     );
     let listing = format!("{files:#?}");
     for (path, mode) in &expect {
@@ -187,6 +113,7 @@ fn make_deb_ships_the_fhs_tree_with_conffiles_and_lintian_finds_no_error() {
         depends.contains("libc6 (>=") && depends.contains("adduser"),
         "{depends}"
     );
+    assert_eq!(field(&deb, "Suggests"), "sockhost-python");
 
     // The files themselves: the config runs as the sockhost user, the
     // changelog's newest entry is this version, the binary runs.
@@ -208,114 +135,7 @@ fn make_deb_ships_the_fhs_tree_with_conffiles_and_lintian_finds_no_error() {
     if !tool("lintian", "lintian") {
         return;
     }
-    let out = Command::new("lintian")
-        .args(["--fail-on", "error", "--no-tag-display-limit"])
-        .arg(&deb)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lintian");
-    let said = String::from_utf8_lossy(&out.stdout);
-    eprintln!("lintian:\n{said}");
-    assert!(
-        out.status.success() && !said.lines().any(|l| l.starts_with("E: ")),
-        "lintian found errors:\n{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A scratch root for `dpkg --root`, and stubs for every tool that would
-/// reach the running system, each recording its calls: with DPKG_ROOT set
-/// the maintainer scripts must call none of them.
-struct Scratch {
-    root: PathBuf,
-    stubs: PathBuf,
-    calls: PathBuf,
-}
-
-impl Scratch {
-    fn new(dir: &TestDir) -> Scratch {
-        let root = dir.join("root");
-        let admin = root.join("var/lib/dpkg");
-        for sub in ["info", "updates", "triggers"] {
-            std::fs::create_dir_all(admin.join(sub)).expect("mkdir admindir");
-        }
-        for file in ["status", "available"] {
-            std::fs::write(admin.join(file), "").expect("admindir file");
-        }
-        let stubs = dir.join("stubs");
-        std::fs::create_dir_all(&stubs).expect("mkdir stubs");
-        let calls = dir.join("calls");
-        for name in [
-            "systemctl",
-            "deb-systemd-invoke",
-            "sockhostctl",
-            "adduser",
-            "policy-rc.d",
-            "invoke-rc.d",
-        ] {
-            let stub = stubs.join(name);
-            std::fs::write(
-                &stub,
-                format!(
-                    "#!/bin/sh\necho \"{name} $*\" >>'{}'\nexit 1\n",
-                    calls.display()
-                ),
-            )
-            .expect("write stub");
-            run(Command::new("chmod").arg("0755").arg(&stub));
-        }
-        Scratch { root, stubs, calls }
-    }
-
-    /// dpkg on the scratch root; the scripts run on this machine, chrootless.
-    fn dpkg(&self, args: &[&str]) -> String {
-        let path = format!(
-            "{}:{}",
-            self.stubs.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = run(Command::new("dpkg")
-            .arg(format!("--root={}", self.root.display()))
-            .args(["--force-script-chrootless", "--force-depends"])
-            .args(args)
-            .env("PATH", path));
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let calls = std::fs::read_to_string(&self.calls).unwrap_or_default();
-        assert!(
-            calls.is_empty(),
-            "with DPKG_ROOT set the scripts reached the running system:\n{calls}"
-        );
-        said
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.root.join(p.trim_start_matches('/'))
-    }
-
-    fn read(&self, p: &str) -> String {
-        std::fs::read_to_string(self.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
-
-    /// `Status Version` of the sockhost package, as dpkg-query reports it.
-    fn status(&self) -> String {
-        stdout(
-            Command::new("dpkg-query")
-                .arg(format!(
-                    "--admindir={}",
-                    self.path("/var/lib/dpkg").display()
-                ))
-                .args(["-W", "-f", "${Status} ${Version}", "sockhost"]),
-        )
-    }
-}
-
-/// Whether a passwd- or group-style file has an entry for `name`.
-fn has_entry(text: &str, name: &str) -> bool {
-    text.lines().any(|l| l.split(':').next() == Some(name))
+    lintian_finds_no_error(&deb);
 }
 
 const WANTS: &str = "/etc/systemd/system/multi-user.target.wants/sockhostd.service";

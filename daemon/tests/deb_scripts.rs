@@ -1,7 +1,8 @@
 //! The Debian maintainer scripts' branches for a running system, which the
 //! scratch-root install in `deb.rs` (DPKG_ROOT set) never takes: starting
 //! the service on first install, and on upgrade `sockhostctl upgrade` with
-//! `deb-systemd-invoke restart` as the fallback.
+//! `deb-systemd-invoke restart` as the fallback; and sockhost-python's
+//! postinst, which on upgrade runs `sockhostctl reload`.
 //!
 //! Each case runs a script from packaging/debian with PATH holding only
 //! stubs that record their calls (so nothing on this machine is touched,
@@ -330,4 +331,58 @@ fn remove_stops_the_units_upgrade_leaves_them_running_purge_forgets_them() {
         r.calls,
         ["deb-systemd-helper purge sockhostd.service sockhostd.socket"]
     );
+}
+
+const PY_POSTINST: &str = "sockhost-python.postinst";
+
+#[test]
+fn a_sockhost_python_upgrade_reloads_the_daemon_onto_the_new_plugin() {
+    let Some(r) = ran(Case::new(&[], &[]), PY_POSTINST, &["configure", "0.0.9-1"]) else {
+        return;
+    };
+    assert_eq!(r.calls, ["sockhostctl reload"]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    // A first install: no listener can use the plugin yet.
+    let Some(r) = ran(Case::new(&[], &[]), PY_POSTINST, &["configure"]) else {
+        return;
+    };
+    assert!(r.calls.is_empty(), "{:?}", r.calls);
+}
+
+#[test]
+fn a_sockhost_python_reload_that_rolls_back_says_why_and_the_package_still_configures() {
+    let case = Case::new(&[("sockhostctl", 1)], &[]);
+    let Some(r) = ran(case, PY_POSTINST, &["configure", "0.0.9-1"]) else {
+        return;
+    };
+    assert!(
+        r.stderr.contains("the daemon keeps serving as before")
+            && r.stderr.contains("sockhostctl stub failed with 1"),
+        "{}",
+        r.stderr
+    );
+    // Exit 3, no daemon to reach, or no sockhostctl: nothing to say.
+    for case in [
+        Case::new(&[("sockhostctl", 3)], &[]),
+        Case::new(&[], &["sockhostctl"]),
+    ] {
+        let Some(r) = ran(case, PY_POSTINST, &["configure", "0.0.9-1"]) else {
+            return;
+        };
+        assert!(r.stderr.is_empty(), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn a_sockhost_python_upgrade_reloads_nothing_under_dpkg_root_or_a_forbidding_policy_rc_d() {
+    let case = Case::new(&[], &[]).dpkg_root("/nonexistent/sockhost-root");
+    let Some(r) = ran(case, PY_POSTINST, &["configure", "0.0.9-1"]) else {
+        return;
+    };
+    assert!(r.calls.is_empty(), "{:?}", r.calls);
+    let case = Case::new(&[("policy-rc.d", 101)], &[]);
+    let Some(r) = ran(case, PY_POSTINST, &["configure", "0.0.9-1"]) else {
+        return;
+    };
+    assert_eq!(r.calls, ["policy-rc.d sockhostd.service reload"]);
 }

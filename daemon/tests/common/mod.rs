@@ -135,6 +135,7 @@ pub fn listener(
 
 pub mod clients;
 pub mod daemon;
+pub mod deb;
 pub mod journal;
 pub mod life;
 pub mod notify;
