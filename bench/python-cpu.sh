@@ -4,6 +4,10 @@
 # machine matters less than for req/s: CPU time (user + system, of the
 # serving process and its reaped children, from /proc/PID/stat) and page
 # faults per request, over a closed-loop run of `sockhost-bench load`.
+# Each round ends with the fork floor (bench/peers/forkfloor.py): the CPU
+# one os.fork() + os._exit(0) of the same interpreter costs; the last lines
+# give the medians and the ceiling that floor puts on any server that forks
+# the interpreter per request.
 #
 # Serves bench/peers/pyecho.py's StreamEcho with sockhostd (sync, thread,
 # fork) and with CPython's TCPServer, ThreadingTCPServer, ForkingTCPServer.
@@ -23,7 +27,7 @@ while [ $# -gt 0 ]; do
     -d) DUR=$2; shift 2 ;;
     -r) ROUNDS=$2; shift 2 ;;
     -c) CONC=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "python-cpu.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -76,13 +80,24 @@ measure() { # label pid port
     sleep 0.5 # let the last children be reaped
     read -r c1 f1 k1 < <(stat_of "$2")
     rps=$(cut -f1 <<<"$out")
-    python3 - "$1" "$rps" "$DUR" "$c0" "$c1" "$f0" "$f1" "$k0" "$k1" "$(getconf CLK_TCK)" <<'EOF'
+    python3 - "$1" "$rps" "$DUR" "$c0" "$c1" "$f0" "$f1" "$k0" "$k1" "$(getconf CLK_TCK)" "$WORK/cpu.tsv" <<'EOF'
 import sys
-label, rps, dur, c0, c1, f0, f1, k0, k1, hz = sys.argv[1:]
+label, rps, dur, c0, c1, f0, f1, k0, k1, hz, tsv = sys.argv[1:]
 n = max(float(rps) * float(dur), 1)
 cpu = (float(c1) - float(c0)) / float(hz) / n * 1e6
 print(f"| {label} | {float(rps):,.0f} | {cpu:,.0f} | {(int(f1) - int(f0)) / n:.0f} | {(int(k1) - int(k0)) / n:.0f} |")
+with open(tsv, "a") as f:
+    f.write(f"{label}\t{cpu}\n")
 EOF
+}
+
+# floor: what forking this interpreter costs with nothing served
+# (bench/peers/forkfloor.py), a row of its own.
+floor() {
+    local us
+    us=$(python3 bench/peers/forkfloor.py 1000)
+    echo "| floor: os.fork() + os._exit(0) of the same interpreter, nothing served | | $us | | |"
+    printf 'floor\t%s\n' "$us" >>"$WORK/cpu.tsv"
 }
 
 echo "\`bench/python-cpu.sh -d $DUR -r $ROUNDS -c $CONC\` on $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -96,4 +111,21 @@ for _ in $(seq "$ROUNDS"); do
     measure "Python ThreadingTCPServer" "${PIDS[2]}" "$((BASE + 12))"
     measure "sockhostd, Python handler, fork" "$(pid_of shd:pc-fork)" "$((BASE + 3))"
     measure "Python ForkingTCPServer" "${PIDS[3]}" "$((BASE + 13))"
+    floor
 done
+python3 - "$WORK/cpu.tsv" <<'EOF'
+import statistics
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, us = line.rstrip("\n").split("\t")
+    rows.setdefault(label, []).append(float(us))
+med = {k: statistics.median(v) for k, v in rows.items()}
+forking = med["Python ForkingTCPServer"]
+ours = med["sockhostd, Python handler, fork"]
+floor = med["floor"]
+print()
+print(f"Medians, CPU µs per request: ForkingTCPServer {forking:,.0f}, sockhostd fork {ours:,.0f}, fork floor {floor:,.0f}.")
+print(f"ForkingTCPServer / sockhostd fork: {forking / ours:.2f}x.")
+print(f"Ceiling for any server that forks this interpreter per request (ForkingTCPServer / floor): {forking / floor:.2f}x.")
+EOF
