@@ -295,15 +295,29 @@ def overrides(server, name):
 def serve(server, request, client_address):
     """One request: socketserver's finish_request with the error handling
     around it (handle_error while the exception is being handled, then
-    shutdown_request). Returns None, or the exception's text."""
+    shutdown_request). Returns None, or the exception's text.
+
+    A thread-mode request runs on a thread CPython did not start, which
+    threading sees as a daemon "dummy" thread; for the request it counts as
+    ThreadingMixIn's request thread would (daemon only when the server's
+    `daemon_threads` says so), so threads the handler starts are non-daemon
+    by default, as under CPython, and the exit joins them."""
+    me = threading.current_thread()
+    foreign = isinstance(me, threading._DummyThread)
+    if foreign:
+        me._daemonic = bool(getattr(server, "daemon_threads", False))
     try:
-        server.finish_request(request, client_address)
-    except Exception as e:
-        server.handle_error(request, client_address)
-        return f"{type(e).__name__}: {e}"
+        try:
+            server.finish_request(request, client_address)
+        except Exception as e:
+            server.handle_error(request, client_address)
+            return f"{type(e).__name__}: {e}"
+        finally:
+            server.shutdown_request(request)
+        return None
     finally:
-        server.shutdown_request(request)
-    return None
+        if foreign:
+            me._daemonic = True
 
 
 def module_files(folders):
