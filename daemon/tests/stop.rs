@@ -1,9 +1,13 @@
-//! Graceful stop is bounded: a request that never finishes cannot keep a
-//! stopping daemon alive past `shutdown_timeout` plus a short grace, in any
-//! mixin, and a flood of queued requests cannot delay the stop.
+//! Graceful stop: SIGTERM lets requests in flight finish on every mixin and
+//! exits 0, a second one stops at once; the stop is bounded: a request that
+//! never finishes cannot keep a stopping daemon alive past
+//! `shutdown_timeout` plus a short grace, in any mixin, and a flood of
+//! queued requests cannot delay the stop.
 
 mod common;
+use common::life::*;
 use common::*;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -59,4 +63,74 @@ impl WriteLine for Stream {
     fn write_all_line(&mut self, line: &str) {
         std::io::Write::write_all(self, format!("{line}\n").as_bytes()).expect("send");
     }
+}
+
+// SIGTERM lets a request in flight finish on every mixin, then the daemon exits 0.
+#[test]
+fn sigterm_lets_requests_in_flight_finish_on_every_mixin() {
+    let mut cfg = String::new();
+    for m in MIXINS {
+        cfg += &tcp_probe(&format!("slow-{m}"), m, "");
+    }
+    let mut d = Daemon::start(&cfg);
+    let mut clients: Vec<Probe> = MIXINS
+        .iter()
+        .map(|m| {
+            let mut p = Probe::connect(&d.addr(&format!("slow-{m}")));
+            let pid: i32 = p.cmd("PID").parse().expect("pid");
+            let tid: i32 = p.cmd("TID").parse().expect("tid");
+            p.stream().write_all(b"SLEEP 1500\n").expect("send SLEEP");
+            assert!(
+                wait_until(DEADLINE, || in_nanosleep(pid, tid).unwrap_or(true)),
+                "{m}: the handler is sleeping"
+            );
+            p
+        })
+        .collect();
+    d.signal(libc::SIGTERM); // mid-sleep on every mixin
+    for (m, p) in MIXINS.iter().zip(clients.iter_mut()) {
+        let mut line = String::new();
+        let mut r = std::io::BufReader::new(p.stream());
+        std::io::BufRead::read_line(&mut r, &mut line).expect("reply after SIGTERM");
+        assert_eq!(line, "SLEPT 1500\n", "{m}: the request in flight finished");
+    }
+    drop(clients);
+    let status = d
+        .wait_exit(DEADLINE)
+        .expect("the daemon stops once requests finish");
+    assert_eq!(status.code(), Some(0), "graceful stop exits 0\n{}", d.log());
+}
+
+// A second SIGTERM stops the daemon at once, even with a 30 s request in flight.
+#[test]
+fn second_sigterm_stops_at_once() {
+    let cfg = tcp_probe("stuck", "thread", "");
+    let mut d = Daemon::start(&cfg);
+    let workers = workers_of(d.pid());
+    let mut p = Probe::connect(&d.addr("stuck"));
+    let pid: i32 = p.cmd("PID").parse().expect("pid");
+    let tid: i32 = p.cmd("TID").parse().expect("tid");
+    p.stream().write_all(b"SLEEP 30000\n").expect("send SLEEP");
+    let sleeping = || in_nanosleep(pid, tid).unwrap_or(true);
+    assert!(wait_until(DEADLINE, sleeping), "the handler is sleeping");
+    d.signal(libc::SIGTERM);
+    assert!(
+        d.wait_log("SIGTERM", DEADLINE),
+        "first SIGTERM seen:\n{}",
+        d.log()
+    );
+    let sent = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some(),
+        "stopped within 5 s of the second SIGTERM:\n{}",
+        d.log()
+    );
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", d.log());
+    let left: Vec<i32> = workers.into_iter().filter(|&w| !exited(w)).collect();
+    assert!(left.is_empty(), "no worker left running: {left:?}");
+    let rest = read_until_closed(p.stream(), DEADLINE).expect("connection closed");
+    assert!(rest.is_empty(), "no reply to the cut request: {rest:?}");
 }

@@ -210,4 +210,4 @@ pub fn stream_cmd(addr: &str, command: &str) -> String {
     Probe::connect(addr).cmd(command)
 }
 
-// ---- CLI and lifecycle helpers (cli.rs, lifecycle.rs) ------------------------
+// ---- CLI and lifecycle helpers: see life.rs ---------------------------------

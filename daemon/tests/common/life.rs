@@ -1,7 +1,8 @@
-//! Helpers for the CLI and lifecycle suites, in a module of their own so
+//! Helpers for the CLI and lifecycle suites (startup, stop, unix sockets,
+//! example plugins, containment, listener keys), in a module of their own so
 //! their names never clash with other suites' helpers.
 
-use super::{child_pids, listener, plugin, sockhostd, Stream, DEADLINE};
+use super::{child_pids, listener, plugin, sockhostd, Daemon, Failed, Stream, TestDir, DEADLINE};
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,34 @@ pub fn probe_listener(
 ) -> String {
     let probe = plugin("sockhost_probe");
     listener(name, family, ty, address, mixin, &probe, extra)
+}
+
+/// The three dispatch modes.
+pub const MIXINS: [&str; 3] = ["sync", "thread", "fork"];
+
+/// Start a daemon on `config` written into `dir` (for tests that must know
+/// the folder before the daemon starts).
+pub fn start_in(dir: TestDir, config: &str) -> Result<Daemon, Failed> {
+    let path = dir.write("sockhost.toml", config);
+    Daemon::try_start_in(dir, path, &[])
+}
+
+/// The outcome of a start that must fail.
+pub fn refused(config: &str) -> Failed {
+    match Daemon::try_start(config) {
+        Ok(d) => panic!("the daemon started but should have refused:\n{}", d.log()),
+        Err(f) => f,
+    }
+}
+
+/// A probe listener on loopback TCP, any free port.
+pub fn tcp_probe(name: &str, mixin: &str, extra: &str) -> String {
+    probe_listener(name, "inet", "stream", "127.0.0.1:0", mixin, extra)
+}
+
+/// A probe listener on a unix path (or `@name`).
+pub fn unix_probe(name: &str, ty: &str, path: &str, mixin: &str) -> String {
+    probe_listener(name, "unix", ty, path, mixin, "")
 }
 
 /// The daemon's worker processes: the master's direct children.

@@ -8,7 +8,8 @@ would have, without binding anything; `serve` is socketserver's
 and `process_request_thread`; the writers and the logging handler send
 text to the daemon's log through `_sockhost.log` and never to a file
 descriptor. Nothing here starts a thread or touches the listening socket's
-blocking mode.
+blocking mode. `prepare_exit` bounds threading's wait for non-daemon threads
+at interpreter exit; everything else about the exit is CPython's own.
 """
 
 import io
@@ -17,6 +18,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 
 import _sockhost
 
@@ -33,6 +35,12 @@ class LogWriter(io.TextIOBase):
         self._level = level
         self._pending = ""
         self._lock = threading.Lock()
+
+    def _take(self):
+        """The buffer's lock; False if not had within a second: at exit a
+        daemon thread the interpreter ended may have died holding it, and
+        the last flush must not hang on it."""
+        return self._lock.acquire(timeout=1.0)
 
     @property
     def encoding(self):
@@ -54,18 +62,27 @@ class LogWriter(io.TextIOBase):
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        with self._lock:
-            self._pending += text
-            if "\n" not in self._pending:
-                return len(text)
-            *lines, self._pending = self._pending.split("\n")
+        if self._take():
+            try:
+                self._pending += text
+                if "\n" not in self._pending:
+                    return len(text)
+                *lines, self._pending = self._pending.split("\n")
+            finally:
+                self._lock.release()
+        else:
+            lines = text.rstrip("\n").split("\n")
         for line in lines:
             _sockhost.log(self._level, line)
         return len(text)
 
     def flush(self):
-        with self._lock:
+        if not self._take():
+            return
+        try:
             rest, self._pending = self._pending, ""
+        finally:
+            self._lock.release()
         if rest:
             _sockhost.log(self._level, rest)
 
@@ -142,6 +159,55 @@ def flush_logs():
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, LogWriter):
             stream.flush()
+
+
+def join_until(deadline):
+    """Join the running non-daemon threads (other than this one) until the
+    `time.monotonic()` `deadline`, as threading._shutdown joins them, also
+    those started meanwhile; return the ones still running then."""
+    me = threading.current_thread()
+    while True:
+        alive = [t for t in threading.enumerate()
+                 if t is not me and not t.daemon and t.is_alive()]
+        if not alive:
+            return []
+        for t in alive:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            return [t for t in threading.enumerate()
+                    if t is not me and not t.daemon and t.is_alive()]
+
+
+def prepare_exit(budget):
+    """Just before Py_FinalizeEx: flush the log writers, and make the
+    interpreter's first exit step, threading._shutdown (threading's own
+    at-exit calls, such as concurrent.futures stopping its workers, then a
+    join of every non-daemon thread, with no time limit), wait at most
+    `budget` seconds. A thread still running then is named in a warning and
+    left behind as a daemon thread is: the rest of the exit (atexit
+    functions, flushing, module teardown) runs without it."""
+    flush_logs()
+    deadline = time.monotonic() + budget
+    stock = threading._shutdown
+
+    def _shutdown():
+        if hasattr(threading, "_SHUTTING_DOWN"):
+            threading._SHUTTING_DOWN = True
+        calls = getattr(threading, "_threading_atexits", None)
+        if calls:
+            for call in reversed(calls):
+                call()
+            calls.clear()
+        late = join_until(deadline)
+        if late:
+            names = ", ".join(repr(t.name) for t in late)
+            _sockhost.log(WARN, f"{len(late)} non-daemon threads still running at exit after "
+                                f"shutdown_timeout ({names}); the interpreter ends without "
+                                "waiting for them, as for daemon threads")
+            return
+        stock()
+
+    threading._shutdown = _shutdown
 
 
 def load(spec, what):
@@ -229,15 +295,29 @@ def overrides(server, name):
 def serve(server, request, client_address):
     """One request: socketserver's finish_request with the error handling
     around it (handle_error while the exception is being handled, then
-    shutdown_request). Returns None, or the exception's text."""
+    shutdown_request). Returns None, or the exception's text.
+
+    A thread-mode request runs on a thread CPython did not start, which
+    threading sees as a daemon "dummy" thread; for the request it counts as
+    ThreadingMixIn's request thread would (daemon only when the server's
+    `daemon_threads` says so), so threads the handler starts are non-daemon
+    by default, as under CPython, and the exit joins them."""
+    me = threading.current_thread()
+    foreign = isinstance(me, threading._DummyThread)
+    if foreign:
+        me._daemonic = bool(getattr(server, "daemon_threads", False))
     try:
-        server.finish_request(request, client_address)
-    except Exception as e:
-        server.handle_error(request, client_address)
-        return f"{type(e).__name__}: {e}"
+        try:
+            server.finish_request(request, client_address)
+        except Exception as e:
+            server.handle_error(request, client_address)
+            return f"{type(e).__name__}: {e}"
+        finally:
+            server.shutdown_request(request)
+        return None
     finally:
-        server.shutdown_request(request)
-    return None
+        if foreign:
+            me._daemonic = True
 
 
 def module_files(folders):

@@ -7,9 +7,9 @@
 //! C API they need); the interpreter installs no signal handler and starts
 //! no thread; `print`, `sys.stdout`, `sys.stderr` and `logging` go to the
 //! daemon's log; when `start` returns the GIL is released, so the worker's
-//! main loop never holds it while it polls. Never finalizes the
-//! interpreter: a worker ends in `exit`/`_exit` with it alive, as a forked
-//! request child must.
+//! main loop never holds it while it polls. Finalizing it is `exit`'s
+//! business (from `destroy`); a forked request child ends in `_exit` with
+//! it alive.
 
 use pyo3::prelude::*;
 use pyo3::types::PyModule;

@@ -21,11 +21,17 @@
 //! `PyOS_AfterFork_Child` and release it, so `os.register_at_fork` hooks
 //! run and no interpreter lock is held across the fork.
 //!
+//! Stop: `destroy` (after the last request) runs `server.server_close()`
+//! and then finalizes the interpreter as a script's end does (`exit`):
+//! `atexit` functions run and output is flushed in the worker, never in a
+//! fork-mode request child, which ends in `_exit` like ForkingMixIn's.
+//!
 //! Reload: every module loaded from the listener's `path` folders is named
 //! to the host with `depends_on`, so editing one makes the next SIGHUP
 //! restart this listener (the master knows nothing of Python).
 
 mod address;
+mod exit;
 mod interp;
 mod settings;
 
@@ -33,6 +39,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyModule};
 use sockhost_sdk::{export_handler, Client, Handler, Kind, Listener, Mixin, Request, Result};
 use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A Python error as one readable text: `Type: message`, with the extra
 /// lines CPython prints for a SyntaxError. The full traceback goes to the
@@ -61,17 +69,44 @@ pub(crate) fn describe(err: &PyErr) -> String {
 }
 
 pub struct PyHandler {
+    /// Released (with the GIL held) before the interpreter is finalized.
+    py: ManuallyDrop<Objects>,
+    family: i32,
+    datagram: bool,
+    fork: bool,
+    has_verify: bool,
+    has_service_actions: bool,
+    /// Whether the worker serves (it has a listening socket): under
+    /// `sockhostd --check` the interpreter is not finalized at destroy.
+    serving: bool,
+    /// Requests inside Python now (thread mode: several at once).
+    in_flight: AtomicUsize,
+}
+
+/// The Python objects a handler keeps.
+struct Objects {
     glue: Py<PyModule>,
     server: Py<PyAny>,
     /// `socket.socket`, to wrap each connection.
     socket_type: Py<PyAny>,
     /// `server.socket`, the datagram requests' socket.
     server_socket: Py<PyAny>,
-    family: i32,
-    datagram: bool,
-    fork: bool,
-    has_verify: bool,
-    has_service_actions: bool,
+}
+
+/// Counts a request in `in_flight` while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 thread_local! {
@@ -113,16 +148,21 @@ impl PyHandler {
                 gc.call_method0("collect")?;
                 gc.call_method0("freeze")?;
             }
-            Ok(PyHandler {
+            let objects = Objects {
                 glue: glue.clone_ref(py),
                 socket_type: py.import("socket")?.getattr("socket")?.unbind(),
                 server_socket: server.getattr("socket")?.unbind(),
                 server: server.unbind(),
+            };
+            Ok(PyHandler {
+                py: ManuallyDrop::new(objects),
                 family: l.family,
                 datagram: l.kind == Kind::Datagram,
                 fork: l.mixin == Mixin::Fork,
                 has_verify,
                 has_service_actions,
+                serving: l.listen_fd.is_some(),
+                in_flight: AtomicUsize::new(0),
             })
         });
         made.map_err(|e| describe(&e))
@@ -132,7 +172,7 @@ impl PyHandler {
     /// connection, or `(data, server.socket)`.
     fn request<'py>(&self, py: Python<'py>, fd: i32, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         if self.datagram {
-            let pair = (PyBytes::new(py, data), self.server_socket.bind(py));
+            let pair = (PyBytes::new(py, data), self.py.server_socket.bind(py));
             return Ok(pair.into_pyobject(py)?.into_any());
         }
         // SAFETY: `fd` is the request's open connection (borrowed); the
@@ -142,7 +182,7 @@ impl PyHandler {
             return Err(std::io::Error::last_os_error().into());
         }
         let args = (self.family, libc::SOCK_STREAM, 0, dup);
-        match self.socket_type.bind(py).call1(args) {
+        match self.py.socket_type.bind(py).call1(args) {
             Ok(sock) => Ok(sock),
             Err(e) => {
                 // SAFETY: the socket object was not made, so the dup is
@@ -157,7 +197,7 @@ impl PyHandler {
     /// its exception (socketserver would let it end serve_forever).
     fn server_hook(&self, name: &str) {
         Python::attach(|py| {
-            if let Err(e) = self.server.bind(py).call_method0(name) {
+            if let Err(e) = self.py.server.bind(py).call_method0(name) {
                 sockhost_sdk::log(
                     sockhost_sdk::Level::Error,
                     &format!("server.{name}: {}", describe(&e)),
@@ -173,11 +213,12 @@ impl Handler for PyHandler {
     }
 
     fn handle(&self, req: &mut Request) -> Result<()> {
+        let _counted = InFlight::enter(&self.in_flight);
         let outcome = Python::attach(|py| -> PyResult<Option<String>> {
             let addr = address::client_address(py, req.family(), req.client_addr())?;
             let request = self.request(py, req.fd(), req.data())?;
-            let glue = self.glue.bind(py);
-            let result = glue.call_method1("serve", (self.server.bind(py), request, addr));
+            let glue = self.py.glue.bind(py);
+            let result = glue.call_method1("serve", (self.py.server.bind(py), request, addr));
             if self.fork {
                 // The child ends in _exit: let no half line be lost.
                 let _ = glue.call_method0("flush_logs");
@@ -207,12 +248,16 @@ impl Handler for PyHandler {
                 // The connection is not the plugin's yet (the host lends no
                 // fd here): a stream request is passed as None.
                 let request = if self.datagram {
-                    let pair = (PyBytes::new(py, client.data), self.server_socket.bind(py));
+                    let pair = (
+                        PyBytes::new(py, client.data),
+                        self.py.server_socket.bind(py),
+                    );
                     pair.into_pyobject(py)?.into_any()
                 } else {
                     py.None().into_bound(py)
                 };
-                self.server
+                self.py
+                    .server
                     .bind(py)
                     .call_method1("verify_request", (request, addr))?
                     .is_truthy()
@@ -277,14 +322,33 @@ impl Handler for PyHandler {
 }
 
 impl Drop for PyHandler {
-    /// On graceful stop: socketserver's `server_close` (closes our dup of
-    /// the listening socket; a subclass may clean up), then flush the log
-    /// writers. The interpreter itself stays up until the process exits.
+    /// On graceful stop (the last request has finished), as a socketserver
+    /// script ends: `server.server_close()`, then the interpreter is
+    /// finalized (`exit`): threading joins non-daemon threads (up to
+    /// what is left of `shutdown_timeout`), `atexit` functions run, output
+    /// and open files are flushed. Not under `sockhostd --check`, and not
+    /// while a request still runs Python (the log says so).
     fn drop(&mut self) {
         self.server_hook("server_close");
         Python::attach(|py| {
-            let _ = self.glue.bind(py).call_method0("flush_logs");
+            let _ = self.py.glue.bind(py).call_method0("flush_logs");
+            // SAFETY: dropped once, here, with the GIL held (so each
+            // reference is released now, not queued); `self.py` is not
+            // used again.
+            unsafe { ManuallyDrop::drop(&mut self.py) };
         });
+        let running = self.in_flight.load(Ordering::Acquire);
+        if running > 0 {
+            sockhost_sdk::log(
+                sockhost_sdk::Level::Warn,
+                &format!(
+                    "python: {running} requests still in handle at destroy; \
+                     the interpreter is not finalized (atexit functions do not run)"
+                ),
+            );
+        } else if self.serving {
+            exit::finalize(exit::stop_budget());
+        }
     }
 }
 

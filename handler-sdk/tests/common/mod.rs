@@ -1,15 +1,15 @@
-//! Drives the SDK's trampolines exactly as sockhostd does, without dlopen: a
-//! test host table records logs, errors and datagram replies; requests are
-//! built over real `UnixStream`/`UnixDatagram` pairs; every hook is called
-//! through the plugin table `init` filled. Each test pins down one promise a
-//! plugin author relies on: the setup/handle/finish flow and its per-request
-//! state, `wfile` reaching the peer only at finish, panics and errors turned
-//! into a failed request with a useful message, state freed on every path,
-//! `create`'s error reaching the host, and `init` never writing past the
-//! size the host set.
+//! The SDK tests' harness: drives the SDK's trampolines exactly as
+//! sockhostd does, without dlopen. A test host table records logs, errors
+//! and datagram replies; requests are built over real
+//! `UnixStream`/`UnixDatagram` pairs; every hook is called through the
+//! plugin table `init` filled (once per test binary, see [`world`]). The
+//! handler under test, `Probe`, behaves according to each request's client
+//! text, so one plugin table serves every test.
+
+#![allow(dead_code)]
 
 use sockhost_sdk::sys::*;
-use sockhost_sdk::{Client, Handler, Kind, Level, Listener, Mixin, Request, Result};
+use sockhost_sdk::{Client, Handler, Kind, Listener, Mixin, Request, Result};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::mem::{offset_of, size_of};
@@ -22,16 +22,16 @@ use std::time::Duration;
 // ---- the test host -------------------------------------------------------
 
 /// Everything the test host logged, at any level, from any test.
-static LOGS: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+pub static LOGS: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
 
 /// What the host keeps per request, behind `host_private`.
 #[derive(Default)]
-struct HostSide {
+pub struct HostSide {
     errors: Mutex<Vec<String>>,
     replies: Mutex<Vec<Vec<u8>>>,
 }
 
-fn text(msg: *const c_char, len: usize) -> String {
+pub fn text(msg: *const c_char, len: usize) -> String {
     // SAFETY: the SDK passes a pointer and length valid for the call.
     let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
     String::from_utf8(bytes.to_vec()).expect("the SDK sends UTF-8")
@@ -71,7 +71,7 @@ unsafe extern "C" fn host_reply(
     len as isize
 }
 
-static HOST: sockhost_host = sockhost_host {
+pub static HOST: sockhost_host = sockhost_host {
     size: size_of::<sockhost_host>() as u32,
     abi_major: SOCKHOST_ABI_MAJOR,
     abi_minor: SOCKHOST_ABI_MINOR,
@@ -86,12 +86,12 @@ static HOST: sockhost_host = sockhost_host {
 
 /// Per-request storage: the hooks run so far.
 #[derive(Default)]
-struct Trail(Vec<&'static str>);
+pub struct Trail(Vec<&'static str>);
 
 /// Per-request storage whose drops are counted (one test uses it).
 #[derive(Default)]
-struct DropProbe;
-static DROP_PROBES: AtomicUsize = AtomicUsize::new(0);
+pub struct DropProbe;
+pub static DROP_PROBES: AtomicUsize = AtomicUsize::new(0);
 impl Drop for DropProbe {
     fn drop(&mut self) {
         DROP_PROBES.fetch_add(1, Ordering::SeqCst);
@@ -100,7 +100,7 @@ impl Drop for DropProbe {
 
 /// Behaves according to the request's client text, so one plugin table can
 /// serve every test.
-struct Probe {
+pub struct Probe {
     name: String,
     mixin: Mixin,
     greeting: String,
@@ -211,19 +211,19 @@ impl Handler for Probe {
 
 // ---- plugin tables, filled once ------------------------------------------
 
-const NAME: &CStr = c"sdk-test";
-const VERSION: &CStr = c"9.9.9";
+pub const NAME: &CStr = c"sdk-test";
+pub const VERSION: &CStr = c"9.9.9";
 
 /// `init` run with a host table smaller than ours.
-const SMALL: usize = offset_of!(sockhost_plugin, setup);
+pub const SMALL: usize = offset_of!(sockhost_plugin, setup);
 
 /// A plugin table's worth of bytes and some, aligned like the table.
 #[repr(C, align(8))]
-struct Bytes([u8; size_of::<sockhost_plugin>() + 32]);
+pub struct Bytes(pub [u8; size_of::<sockhost_plugin>() + 32]);
 
-struct World {
-    table: sockhost_plugin,
-    small: Bytes,
+pub struct World {
+    pub table: sockhost_plugin,
+    pub small: Bytes,
 }
 
 // SAFETY: the table holds function pointers and pointers to static strings,
@@ -234,7 +234,7 @@ unsafe impl Send for World {}
 
 /// Runs `init` the way the host does, once for the whole test binary: the
 /// SDK installs its panic hook there, and later tests must not race it.
-fn world() -> &'static World {
+pub fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let mut table = sockhost_plugin::empty();
@@ -276,7 +276,7 @@ fn world() -> &'static World {
 }
 
 /// An instance created through the table, destroyed on drop.
-struct Instance(*mut c_void);
+pub struct Instance(pub *mut c_void);
 
 impl Drop for Instance {
     fn drop(&mut self) {
@@ -286,7 +286,7 @@ impl Drop for Instance {
     }
 }
 
-fn host_str(s: &CStr) -> sockhost_str {
+pub fn host_str(s: &CStr) -> sockhost_str {
     sockhost_str {
         ptr: s.as_ptr(),
         len: s.to_bytes().len(),
@@ -294,7 +294,7 @@ fn host_str(s: &CStr) -> sockhost_str {
 }
 
 /// Call `create` with a listener named `name` and `config` as its TOML.
-fn create(name: &str, config: &str) -> std::result::Result<Instance, String> {
+pub fn create(name: &str, config: &str) -> std::result::Result<Instance, String> {
     let (name, address, config) = (
         CString::new(name).expect("name"),
         CString::new("127.0.0.1:0").expect("address"),
@@ -333,8 +333,8 @@ fn create(name: &str, config: &str) -> std::result::Result<Instance, String> {
 }
 
 /// A request as the host builds it, with the host's end of the socket.
-struct TestRequest {
-    raw: sockhost_request,
+pub struct TestRequest {
+    pub raw: sockhost_request,
     side: Box<HostSide>,
     _client: CString,
     _data: Vec<u8>,
@@ -342,7 +342,7 @@ struct TestRequest {
 }
 
 impl TestRequest {
-    fn new(socktype: i32, fd: i32, client: &str, data: &[u8]) -> TestRequest {
+    pub fn new(socktype: i32, fd: i32, client: &str, data: &[u8]) -> TestRequest {
         let client = CString::new(client).expect("client");
         let data = data.to_vec();
         let mut side = Box::<HostSide>::default();
@@ -380,7 +380,7 @@ impl TestRequest {
     }
 
     /// A stream request; returns it and the client's end of the connection.
-    fn stream(client: &str) -> (TestRequest, UnixStream) {
+    pub fn stream(client: &str) -> (TestRequest, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
         theirs
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -390,316 +390,48 @@ impl TestRequest {
         (req, theirs)
     }
 
-    fn datagram(client: &str, data: &[u8], socket: &UnixDatagram) -> TestRequest {
+    pub fn datagram(client: &str, data: &[u8], socket: &UnixDatagram) -> TestRequest {
         TestRequest::new(libc::SOCK_DGRAM, socket.as_raw_fd(), client, data)
     }
 
-    fn call(&mut self, hook: Option<RequestFn>, instance: &Instance) -> i32 {
+    pub fn call(&mut self, hook: Option<RequestFn>, instance: &Instance) -> i32 {
         let hook = hook.expect("the SDK fills every request hook");
         // SAFETY: a live instance and a request the host side owns.
         unsafe { hook(instance.0, &mut self.raw) }
     }
 
-    fn handle_error(&mut self, instance: &Instance, msg: &str) {
+    pub fn handle_error(&mut self, instance: &Instance, msg: &str) {
         let hook = world().table.handle_error.expect("handle_error");
         // SAFETY: as in `call`; the message is valid for the call.
         unsafe { hook(instance.0, &mut self.raw, msg.as_ptr().cast(), msg.len()) };
     }
 
-    fn errors(&self) -> Vec<String> {
+    pub fn errors(&self) -> Vec<String> {
         self.side.errors.lock().expect("errors").clone()
     }
 
-    fn replies(&self) -> Vec<Vec<u8>> {
+    pub fn replies(&self) -> Vec<Vec<u8>> {
         self.side.replies.lock().expect("replies").clone()
     }
 
     /// Close the host's end, as the daemon does after finish.
-    fn close(mut self) {
+    pub fn close(mut self) {
         self._socket = None;
     }
 }
 
 /// Everything the peer receives until the host closes its end.
-fn read_all(mut peer: UnixStream) -> String {
+pub fn read_all(mut peer: UnixStream) -> String {
     let mut got = String::new();
     peer.read_to_string(&mut got).expect("read the reply");
     got
 }
 
 /// Whether the peer has received nothing yet.
-fn nothing_yet(peer: &UnixStream) -> bool {
+pub fn nothing_yet(peer: &UnixStream) -> bool {
     peer.set_nonblocking(true).expect("nonblocking");
     let mut byte = [0u8; 1];
     let empty = matches!((&*peer).read(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
     peer.set_nonblocking(false).expect("blocking");
     empty
-}
-
-// ---- the tests -------------------------------------------------------------
-
-#[test]
-fn init_fills_the_table_the_host_needs() {
-    let t = &world().table;
-    assert_eq!(t.size as usize, size_of::<sockhost_plugin>());
-    assert_eq!(t.flags, 0);
-    // SAFETY: the SDK stores the static strings it was given.
-    assert_eq!(unsafe { CStr::from_ptr(t.name) }, NAME);
-    // SAFETY: as above.
-    assert_eq!(unsafe { CStr::from_ptr(t.version) }, VERSION);
-    assert!(t.create.is_some() && t.handle.is_some(), "required hooks");
-    assert!(t.setup.is_some() && t.finish.is_some() && t.destroy.is_some());
-    assert!(t.verify_request.is_some() && t.handle_error.is_some());
-    assert!(t.handle_timeout.is_some() && t.service_actions.is_some());
-}
-
-#[test]
-fn init_writes_no_more_than_the_size_the_host_set() {
-    let bytes = &world().small.0;
-    assert!(
-        bytes[SMALL..].iter().all(|&b| b == 0xAA),
-        "init wrote past the host's size"
-    );
-    let size = u32::from_ne_bytes(bytes[..4].try_into().expect("4 bytes"));
-    assert_eq!(size as usize, SMALL, "init must keep the host's size");
-    let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    assert_ne!(
-        word(offset_of!(sockhost_plugin, create)),
-        0,
-        "create filled"
-    );
-    assert_ne!(
-        word(offset_of!(sockhost_plugin, destroy)),
-        0,
-        "destroy filled"
-    );
-    assert_eq!(
-        word(offset_of!(sockhost_plugin, name)),
-        NAME.as_ptr() as u64
-    );
-}
-
-#[test]
-fn create_sees_the_listener_and_its_config() {
-    let inst = create("alpha", "greeting = \"hi there\"").expect("create");
-    let (mut req, peer) = TestRequest::stream("listener");
-    let t = &world().table;
-    assert_eq!(req.call(t.setup, &inst), SOCKHOST_OK);
-    assert_eq!(req.call(t.handle, &inst), SOCKHOST_OK);
-    assert_eq!(req.call(t.finish, &inst), SOCKHOST_OK);
-    req.close();
-    assert_eq!(
-        read_all(peer),
-        "alpha Thread hi there\nsetup,handle,finish\n"
-    );
-}
-
-#[test]
-fn stream_flow_keeps_state_and_flushes_wfile_at_finish() {
-    let inst = create("flow", "").expect("create");
-    let (mut req, mut peer) = TestRequest::stream("flow");
-    let t = &world().table;
-    peer.write_all(b"ping\n").expect("send");
-
-    assert_eq!(req.call(t.setup, &inst), SOCKHOST_OK);
-    assert!(!req.raw.user.is_null(), "setup keeps per-request state");
-    assert_eq!(req.call(t.handle, &inst), SOCKHOST_OK);
-    assert!(
-        nothing_yet(&peer),
-        "wfile is buffered: nothing reaches the peer before finish"
-    );
-    assert_eq!(req.call(t.finish, &inst), SOCKHOST_OK);
-    assert!(req.raw.user.is_null(), "finish frees the request's state");
-    assert!(req.errors().is_empty(), "{:?}", req.errors());
-    req.close();
-    assert_eq!(read_all(peer), "hello ping\nsetup,handle,finish\n");
-}
-
-#[test]
-fn a_handler_on_the_raw_socket_gets_no_per_request_state() {
-    // In a forked child every heap page written is copied: a handler that
-    // uses neither rfile, wfile nor user must not make the SDK allocate.
-    let inst = create("raw", "").expect("create");
-    let (mut req, peer) = TestRequest::stream("raw");
-    let t = &world().table;
-    for hook in [t.setup, t.handle, t.finish] {
-        assert_eq!(req.call(hook, &inst), SOCKHOST_OK);
-        assert!(req.raw.user.is_null(), "no state made");
-    }
-    assert!(req.errors().is_empty(), "{:?}", req.errors());
-    req.close();
-    assert_eq!(read_all(peer), "raw\n");
-}
-
-#[test]
-fn a_panicking_handle_fails_the_request_with_text_and_location() {
-    let inst = create("panics", "").expect("create");
-    let (mut req, peer) = TestRequest::stream("panic");
-    let t = &world().table;
-    assert_eq!(req.call(t.setup, &inst), SOCKHOST_OK);
-    assert_eq!(req.call(t.handle, &inst), SOCKHOST_ERROR);
-
-    let errors = req.errors();
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    let msg = &errors[0];
-    let line = msg
-        .rsplit_once("boom ")
-        .and_then(|(_, n)| n.trim().parse::<u32>().ok())
-        .unwrap_or_else(|| panic!("no panic text in {msg:?}"));
-    assert!(
-        msg.contains(&format!("sdk.rs:{line}")),
-        "the message names file:line of the panic: {msg:?}"
-    );
-
-    // The request goes on: finish runs with the state setup and handle left.
-    assert_eq!(req.call(t.finish, &inst), SOCKHOST_OK);
-    assert!(req.raw.user.is_null());
-    req.close();
-    assert_eq!(read_all(peer), "setup,handle,finish\n");
-}
-
-#[test]
-fn a_failed_handle_still_finishes_and_frees_state() {
-    let inst = create("fails", "").expect("create");
-    let (mut req, peer) = TestRequest::stream("fail");
-    let t = &world().table;
-    assert_eq!(req.call(t.setup, &inst), SOCKHOST_OK);
-    assert_eq!(req.call(t.handle, &inst), SOCKHOST_ERROR);
-    assert_eq!(req.errors(), ["handle refused"]);
-    // The host reports the failure through handle_error, then finishes.
-    req.handle_error(&inst, "handle refused");
-    assert_eq!(req.call(t.finish, &inst), SOCKHOST_OK);
-    assert!(
-        req.raw.user.is_null(),
-        "finish frees the state after a failure"
-    );
-    req.close();
-    assert_eq!(
-        read_all(peer),
-        "partial\nsorry: handle refused\nsetup,handle,finish\n"
-    );
-}
-
-#[test]
-fn handle_error_after_finish_reaches_the_peer_and_leaks_nothing() {
-    let inst = create("late-error", "").expect("create");
-    let (mut req, peer) = TestRequest::stream("fail");
-    let t = &world().table;
-    assert_eq!(req.call(t.setup, &inst), SOCKHOST_OK);
-    assert_eq!(req.call(t.handle, &inst), SOCKHOST_ERROR);
-    assert_eq!(req.call(t.finish, &inst), SOCKHOST_OK);
-    // socketserver's order: handle_error after the handler is done.
-    req.handle_error(&inst, "handle refused");
-    assert!(
-        req.raw.user.is_null(),
-        "handle_error must not leave state behind when finish already ran"
-    );
-    req.close();
-    assert_eq!(
-        read_all(peer),
-        "partial\nsetup,handle,finish\nsorry: handle refused\n"
-    );
-}
-
-#[test]
-fn a_failed_setup_frees_the_state() {
-    let inst = create("setup", "").expect("create");
-    let (mut req, peer) = TestRequest::stream("setup-fails");
-    let before = DROP_PROBES.load(Ordering::SeqCst);
-    assert_eq!(req.call(world().table.setup, &inst), SOCKHOST_ERROR);
-    assert_eq!(req.errors(), ["setup refused"]);
-    assert!(req.raw.user.is_null(), "no finish will run: setup frees");
-    assert_eq!(
-        DROP_PROBES.load(Ordering::SeqCst),
-        before + 1,
-        "the handler's per-request storage is dropped"
-    );
-    req.close();
-    assert_eq!(read_all(peer), "");
-}
-
-#[test]
-fn a_failed_create_returns_its_message_through_error() {
-    assert_eq!(
-        create("x", "fail = \"no way\"").err().as_deref(),
-        Some("no way")
-    );
-
-    let err = create("x", "panic = true").err().expect("create panics");
-    assert!(err.contains("create exploded"), "{err}");
-    assert!(err.contains("sdk.rs:"), "names the location: {err}");
-
-    let err = create("x", "this is = not toml [")
-        .err()
-        .expect("bad config");
-    assert!(err.starts_with("[listener.config]"), "{err}");
-}
-
-#[test]
-fn a_datagram_wfile_becomes_one_reply_at_finish() {
-    let (socket, _peer) = UnixDatagram::pair().expect("socketpair");
-    let inst = create("dgram", "").expect("create");
-    let mut req = TestRequest::datagram("", b"ping", &socket);
-    let t = &world().table;
-    assert_eq!(req.call(t.setup, &inst), SOCKHOST_OK);
-    assert_eq!(req.call(t.handle, &inst), SOCKHOST_OK);
-    assert!(req.replies().is_empty(), "the reply waits for finish");
-    assert_eq!(req.call(t.finish, &inst), SOCKHOST_OK);
-    // rfile read the datagram; two writes to wfile made one datagram.
-    assert_eq!(req.replies(), [b"got ping".to_vec()]);
-    assert!(req.raw.user.is_null());
-}
-
-#[test]
-fn reply_sends_at_once_and_an_empty_wfile_sends_nothing() {
-    let (socket, _peer) = UnixDatagram::pair().expect("socketpair");
-    let inst = create("dgram-echo", "").expect("create");
-    let mut req = TestRequest::datagram("echo", b"same bytes", &socket);
-    let t = &world().table;
-    assert_eq!(req.call(t.setup, &inst), SOCKHOST_OK);
-    assert_eq!(req.call(t.handle, &inst), SOCKHOST_OK);
-    assert_eq!(req.replies(), [b"same bytes".to_vec()]);
-    assert_eq!(req.call(t.finish, &inst), SOCKHOST_OK);
-    assert_eq!(req.replies().len(), 1, "no second, empty datagram");
-}
-
-#[test]
-fn verify_request_sees_the_datagram_and_a_panic_refuses() {
-    let inst = create("verify", "").expect("create");
-    let verify = world().table.verify_request.expect("verify_request");
-    let check = |client: &str, data: &[u8]| {
-        let req = TestRequest::new(libc::SOCK_DGRAM, -1, client, data);
-        // SAFETY: a live instance and request.
-        unsafe { verify(inst.0, &req.raw) }
-    };
-    assert_eq!(check("127.0.0.1:9", b"PING"), SOCKHOST_OK);
-    assert_eq!(check("127.0.0.1:9", b"DENY me"), SOCKHOST_ERROR);
-    assert_eq!(check("verify-panic", b"PING"), SOCKHOST_ERROR);
-}
-
-#[test]
-fn panics_in_hooks_without_a_status_are_logged_not_unwound() {
-    let inst = create("timeouts", "panic_hooks = true").expect("create");
-    let hook = world().table.handle_timeout.expect("handle_timeout");
-    // SAFETY: a live instance.
-    unsafe { hook(inst.0) };
-    let logs = LOGS.lock().expect("logs");
-    assert!(
-        logs.iter().any(|(level, msg)| *level == SOCKHOST_LOG_ERROR
-            && msg.starts_with("handle_timeout:")
-            && msg.contains("timeout hook exploded")),
-        "{logs:?}"
-    );
-}
-
-#[test]
-fn log_reaches_the_host_and_log_macro_skips_disabled_levels() {
-    world();
-    sockhost_sdk::log(Level::Warn, "plain warning");
-    sockhost_sdk::log!(Level::Info, "formatted {}", 7);
-    sockhost_sdk::log!(Level::Debug, "hidden {}", 8);
-    let logs = LOGS.lock().expect("logs");
-    assert!(logs.contains(&(SOCKHOST_LOG_WARN, "plain warning".into())));
-    assert!(logs.contains(&(SOCKHOST_LOG_INFO, "formatted 7".into())));
-    assert!(!logs.iter().any(|(_, m)| m == "hidden 8"), "{logs:?}");
 }
