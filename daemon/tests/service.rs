@@ -298,16 +298,11 @@ fn after_dropping_root_a_reload_still_binds_a_port_below_1024() {
         eprintln!("SKIPPED: needs root to drop privileges");
         return;
     }
-    // A free privileged port on loopback (root can test-bind it).
-    let low = (900..1000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port in 900..1000");
+    let low = common::sec::free_privileged_port();
     let head = "[daemon]\nuser = \"nobody\"\ngroup = \"nogroup\"\n";
     let first = format!("{head}{}", probe_config("probe", "127.0.0.1:0"));
     let d = Daemon::start(&first);
-    let caps = |pid: i32, set: &str| {
-        u64::from_str_radix(&proc_status_field(pid, set), 16).expect("capability mask")
-    };
+    let caps = common::sec::cap_mask;
     let bind_service = 1u64 << 10;
     assert_eq!(
         caps(d.pid(), "CapEff"),

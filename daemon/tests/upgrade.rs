@@ -425,9 +425,7 @@ fn after_an_upgrade_a_master_that_dropped_root_still_binds_a_port_below_1024() {
         eprintln!("SKIPPED: needs root to drop privileges");
         return;
     }
-    let low = (900..1000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port in 900..1000");
+    let low = common::sec::free_privileged_port();
     let dir = TestDir::new("upgrade-caps");
     // nobody runs the new binary from here and removes the socket file.
     std::os::unix::fs::chown(&dir.path, Some(65534), Some(65534)).expect("chown dir");
@@ -438,10 +436,7 @@ fn after_an_upgrade_a_master_that_dropped_root_still_binds_a_port_below_1024() {
     let _reap = Reap(new);
     let status = d.wait_exit(DEADLINE).expect("the old daemon exits");
     assert!(status.success(), "{}", d.log());
-    let caps = |set: &str| {
-        let v = common::sec::status_field(new, set).unwrap_or_default();
-        u64::from_str_radix(v.trim(), 16).expect("capability mask")
-    };
+    let caps = |set: &str| common::sec::cap_mask(new, set);
     assert_eq!(
         caps("CapEff"),
         1 << 10,

@@ -185,3 +185,18 @@ pub fn rss_kib(pid: i32) -> u64 {
 pub fn count_lines(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
 }
+
+/// A free port below 1024 on loopback (the test runs as root, which may
+/// bind it): for tests that a dropped master can still bind one.
+pub fn free_privileged_port() -> u16 {
+    (900..1000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 900..1000")
+}
+
+/// A capability set of `pid` from /proc/PID/status (`CapEff`, `CapPrm`,
+/// `CapInh`, `CapAmb`) as a mask.
+pub fn cap_mask(pid: i32, set: &str) -> u64 {
+    let v = status_field(pid, set).unwrap_or_default();
+    u64::from_str_radix(v.trim(), 16).expect("capability mask")
+}
