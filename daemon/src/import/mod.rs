@@ -218,3 +218,6 @@ fn import_unit(p: &Path, notes: &mut Notes) -> Result<Vec<Service>, ParseError> 
         stem, &socket, &service, &env_files, notes,
     ))
 }
+
+#[cfg(test)]
+mod tests;

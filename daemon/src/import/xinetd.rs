@@ -78,10 +78,17 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, ParseError> {
     }
     match state {
         State::Top => Ok(out),
-        State::Opening(b, _) | State::Inside(b, _) => Err(ParseError::new(
-            b.at,
-            format!("`{}` is never closed with `}}`", b.name),
-        )),
+        State::Opening(b, d) | State::Inside(b, d) => {
+            let what = if d {
+                "defaults".to_string()
+            } else {
+                format!("service {}", b.name)
+            };
+            Err(ParseError::new(
+                b.at,
+                format!("`{what}` is never closed with `}}`"),
+            ))
+        }
     }
 }
 
@@ -207,7 +214,7 @@ mod tests {
         assert_eq!(x.attrs[0].key, "wait");
         assert_eq!(
             e[3],
-            Entry::IncludeDir(Origin::new("f", 15), "/etc/xinetd.d".into())
+            Entry::IncludeDir(Origin::new("f", 16), "/etc/xinetd.d".into())
         );
     }
 

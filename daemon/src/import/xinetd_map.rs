@@ -16,11 +16,13 @@ use super::services::Services;
 use super::xinetd::{Attr, Block, Op};
 use std::collections::BTreeMap;
 
-/// An attribute's resolved values and the line that last set them.
+/// An attribute's resolved values, the line that last set them and the
+/// line each value comes from.
 #[derive(Clone, Debug)]
 struct Value {
     at: Origin,
     values: Vec<String>,
+    lines: Vec<Origin>,
 }
 
 type Attrs = BTreeMap<String, Value>;
@@ -94,12 +96,22 @@ fn apply<'a>(to: &mut Attrs, attrs: impl Iterator<Item = &'a Attr>) {
         let slot = to.entry(a.key.clone()).or_insert_with(|| Value {
             at: a.at.clone(),
             values: Vec::new(),
+            lines: Vec::new(),
         });
         slot.at = a.at.clone();
-        match a.op {
-            Op::Set => slot.values = a.values.clone(),
-            Op::Add => slot.values.extend(a.values.iter().cloned()),
-            Op::Remove => slot.values.retain(|v| !a.values.contains(v)),
+        if a.op == Op::Set {
+            slot.values.clear();
+            slot.lines.clear();
+        }
+        if a.op == Op::Remove {
+            let keep: Vec<bool> = slot.values.iter().map(|v| !a.values.contains(v)).collect();
+            let mut k = keep.iter();
+            slot.values.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            slot.lines.retain(|_| *k.next().unwrap_or(&true));
+        } else {
+            slot.values.extend(a.values.iter().cloned());
+            slot.lines.extend(a.values.iter().map(|_| a.at.clone()));
         }
     }
 }
@@ -290,8 +302,8 @@ fn rest(s: &mut Service, attrs: &Attrs, notes: &mut Notes) {
             "only_from" if v.values.is_empty() => {
                 s.deny = EVERYONE.iter().map(|e| e.to_string()).collect()
             }
-            "only_from" => s.allow = networks(&v.values, key, &v.at, notes),
-            "no_access" => s.deny.extend(networks(&v.values, key, &v.at, notes)),
+            "only_from" => s.allow = networks(v, key, notes),
+            "no_access" => s.deny.extend(networks(v, key, notes)),
             "flags" => flags(s, &v.values, &v.at, notes),
             "rlimit_as" => limit(s, "memory", first, true, key, &v.at, notes),
             "rlimit_cpu" => limit(s, "cpu_seconds", first, false, key, &v.at, notes),
@@ -327,25 +339,19 @@ fn why_not(key: &str) -> String {
     .to_string()
 }
 
-/// `only_from`/`no_access` entries as networks; names are named as lost.
-fn networks(entries: &[String], key: &str, at: &Origin, notes: &mut Notes) -> Vec<String> {
+/// `only_from`/`no_access` entries as networks; names are named as lost,
+/// at the line that gave them.
+fn networks(v: &Value, key: &str, notes: &mut Notes) -> Vec<String> {
     let mut out = Vec::new();
-    let mut names = Vec::new();
-    for e in entries {
+    for (e, at) in v.values.iter().zip(&v.lines) {
         match network(e) {
             Ok(n) => out.extend(n),
-            Err(()) => names.push(e.as_str()),
-        }
-    }
-    if !names.is_empty() {
-        notes.loss(
-            at,
-            key,
-            format!(
-                "host and network names are not resolved, left out: {}",
-                names.join(" ")
+            Err(()) => notes.loss(
+                at,
+                key,
+                format!("`{e}`: host and network names are not resolved, left out"),
             ),
-        );
+        }
     }
     out
 }
