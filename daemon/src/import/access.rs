@@ -6,7 +6,7 @@
 //! (`10.0.0.0` is 10.0.0.0/8, `0.0.0.0` everyone), `A.B.{C,D}` as a list of
 //! networks, `ADDR/BITS`, IPv6 addresses, and host, domain (`.example.org`)
 //! and network names. Names need a resolver at every connection, which
-//! sockhost's access lists never use: they come back as `Err` for the
+//! sockhost's access lists never use: they come back as `None` for the
 //! caller to name.
 
 use ipnet::IpNet;
@@ -15,22 +15,22 @@ use std::net::{IpAddr, Ipv4Addr};
 /// Every address, IPv4 and IPv6.
 pub const EVERYONE: [&str; 2] = ["0.0.0.0/0", "::/0"];
 
-/// The networks `entry` stands for, as CIDR text; `Err` for a name.
-pub fn network(entry: &str) -> Result<Vec<String>, ()> {
+/// The networks `entry` stands for, as CIDR text; `None` for a name.
+pub fn network(entry: &str) -> Option<Vec<String>> {
     if let Ok(net) = entry.parse::<IpNet>() {
-        return Ok(vec![net.trunc().to_string()]);
+        return Some(vec![net.trunc().to_string()]);
     }
     if let Some((head, tail)) = entry.split_once('{') {
-        let list = tail.strip_suffix('}').ok_or(())?;
+        let list = tail.strip_suffix('}')?;
         let mut out = Vec::new();
         for part in list.split(',') {
             out.extend(network(&format!("{head}{}", part.trim()))?);
         }
-        return Ok(out);
+        return Some(out);
     }
     match entry.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => Ok(wildcard_v4(v4)),
-        Ok(ip @ IpAddr::V6(_)) => Ok(vec![IpNet::from(ip).to_string()]),
+        Ok(IpAddr::V4(v4)) => Some(wildcard_v4(v4)),
+        Ok(ip @ IpAddr::V6(_)) => Some(vec![IpNet::from(ip).to_string()]),
         Err(_) => partial_v4(entry),
     }
 }
@@ -47,17 +47,17 @@ fn wildcard_v4(v4: Ipv4Addr) -> Vec<String> {
 
 /// `A.B.C` or `A.B.` (the pieces a `{}` list leaves before the braces,
 /// with the list's part appended): the missing parts are wildcards.
-fn partial_v4(entry: &str) -> Result<Vec<String>, ()> {
+fn partial_v4(entry: &str) -> Option<Vec<String>> {
     let parts: Vec<&str> = entry.trim_end_matches('.').split('.').collect();
     if parts.is_empty() || parts.len() > 4 {
-        return Err(());
+        return None;
     }
     let mut octets = [0u8; 4];
     for (i, p) in parts.iter().enumerate() {
-        octets[i] = p.parse().map_err(|_| ())?;
+        octets[i] = p.parse().ok()?;
     }
     let bits = 8 * parts.len() as u8;
-    Ok(vec![format!("{}/{bits}", Ipv4Addr::from(octets))])
+    Some(vec![format!("{}/{bits}", Ipv4Addr::from(octets))])
 }
 
 #[cfg(test)]
@@ -65,7 +65,7 @@ mod tests {
     use super::*;
 
     fn net(e: &str) -> Vec<String> {
-        network(e).unwrap_or_else(|()| panic!("{e} refused"))
+        network(e).unwrap_or_else(|| panic!("{e} refused"))
     }
 
     #[test]
@@ -81,8 +81,8 @@ mod tests {
             net("128.138.{10,209}"),
             ["128.138.10.0/24", "128.138.209.0/24"]
         );
-        assert!(network("localhost").is_err());
-        assert!(network(".example.org").is_err());
-        assert!(network("128.138.{10,x}").is_err());
+        assert!(network("localhost").is_none());
+        assert!(network(".example.org").is_none());
+        assert!(network("128.138.{10,x}").is_none());
     }
 }

@@ -345,8 +345,8 @@ fn networks(v: &Value, key: &str, notes: &mut Notes) -> Vec<String> {
     let mut out = Vec::new();
     for (e, at) in v.values.iter().zip(&v.lines) {
         match network(e) {
-            Ok(n) => out.extend(n),
-            Err(()) => notes.loss(
+            Some(n) => out.extend(n),
+            None => notes.loss(
                 at,
                 key,
                 format!("`{e}`: host and network names are not resolved, left out"),
