@@ -229,13 +229,13 @@ fn imported_programs_pass_check_and_serve() {
         ),
     );
     let socket = dir.write(
-        "units/cat.socket",
+        "units/kitten.socket",
         &format!(
-            "[Unit]\nDescription=cat\n[Socket]\nListenStream=127.0.0.1:{p_systemd}\nAccept=yes\n"
+            "[Unit]\nDescription=kitten\n[Socket]\nListenStream=127.0.0.1:{p_systemd}\nAccept=yes\n"
         ),
     );
     dir.write(
-        "units/cat@.service",
+        "units/kitten@.service",
         "[Service]\nExecStart=-/bin/cat\nUser=nobody\nStandardInput=socket\n",
     );
     for (format, path, name) in [

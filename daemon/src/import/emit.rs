@@ -26,7 +26,7 @@ pub fn emit(services: &[Service], header: &str, notes: &mut Notes) -> String {
     }
     for ((svc, v6), name) in listeners.iter().zip(names) {
         out.push('\n');
-        listener(&mut out, svc, *v6, &name);
+        listener(&mut out, svc, *v6, &name, notes);
     }
     out
 }
@@ -38,7 +38,8 @@ fn split_dual<'s>(services: &'s [Service], notes: &mut Notes) -> Vec<(&'s Servic
         out.push((s, false));
         if s.bind == Bind::AnyDual {
             out.push((s, true));
-            if let Some(n) = s.max_children {
+            let waits = matches!(&s.program, Program::Exec(e) if e.wait);
+            if let Some(n) = s.max_children.filter(|_| !waits) {
                 notes.loss(
                     &s.origin,
                     "instances",
@@ -117,7 +118,7 @@ fn list(items: &[String]) -> String {
     format!("[{}]", inner.join(", "))
 }
 
-fn listener(out: &mut String, s: &Service, v6: bool, name: &str) {
+fn listener(out: &mut String, s: &Service, v6: bool, name: &str, notes: &mut Notes) {
     let (family, address) = match (&s.bind, v6) {
         (Bind::Unix(path), _) => ("unix", path.clone()),
         (Bind::Ip(ip @ std::net::IpAddr::V4(_)), _) => ("inet", format!("{ip}:{}", s.port)),
@@ -139,7 +140,7 @@ fn listener(out: &mut String, s: &Service, v6: bool, name: &str) {
     let _ = writeln!(out, "address = {}", q(&address));
     let _ = writeln!(out, "mixin = \"{mixin}\"");
     let _ = writeln!(out, "handler = \"{handler}\"");
-    keys(out, s);
+    keys(out, s, mixin, notes);
     if !s.limits.is_empty() {
         let _ = writeln!(out, "[listener.limits]");
         for (k, v) in &s.limits {
@@ -175,45 +176,66 @@ fn listener(out: &mut String, s: &Service, v6: bool, name: &str) {
     }
 }
 
-/// The optional listener keys.
-fn keys(out: &mut String, s: &Service) {
+/// The optional listener keys, each where sockhost takes it: the limit
+/// of programs at once as `max_children` (fork) or `max_threads` (thread;
+/// `sync` runs one at a time anyway), per-source limits and TCP_NODELAY on
+/// stream listeners, access lists on inet ones, socket file settings on
+/// unix paths.
+fn keys(out: &mut String, s: &Service, mixin: &str, notes: &mut Notes) {
+    let unix = matches!(s.bind, Bind::Unix(_));
+    let unix_path = matches!(&s.bind, Bind::Unix(p) if !p.starts_with('@'));
+    let stream = s.socktype == Socktype::Stream;
     let strings = [
-        ("user", &s.user),
-        ("group", &s.group),
-        ("umask", &s.umask),
-        ("socket_mode", &s.socket_mode),
-        ("socket_user", &s.socket_user),
-        ("socket_group", &s.socket_group),
+        ("user", &s.user, true),
+        ("group", &s.group, true),
+        ("umask", &s.umask, true),
+        ("socket_mode", &s.socket_mode, unix_path),
+        ("socket_user", &s.socket_user, unix_path),
+        ("socket_group", &s.socket_group, unix_path),
     ];
-    for (k, v) in strings {
-        if let Some(v) = v {
+    for (k, v, applies) in strings {
+        if let Some(v) = v.as_ref().filter(|_| applies) {
             let _ = writeln!(out, "{k} = {}", q(v));
         }
     }
+    let limit = match mixin {
+        "fork" => "max_children",
+        "thread" => "max_threads",
+        _ => "",
+    };
     let numbers = [
-        ("nice", s.nice),
-        ("max_children", s.max_children.map(|n| n as i64)),
+        ("nice", s.nice, true),
+        (limit, s.max_children.map(|n| n as i64), !limit.is_empty()),
         (
             "max_connections_per_source",
             s.max_per_source.map(|n| n as i64),
+            stream,
         ),
-        ("request_queue_size", s.backlog.map(|n| n as i64)),
+        ("request_queue_size", s.backlog.map(|n| n as i64), true),
     ];
-    for (k, v) in numbers {
-        if let Some(v) = v {
+    for (k, v, applies) in numbers {
+        if let Some(v) = v.filter(|_| applies) {
             let _ = writeln!(out, "{k} = {v}");
         }
     }
-    if !s.allow.is_empty() {
-        let _ = writeln!(out, "allow = {}", list(&s.allow));
+    if unix && !(s.allow.is_empty() && s.deny.is_empty()) {
+        notes.loss(
+            &s.origin,
+            "only_from",
+            "a unix socket has no source address: allow/deny left out (use socket_mode, socket_group)",
+        );
+    } else {
+        if !s.allow.is_empty() {
+            let _ = writeln!(out, "allow = {}", list(&s.allow));
+        }
+        if !s.deny.is_empty() {
+            let _ = writeln!(out, "deny = {}", list(&s.deny));
+        }
     }
-    if !s.deny.is_empty() {
-        let _ = writeln!(out, "deny = {}", list(&s.deny));
-    }
-    if s.nodelay {
+    if s.nodelay && stream && !unix {
         let _ = writeln!(out, "disable_nagle_algorithm = true");
     }
-    if s.reuse_port {
+    if s.reuse_port && !unix {
         let _ = writeln!(out, "allow_reuse_port = true");
     }
     if s.access_log {
@@ -303,5 +325,53 @@ mod tests {
         assert_eq!(c["env"]["HOME"].as_str(), Some("/nonexistent"));
         assert_eq!(c["pass_env"][0].as_str(), Some("LANG"));
         assert!(c.get("wait").is_none());
+    }
+
+    #[test]
+    fn keys_go_only_where_sockhost_takes_them() {
+        let mut internal = svc("echo", Socktype::Stream, Bind::Any4);
+        internal.max_children = Some(9);
+        let mut waits = svc("tftp", Socktype::Dgram, Bind::AnyDual);
+        waits.program = Program::Exec(Exec {
+            command: vec!["/usr/sbin/in.tftpd".into()],
+            wait: true,
+            ..Exec::default()
+        });
+        waits.max_children = Some(9);
+        waits.max_per_source = Some(2);
+        waits.nodelay = true;
+        waits.socket_mode = Some("0660".into());
+        let mut unix = svc("u", Socktype::Stream, Bind::Unix("/run/u.sock".into()));
+        unix.socket_mode = Some("0660".into());
+        unix.nodelay = true;
+        let mut notes = Notes::default();
+        let text = emit(&[internal, waits, unix], "", &mut notes);
+        let doc: toml::Table = toml::from_str(&text).expect("valid TOML");
+        let l = |i: usize| doc["listener"][i].as_table().cloned().expect("table");
+        assert_eq!(
+            l(0)["max_threads"].as_integer(),
+            Some(9),
+            "thread: max_threads"
+        );
+        assert!(l(0).get("max_children").is_none());
+        for key in [
+            "max_children",
+            "max_threads",
+            "max_connections_per_source",
+            "disable_nagle_algorithm",
+            "socket_mode",
+        ] {
+            assert!(
+                l(1).get(key).is_none(),
+                "{key} on a sync dgram listener:\n{text}"
+            );
+        }
+        assert_eq!(l(3)["socket_mode"].as_str(), Some("0660"));
+        assert!(l(3).get("disable_nagle_algorithm").is_none());
+        assert!(
+            notes.0.is_empty(),
+            "a wait service runs one program: {:?}",
+            notes.0
+        );
     }
 }
