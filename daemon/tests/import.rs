@@ -259,3 +259,44 @@ fn imported_programs_pass_check_and_serve() {
         assert_eq!(s.read_all().expect("cat"), b"meow\n", "port {port}");
     }
 }
+
+/// Protects: the inetd.conf lines Debian's git, rsync and tftpd-hpa
+/// document (the corpus, without fingerd's, whose program is not
+/// installed) import whole (exit 0) and pass `sockhostd --check` with
+/// the real programs.
+#[test]
+fn debians_documented_inetd_lines_pass_check() {
+    if !programs_supported() {
+        return;
+    }
+    let need = [
+        ("/usr/bin/git", "git"),
+        ("/usr/bin/rsync", "rsync"),
+        ("/usr/sbin/in.tftpd", "tftpd-hpa"),
+    ];
+    if !need
+        .iter()
+        .all(|(tool, pkg)| tool_or_skip(tool, pkg, "SOCKHOST_REQUIRE_PROGRAMS"))
+    {
+        return;
+    }
+    let dir = TestDir::new("import-debian");
+    let corpus_text = std::fs::read_to_string(corpus("inetd.conf")).expect("corpus");
+    let lines: Vec<&str> = corpus_text
+        .lines()
+        .filter(|l| !l.starts_with("finger"))
+        .collect();
+    let conf = dir.write("inetd.conf", &(lines.join("\n") + "\n"));
+    let (code, out, err) = import(&[Path::new("inetd"), &conf]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["git", "rsync", "rsync-v6", "tftp", "tftp-v6"] {
+        assert!(
+            out.contains(&format!("name = \"{name}\"")),
+            "{name}:\n{out}"
+        );
+    }
+    dir.write("conf.d/inetd.toml", &out);
+    let config = main_config(&dir);
+    let (code, _, err) = run_cli(&["--check", "-c", &config.display().to_string()]);
+    assert_eq!(code, 0, "--check refused the import:\n{out}\n{err}");
+}
