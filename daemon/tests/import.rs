@@ -300,3 +300,73 @@ fn debians_documented_inetd_lines_pass_check() {
     let (code, _, err) = run_cli(&["--check", "-c", &config.display().to_string()]);
     assert_eq!(code, 0, "--check refused the import:\n{out}\n{err}");
 }
+
+/// Protects: xinetd's `include` and `includedir` are followed from the
+/// file given (relative to its folder), `includedir` skips names with a
+/// `.` or ending in `~` as xinetd does, and `defaults` reach the included
+/// services; a systemd service's `EnvironmentFile=` is read into `env`
+/// (a note, not a loss) and a missing optional one (`-`) is no loss.
+#[test]
+fn includes_and_environment_files_are_followed() {
+    let dir = TestDir::new("import-include");
+    let svc = |name: &str, port: u16| {
+        format!(
+            "service {name}\n{{\n\ttype = UNLISTED\n\tsocket_type = stream\n\twait = no\n\tuser = nobody\n\
+             \tserver = /bin/cat\n\tport = {port}\n}}\n"
+        )
+    };
+    dir.write("d/kept", &svc("kept", 1001));
+    dir.write("d/old.dpkg-old", &svc("dotted", 1002));
+    dir.write("d/kept~", &svc("backup", 1003));
+    dir.write("more.conf", &svc("included", 1004));
+    let main = dir.write(
+        "xinetd.conf",
+        "defaults\n{\n\tonly_from = 192.168.7.0\n}\nincludedir d\ninclude more.conf\n",
+    );
+    let (code, out, err) = import(&[Path::new("xinetd"), &main]);
+    assert_eq!(code, 0, "{err}");
+    let doc: toml::Table = toml::from_str(&out).expect("TOML");
+    let ls = doc["listener"].as_array().expect("listeners");
+    let names: Vec<&str> = ls.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, ["kept", "included"]);
+    for l in ls {
+        assert_eq!(
+            l["allow"][0].as_str(),
+            Some("192.168.7.0/24"),
+            "defaults apply"
+        );
+    }
+
+    let env = dir.write("env", "# c\nGREETING=\"hello there\"\nLANG=C.UTF-8\n");
+    let socket = dir.write(
+        "units/e.socket",
+        "[Socket]\nListenStream=127.0.0.1:1005\nAccept=yes\n",
+    );
+    dir.write(
+        "units/e@.service",
+        &format!(
+            "[Service]\nExecStart=/bin/cat\nStandardInput=socket\nEnvironmentFile=-/nonexistent/env\n\
+             EnvironmentFile={}\nEnvironment=LANG=C\n",
+            env.display()
+        ),
+    );
+    let (code, out, err) = import(&[Path::new("systemd"), &socket]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("EnvironmentFile: {} read now", env.display())),
+        "{err}"
+    );
+    let doc: toml::Table = toml::from_str(&out).expect("TOML");
+    let e = &doc["listener"][0]["config"]["env"];
+    assert_eq!(e["GREETING"].as_str(), Some("hello there"));
+    assert_eq!(
+        e["LANG"].as_str(),
+        Some("C"),
+        "Environment= after the file wins"
+    );
+
+    std::fs::remove_file(dir.join("units/e@.service")).expect("rm");
+    let (code, _, err) = import(&[Path::new("systemd"), &socket]);
+    assert_eq!(code, 1, "the service is missing: {err}");
+    assert!(err.contains("e@.service:1: cannot read"), "{err}");
+}

@@ -107,6 +107,19 @@ fn fit(name: String) -> String {
     }
 }
 
+/// Each variable once, with the value set last (as the later setting wins
+/// in xinetd's `env` and systemd's `Environment=`), where it first appeared.
+fn last_wins(env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in env {
+        match out.iter_mut().find(|(seen, _)| seen == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
 /// A TOML string.
 fn q(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -154,15 +167,20 @@ fn listener(out: &mut String, s: &Service, v6: bool, name: &str, notes: &mut Not
             let _ = writeln!(out, "argv0 = {}", q(a));
         }
         if !e.env.is_empty() {
-            let pairs: Vec<String> = e
-                .env
+            let pairs: Vec<String> = last_wins(&e.env)
                 .iter()
                 .map(|(k, v)| format!("{} = {}", q(k), q(v)))
                 .collect();
             let _ = writeln!(out, "env = {{ {} }}", pairs.join(", "));
         }
         if !e.pass_env.is_empty() {
-            let _ = writeln!(out, "pass_env = {}", list(&e.pass_env));
+            let mut names: Vec<String> = Vec::new();
+            for n in &e.pass_env {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+            let _ = writeln!(out, "pass_env = {}", list(&names));
         }
         if let Some(d) = &e.directory {
             let _ = writeln!(out, "directory = {}", q(d));
