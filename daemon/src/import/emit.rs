@@ -22,7 +22,7 @@ pub fn emit(services: &[Service], header: &str, notes: &mut Notes) -> String {
     let names = unique_names(&listeners);
     let mut out = String::new();
     for line in header.lines() {
-        let _ = writeln!(out, "# {line}");
+        let _ = writeln!(out, "# {}", comment(line));
     }
     for ((svc, v6), name) in listeners.iter().zip(names) {
         out.push('\n');
@@ -120,6 +120,14 @@ fn last_wins(env: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
+/// `text` safe in a TOML comment: control characters (a newline in a file
+/// name) become `?`.
+fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// A TOML string.
 fn q(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -145,7 +153,7 @@ fn listener(out: &mut String, s: &Service, v6: bool, name: &str, notes: &mut Not
         Program::Exec(e) if e.wait => ("sync", "libsockhost_exec.so"),
         Program::Exec(_) => ("fork", "libsockhost_exec.so"),
     };
-    let _ = writeln!(out, "# {}: {}", s.origin, s.name);
+    let _ = writeln!(out, "# {}", comment(&format!("{}: {}", s.origin, s.name)));
     let _ = writeln!(out, "[[listener]]");
     let _ = writeln!(out, "name = {}", q(name));
     let _ = writeln!(out, "family = \"{family}\"");
@@ -287,6 +295,9 @@ mod tests {
             svc("dup", Socktype::Stream, Bind::Any4),
             svc("dup", Socktype::Stream, Bind::Any4),
         ];
+        let mut odd = svc("odd", Socktype::Stream, Bind::Any4);
+        odd.origin = Origin::new("/etc/x\n[[listener]]\r", 3);
+        let services = [services.as_slice(), &[odd]].concat();
         let text = emit(&services, "hi", &mut Notes::default());
         let doc: toml::Table = toml::from_str(&text).expect("valid TOML");
         let names: Vec<&str> = doc["listener"]
@@ -303,7 +314,8 @@ mod tests {
                 "fin_ger_x",
                 "fin_ger_x-v6",
                 "dup",
-                "dup-2"
+                "dup-2",
+                "odd"
             ]
         );
         assert!(text.contains("address = \"[::]:7\""), "{text}");
