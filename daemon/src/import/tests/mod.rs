@@ -59,3 +59,57 @@ fn strs(t: &toml::Table, key: &str) -> Vec<String> {
 fn lines(notes: &[Note]) -> Vec<String> {
     notes.iter().map(|n| n.to_string()).collect()
 }
+
+/// Every prefix of every fixture, and odd bytes, through each parser and
+/// the emitter: an error or a config, never a panic; every config parses
+/// as TOML.
+#[test]
+fn no_input_panics_and_every_output_is_toml() {
+    let fixtures = [
+        include_str!("../../../tests/corpus/import/xinetd.d/echo"),
+        include_str!("../../../tests/corpus/import/finger.xinetd"),
+        include_str!("../../../tests/corpus/import/inetd.conf"),
+        include_str!("../../../tests/corpus/import/systemd/micro-httpd.socket"),
+        include_str!("../../../tests/corpus/import/systemd/micro-httpd@.service"),
+        "service \u{e9}\u{0} {\nonly_from = 1.2.{3,{4}} 1.2.3.4/99 [::1] 256.1.1.1\nport = 99999\n\
+         socket_type = stream\nwait = no\nserver = \"\\\nuser = \u{1f600}\n}\n",
+        "[Socket]\nListenStream=[::1]:70000\nListenStream=\u{0}\n[Service]\nExecStart=@\nExecStart=+!-\n",
+        "[::1]:x stream tcp nowait u:g:h . . . \n:: stream tcp nowait.x a internal\n[ stream udp wait a b\n",
+    ];
+    for text in fixtures {
+        let cuts = text.char_indices().map(|(i, _)| i).chain([text.len()]);
+        for cut in cuts {
+            let t = &text[..cut];
+            let mut notes = Notes::default();
+            let mut services = Vec::new();
+            if let Ok(entries) = super::xinetd::parse("f", t) {
+                let blocks: Vec<_> = entries
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        super::xinetd::Entry::Service(b) => Some(b),
+                        _ => None,
+                    })
+                    .collect();
+                services.extend(super::xinetd_map::convert(
+                    &[],
+                    &blocks,
+                    &ports(),
+                    &mut notes,
+                ));
+            }
+            if let Ok(s) = super::inetd::parse("f", t, &ports(), &mut notes) {
+                services.extend(s);
+            }
+            if let Ok(unit) = super::systemd::parse("f", t) {
+                services.extend(super::systemd_map::convert(
+                    "u",
+                    &unit,
+                    &unit,
+                    &[],
+                    &mut notes,
+                ));
+            }
+            listeners(&services);
+        }
+    }
+}
