@@ -66,7 +66,7 @@ impl Master {
         let mut plan = Plan::default();
         let (old_d, new_d) = (&self.config.daemon, &new.daemon);
         if old_d.user != new_d.user || old_d.group != new_d.group {
-            tracing::warn!("[daemon] user/group changed: privileges were dropped at start, so this takes a restart");
+            tracing::warn!("[daemon] user/group changed: the master dropped privileges at start, so it keeps its account; listeners without their own user/group now run as the new one");
         }
         if old_d.metrics != new_d.metrics || old_d.control_socket != new_d.control_socket {
             tracing::warn!("[daemon] metrics/control_socket changed: they are opened at start, so this takes a restart");
@@ -135,6 +135,8 @@ impl Master {
     /// their readiness is awaited by the loop.
     fn prepare_reload(&mut self, t0: Instant) -> Result<Pending, String> {
         let new = config::load(&self.config.file).map_err(|e| e.to_string())?;
+        super::log_warnings(&new);
+        crate::os::identity::master_can_start(&new, true)?;
         let plan = self.plan(&new);
         let to_bind = new
             .listeners
