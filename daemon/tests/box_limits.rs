@@ -73,11 +73,19 @@ fn limits_nice_and_umask_reach_the_worker_and_a_request_child() {
     assert_ne!(worker, child);
     for (what, pid) in [("worker", worker), ("request child", child)] {
         let both = |v: &str| (v.to_string(), v.to_string());
-        assert_eq!(limit(pid, "Max address space"), both("4294967296"), "{what}");
+        assert_eq!(
+            limit(pid, "Max address space"),
+            both("4294967296"),
+            "{what}"
+        );
         assert_eq!(limit(pid, "Max open files"), both("256"), "{what}");
         assert_eq!(limit(pid, "Max cpu time"), both("3600"), "{what}");
         assert_eq!(nice(pid), 5, "{what}");
-        assert_eq!(status_field(pid, "Umask").as_deref(), Some("0027"), "{what}");
+        assert_eq!(
+            status_field(pid, "Umask").as_deref(),
+            Some("0027"),
+            "{what}"
+        );
     }
     assert_eq!(nice(d.pid()), 0, "the master keeps its own priority");
     let log = d.log();

@@ -332,3 +332,47 @@ fn bad_identity_keys_fail_check_with_file_line_and_column() {
         );
     }
 }
+
+/// Protects: a binary upgrade keeps what the master kept for listeners
+/// running as other accounts (carried across the exec as ambient
+/// capabilities, settled back to permitted only): the new master starts
+/// the workers as their users and hands no capability on at its execs.
+#[test]
+fn an_upgrade_keeps_the_capabilities_for_other_accounts() {
+    if !root_or_skip() {
+        return;
+    }
+    let head = "[daemon]\nuser = \"nobody\"\ngroup = \"nogroup\"\nshutdown_timeout = 2\ncontrol_socket = \"\"\n";
+    let cfg = format!("{head}{}", probe("games", "thread", "user = \"games\""));
+    let mut d = Daemon::start(&cfg);
+    d.signal(libc::SIGUSR2);
+    assert!(d.wait_log("handed over to pid ", DEADLINE), "{}", d.log());
+    let log = d.log();
+    let new: i32 = log
+        .split("handed over to pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the new master's pid");
+    let status = d.wait_exit(DEADLINE).expect("the old master exits");
+    assert!(status.success(), "{}", d.log());
+    let want = NET_BIND_SERVICE | SETUID | SETGID | KILL;
+    let caps = |set: &str| cap_mask(new, set);
+    let held = (
+        caps("CapPrm"),
+        caps("CapEff"),
+        caps("CapInh"),
+        caps("CapAmb"),
+    );
+    let w = common::procfs::worker_of(new, "games");
+    let worker_uid = w.map(|w| field(w, "Uid"));
+    // SAFETY: stopping the daemon the test started (through the upgrade).
+    unsafe { libc::kill(new, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !common::procfs::is_dead(new) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(held, (want, want, 0, 0), "the new master's capabilities");
+    assert_eq!(worker_uid.as_deref(), Some(GAMES_UID), "{}", d.log());
+    assert!(common::procfs::is_dead(new), "the new master stops");
+}
