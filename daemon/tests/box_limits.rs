@@ -140,3 +140,39 @@ fn processes_and_memory_limits_bite() {
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
 }
+
+/// Protects: a negative `nice` under `[daemon] user` works: the master
+/// keeps CAP_SYS_NICE for it (and says why), the worker gets the value.
+#[test]
+fn a_negative_nice_is_kept_for_by_the_master() {
+    if !root_or_skip() {
+        return;
+    }
+    let cfg = format!(
+        "[daemon]\nuser = \"nobody\"\ngroup = \"nogroup\"\n{}",
+        listener(
+            "eager",
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            "sync",
+            &plugin("sockhost_probe"),
+            "nice = -5",
+        )
+    );
+    let d = Daemon::start(&cfg);
+    let sys_nice = 1u64 << 23;
+    assert_eq!(
+        common::sec::cap_mask(d.pid(), "CapPrm"),
+        (1 << 10) | sys_nice,
+        "CAP_NET_BIND_SERVICE and CAP_SYS_NICE"
+    );
+    assert!(
+        d.log().contains("a negative nice (listener \"eager\")"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(nice(worker(&d, "eager")), -5);
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}

@@ -179,6 +179,9 @@ fn keep_what_workers_need(config: &Config) -> std::io::Result<()> {
             "starting workers as other groups (listener \"{l}\")"
         ));
     }
+    if let Some(l) = &needs.negative_nice {
+        why.push(format!("a negative nice (listener \"{l}\")"));
+    }
     if names.is_empty() {
         tracing::info!("master runs as {who} and keeps no capability");
     } else {

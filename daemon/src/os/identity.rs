@@ -7,7 +7,8 @@
 //! without `group` runs as that user's primary group, as systemd's `User=`
 //! does; a listener that sets neither runs as the daemon's account. The
 //! master needs CAP_SETUID and CAP_KILL (to signal them) when some worker
-//! runs as another uid, CAP_SETGID when some worker runs as another gid.
+//! runs as another uid, CAP_SETGID when some worker runs as another gid,
+//! CAP_SYS_NICE when some worker has a negative `nice`.
 //! Never changes this process's credentials: it only computes.
 
 use crate::config::{Config, DaemonConfig, ListenerConfig};
@@ -88,6 +89,8 @@ pub struct Needs {
     pub other_uid: Option<String>,
     /// CAP_SETGID: a worker runs as another gid.
     pub other_gid: Option<String>,
+    /// CAP_SYS_NICE: a worker raises its priority (a negative `nice`).
+    pub negative_nice: Option<String>,
 }
 
 impl Needs {
@@ -99,6 +102,9 @@ impl Needs {
         }
         if self.other_gid.is_some() {
             caps.push(Cap::SETGID);
+        }
+        if self.negative_nice.is_some() {
+            caps.push(Cap::SYS_NICE);
         }
         caps
     }
@@ -116,6 +122,9 @@ pub fn needs(config: &Config) -> io::Result<Needs> {
         }
         if worker.gid != daemon.gid && needs.other_gid.is_none() {
             needs.other_gid = Some(l.name.clone());
+        }
+        if l.nice.is_some_and(|n| n < 0) && needs.negative_nice.is_none() {
+            needs.negative_nice = Some(l.name.clone());
         }
     }
     Ok(needs)
@@ -140,6 +149,7 @@ pub fn master_can_start(config: &Config, reload: bool) -> Result<(), String> {
     for (listener, caps) in [
         (&needs.other_uid, &[Cap::SETUID, Cap::KILL][..]),
         (&needs.other_gid, &[Cap::SETGID][..]),
+        (&needs.negative_nice, &[Cap::SYS_NICE][..]),
     ] {
         let Some(name) = listener else { continue };
         let lack = missing(caps);
@@ -152,14 +162,24 @@ pub fn master_can_start(config: &Config, reload: bool) -> Result<(), String> {
             .map_or_else(String::new, |i| {
                 format!(" as user {} group {}", i.user_name(), i.group_name())
             });
+        let what = if caps.contains(&Cap::SYS_NICE) {
+            format!(
+                " with nice = {}",
+                l.and_then(|l| l.nice).unwrap_or_default()
+            )
+        } else {
+            format!(
+                "{who}, another account than the master's ({})",
+                Identity::current().user_name()
+            )
+        };
         let fix = if reload {
             "the master keeps only the capabilities the listeners at its start needed and cannot regain others, so a listener with a new account takes a restart (or give it the daemon's user and group)"
         } else {
             "start the daemon as root (with [daemon] user to drop the rest), or give it these capabilities"
         };
         return Err(format!(
-            "listener \"{name}\" runs{who}, another account than the master's ({}), but the master lacks {}: {fix}",
-            Identity::current().user_name(),
+            "listener \"{name}\" runs{what}, but the master lacks {}: {fix}",
             lack.join(", ")
         ));
     }

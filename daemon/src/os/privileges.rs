@@ -7,7 +7,7 @@
 //! master that drops root keeps CAP_NET_BIND_SERVICE (when it had it), so
 //! a reload can still bind ports below 1024, plus what its caller asks for
 //! (CAP_SETUID, CAP_SETGID, CAP_KILL while some listener runs as another
-//! account: see os::identity) and nothing else, also after a binary
+//! account, CAP_SYS_NICE for a negative `nice`: see os::identity) and nothing else, also after a binary
 //! upgrade (they are carried across the exec as ambient capabilities and
 //! settled back to permitted only); workers, which run plugin code, hold no
 //! capability at all unless they run as root.
@@ -168,8 +168,15 @@ impl Cap {
     pub const SETUID: Cap = Cap(7);
     pub const KILL: Cap = Cap(5);
     pub const NET_BIND_SERVICE: Cap = Cap(10);
+    pub const SYS_NICE: Cap = Cap(23);
     /// Every capability the master may keep, carried across an upgrade.
-    pub const CARRIED: [Cap; 4] = [Cap::NET_BIND_SERVICE, Cap::SETUID, Cap::SETGID, Cap::KILL];
+    pub const CARRIED: [Cap; 5] = [
+        Cap::NET_BIND_SERVICE,
+        Cap::SETUID,
+        Cap::SETGID,
+        Cap::KILL,
+        Cap::SYS_NICE,
+    ];
 
     /// The name `capabilities(7)` uses.
     pub fn name(self) -> &'static str {
@@ -178,6 +185,7 @@ impl Cap {
             6 => "CAP_SETGID",
             7 => "CAP_SETUID",
             10 => "CAP_NET_BIND_SERVICE",
+            23 => "CAP_SYS_NICE",
             _ => "CAP_?",
         }
     }

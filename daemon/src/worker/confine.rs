@@ -165,8 +165,9 @@ fn set_nice(n: i32) -> Result<(), String> {
 }
 
 /// Become `target` with no supplementary groups (the list ends up empty,
-/// or holding only the primary group when it already did). Returns the
-/// group list after the change.
+/// or holding only the primary group when it already did). A worker that
+/// keeps the account of a daemon started as an ordinary user keeps its
+/// groups too (it could not drop them). Returns the group list after.
 fn become_account(target: &Identity) -> Result<Vec<u32>, String> {
     let (uid, gid) = (Uid::from_raw(target.uid), Gid::from_raw(target.gid));
     let fail = |what: &str, e: nix::errno::Errno| {
@@ -178,7 +179,10 @@ fn become_account(target: &Identity) -> Result<Vec<u32>, String> {
     };
     let current = getgroups().map_err(|e| fail("getgroups", e))?;
     let only_primary = current.iter().all(|g| *g == gid);
-    let groups = if only_primary {
+    // A daemon started as an ordinary user (no [daemon] user, not root)
+    // cannot change its groups, and its workers keep its account as is.
+    let unchanged = Uid::current() == uid && Gid::current() == gid && !Uid::effective().is_root();
+    let groups = if only_primary || unchanged {
         current
     } else {
         setgroups(&[]).map_err(|e| fail("setgroups", e))?;
