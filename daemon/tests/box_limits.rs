@@ -66,10 +66,9 @@ fn limits_nice_and_umask_reach_the_worker_and_a_request_child() {
     );
     let d = Daemon::start(&cfg);
     let worker = worker(&d, "boxed");
-    let child: i32 = Probe::connect(&d.addr("boxed"))
-        .cmd("PID")
-        .parse()
-        .expect("pid");
+    // The request child lives as long as its connection.
+    let mut conn = Probe::connect(&d.addr("boxed"));
+    let child: i32 = conn.cmd("PID").parse().expect("pid");
     assert_ne!(worker, child);
     for (what, pid) in [("worker", worker), ("request child", child)] {
         let both = |v: &str| (v.to_string(), v.to_string());
@@ -87,6 +86,7 @@ fn limits_nice_and_umask_reach_the_worker_and_a_request_child() {
             "{what}"
         );
     }
+    drop(conn);
     assert_eq!(nice(d.pid()), 0, "the master keeps its own priority");
     let log = d.log();
     assert!(

@@ -58,11 +58,12 @@ fn no_supplementary_groups(pid: i32, gid: &str, what: &str) {
     );
 }
 
-fn pid_of(d: &Daemon, listener: &str) -> i32 {
-    Probe::connect(&d.addr(listener))
-        .cmd("PID")
-        .parse()
-        .expect("pid")
+/// The pid serving a connection to `listener`, and that connection: in
+/// fork mode the request child lives as long as it stays open.
+fn held_pid(d: &Daemon, listener: &str) -> (Probe, i32) {
+    let mut c = Probe::connect(&d.addr(listener));
+    let pid = c.cmd("PID").parse().expect("pid");
+    (c, pid)
 }
 
 fn rewrite(d: &Daemon, text: &str) {
@@ -88,7 +89,7 @@ fn every_mixin_runs_as_the_listener_user_without_supplementary_groups() {
     assert_eq!(field(d.pid(), "Uid"), "0 0 0 0", "the master stays root");
     for mixin in ["sync", "thread", "fork"] {
         let worker = worker(&d, mixin);
-        let handler = pid_of(&d, mixin);
+        let (_held, handler) = held_pid(&d, mixin);
         let mut pids = vec![("worker", worker)];
         if mixin == "fork" {
             assert_ne!(handler, worker, "a request child serves");
@@ -148,16 +149,17 @@ fn two_listeners_run_as_two_users_and_a_reload_adds_a_third() {
         d.log()
     );
     assert_eq!(field(d.pid(), "Uid"), NOBODY);
-    let plain = pid_of(&d, "plain");
+    let (_plain, plain) = held_pid(&d, "plain");
     assert_eq!(field(plain, "Uid"), NOBODY, "no user: the daemon's");
     let games_worker = worker(&d, "games");
-    let games_child = pid_of(&d, "games");
+    let (games_conn, games_child) = held_pid(&d, "games");
     for pid in [games_worker, games_child] {
         assert_eq!(field(pid, "Uid"), GAMES_UID);
         assert_eq!(field(pid, "Gid"), GAMES_GID, "games' primary group");
         no_supplementary_groups(pid, "60", "games");
         assert_eq!(cap_mask(pid, "CapPrm"), 0);
     }
+    drop(games_conn);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -181,9 +183,11 @@ fn two_listeners_run_as_two_users_and_a_reload_adds_a_third() {
         "a reload adds a listener with a new user:\n{}",
         d.log()
     );
-    let man: i32 = Probe::connect(&man_addr).cmd("PID").parse().expect("pid");
+    let mut man_conn = Probe::connect(&man_addr);
+    let man: i32 = man_conn.cmd("PID").parse().expect("pid");
     assert_eq!(field(man, "Uid"), "6 6 6 6", "man's uid");
     assert_eq!(field(man, "Gid"), "12 12 12 12", "man's primary group");
+    drop(man_conn);
     let (status, log) = d.stop();
     assert!(status.success(), "the master stops every worker:\n{log}");
 }
@@ -277,15 +281,19 @@ fn unix_socket_file_keys_and_the_older_names() {
         (0o660, 65534, 60),
         "the older keys"
     );
-    let new_pid: i32 = Probe::connect(&new).cmd("PID").parse().expect("pid");
+    let mut new_conn = Probe::connect(&new);
+    let new_pid: i32 = new_conn.cmd("PID").parse().expect("pid");
     assert_eq!(field(new_pid, "Uid"), NOBODY);
     assert_eq!(
         field(new_pid, "Gid"),
         NOBODY,
         "socket_group is not the worker's"
     );
-    let old_pid: i32 = Probe::connect(&old).cmd("PID").parse().expect("pid");
+    drop(new_conn);
+    let mut old_conn = Probe::connect(&old);
+    let old_pid: i32 = old_conn.cmd("PID").parse().expect("pid");
     assert_eq!(field(old_pid, "Gid"), GAMES_GID, "`group` is the worker's");
+    drop(old_conn);
     let log = d.log();
     assert_eq!(
         common::sec::count_lines(&log, "`group` now names the group the worker runs as"),

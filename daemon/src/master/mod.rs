@@ -154,7 +154,7 @@ pub(crate) fn log_warnings(config: &Config) {
 /// and say what was kept.
 fn keep_what_workers_need(config: &Config) -> std::io::Result<()> {
     let d = &config.daemon;
-    let needs = identity::needs(config)?;
+    let needs = identity::needs(config, &identity::of_daemon(d)?)?;
     privileges::drop_privileges(d.user.as_deref(), d.group.as_deref(), &needs.caps())?;
     identity::master_can_start(config, false).map_err(std::io::Error::other)?;
     let kept = privileges::held_caps()?;

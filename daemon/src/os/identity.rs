@@ -110,9 +110,9 @@ impl Needs {
     }
 }
 
-/// What the master, running as the daemon's account, needs for `config`.
-pub fn needs(config: &Config) -> io::Result<Needs> {
-    let daemon = of_daemon(&config.daemon)?;
+/// What a master running as `master` needs for `config`.
+pub fn needs(config: &Config, master: &Identity) -> io::Result<Needs> {
+    let daemon = master;
     let mut needs = Needs::default();
     for l in &config.listeners {
         let worker = of_listener(l, &config.daemon)
@@ -130,15 +130,16 @@ pub fn needs(config: &Config) -> io::Result<Needs> {
     Ok(needs)
 }
 
-/// Whether this (running) master can start every worker of `config`:
-/// root can; otherwise it must hold what [`needs`] asks for. The error
+/// Whether this (running) master, as the account it runs as now, can
+/// start every worker of `config`: root can; otherwise it must hold what
+/// [`needs`] asks for. The error
 /// names the listener, the account and what is missing; `reload` says
 /// the config is a reload's (whose fix is a restart).
 pub fn master_can_start(config: &Config, reload: bool) -> Result<(), String> {
     if Uid::effective().is_root() {
         return Ok(());
     }
-    let needs = needs(config).map_err(|e| e.to_string())?;
+    let needs = needs(config, &Identity::current()).map_err(|e| e.to_string())?;
     let held = crate::os::privileges::held_caps().map_err(|e| format!("capget: {e}"))?;
     let missing = |caps: &[Cap]| -> Vec<&'static str> {
         caps.iter()
