@@ -384,3 +384,26 @@ fn an_upgrade_keeps_the_capabilities_for_other_accounts() {
     assert_eq!(worker_uid.as_deref(), Some(GAMES_UID), "{}", d.log());
     assert!(common::procfs::is_dead(new), "the new master stops");
 }
+
+/// Protects: a worker that changed its account still dies with its
+/// master (changing credentials clears PR_SET_PDEATHSIG, so the worker
+/// asks for it again after the change).
+#[test]
+fn workers_of_other_accounts_die_with_a_killed_master() {
+    if !root_or_skip() {
+        return;
+    }
+    let cfg = format!(
+        "{}{}",
+        probe("nob", "thread", "user = \"nobody\""),
+        probe("gam", "fork", "user = \"games\"")
+    );
+    let mut d = Daemon::start(&cfg);
+    let workers = [worker(&d, "nob"), worker(&d, "gam")];
+    d.signal(libc::SIGKILL);
+    d.wait_exit(DEADLINE).expect("the master is dead");
+    let gone = wait_for(DEADLINE, || {
+        workers.iter().all(|&w| is_dead(w)).then_some(())
+    });
+    assert!(gone.is_some(), "workers outlived the master: {workers:?}");
+}
