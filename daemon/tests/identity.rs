@@ -407,3 +407,52 @@ fn workers_of_other_accounts_die_with_a_killed_master() {
     });
     assert!(gone.is_some(), "workers outlived the master: {workers:?}");
 }
+
+/// Protects: a Python handler runs as the listener's user too (its
+/// interpreter starts after the change of account), in thread and fork
+/// mode, and still imports its module from the config's folder.
+#[test]
+fn a_python_handler_runs_as_the_listener_user() {
+    if !root_or_skip() {
+        return;
+    }
+    use common::py::{py_listener, start_with, stream_exchange};
+    let module = r#"import os, socketserver
+class Who(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(f"{os.getuid()} {os.getgid()} {os.getgroups()}\n".encode())
+"#;
+    let cfg = format!(
+        "{}{}",
+        py_listener(
+            "pyt",
+            "inet",
+            "stream",
+            "thread",
+            "who:Who",
+            "user = \"nobody\"",
+            ""
+        ),
+        py_listener(
+            "pyf",
+            "inet",
+            "stream",
+            "fork",
+            "who:Who",
+            "user = \"games\"",
+            ""
+        )
+    );
+    let d = start_with("ident-py", &[("who.py", module)], &cfg);
+    let ask =
+        |name: &str| String::from_utf8_lossy(&stream_exchange(&d.addr(name), b"")).into_owned();
+    let thread = ask("pyt");
+    assert!(
+        thread == "65534 65534 []\n" || thread == "65534 65534 [65534]\n",
+        "{thread:?}"
+    );
+    let fork = ask("pyf");
+    assert!(fork == "5 60 []\n" || fork == "5 60 [60]\n", "{fork:?}");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
