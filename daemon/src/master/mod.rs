@@ -16,6 +16,7 @@
 //! reload in flight, drain workers and exit 0, a second one kills them at
 //! once; unix socket files are removed on exit.
 
+mod accounts;
 pub mod check;
 mod conn;
 mod control;
@@ -33,7 +34,6 @@ mod upgrade;
 pub use error::StartError;
 
 use crate::config::{self, Config, ListenerConfig};
-use crate::os::identity;
 use crate::os::poll::Interest;
 use crate::os::privileges;
 use crate::os::signals::SignalPipe;
@@ -142,58 +142,6 @@ fn systemd_owned<'a>(names: impl Iterator<Item = &'a String>) -> Option<HashSet<
     )
 }
 
-/// Log what the config works with but should change (old key names).
-pub(crate) fn log_warnings(config: &Config) {
-    for w in &config.warnings {
-        tracing::warn!("{w}");
-    }
-}
-
-/// Drop to `[daemon] user`/`group`, keeping only the capabilities needed
-/// to start every worker as its listener's account, check they are held,
-/// and say what was kept.
-fn keep_what_workers_need(config: &Config) -> std::io::Result<()> {
-    let d = &config.daemon;
-    let needs = identity::needs(config, &identity::of_daemon(d)?)?;
-    privileges::drop_privileges(d.user.as_deref(), d.group.as_deref(), &needs.caps())?;
-    identity::master_can_start(config, false).map_err(std::io::Error::other)?;
-    let kept = privileges::held_caps()?;
-    let me = identity::Identity::current();
-    let who = format!("user {} group {}", me.user_name(), me.group_name());
-    if nix::unistd::Uid::effective().is_root() {
-        tracing::info!("master runs as {who} (no [daemon] user): it keeps every capability");
-        return Ok(());
-    }
-    let names: Vec<&str> = kept.iter().map(|c| c.name()).collect();
-    let mut why = Vec::new();
-    if kept.contains(&privileges::Cap::NET_BIND_SERVICE) {
-        why.push("binding ports below 1024 on reload".to_owned());
-    }
-    if let Some(l) = &needs.other_uid {
-        why.push(format!(
-            "starting workers as other users (listener \"{l}\")"
-        ));
-    }
-    if let Some(l) = &needs.other_gid {
-        why.push(format!(
-            "starting workers as other groups (listener \"{l}\")"
-        ));
-    }
-    if let Some(l) = &needs.negative_nice {
-        why.push(format!("a negative nice (listener \"{l}\")"));
-    }
-    if names.is_empty() {
-        tracing::info!("master runs as {who} and keeps no capability");
-    } else {
-        tracing::info!(
-            "master runs as {who} and keeps {}: for {}",
-            names.join(", "),
-            why.join(", ")
-        );
-    }
-    Ok(())
-}
-
 /// Run the daemon in the foreground until stopped. Err means exit 1.
 pub fn run(config_path: &Path) -> Result<(), StartError> {
     run_with(config_path, &[], || {})
@@ -207,7 +155,7 @@ pub fn run_with(
     on_ready: impl FnOnce(),
 ) -> Result<(), StartError> {
     let config = config::load(config_path)?;
-    log_warnings(&config);
+    accounts::log_warnings(&config);
     privileges::raise_fd_limit();
     let signals = SignalPipe::install(&MASTER_SIGNALS)?;
     let (mut handed, inherited_sockets) = observe::split_handed(systemd::take_inherited());
@@ -233,7 +181,7 @@ pub fn run_with(
         }
     };
     if let Err(e) = privileges::give_unix_files_to_user(&config, &inherited)
-        .and_then(|()| keep_what_workers_need(&config))
+        .and_then(|()| accounts::keep_what_workers_need(&config))
     {
         config
             .listeners

@@ -139,7 +139,7 @@ impl Master {
     /// their readiness is awaited by the loop.
     fn prepare_reload(&mut self, t0: Instant) -> Result<Pending, String> {
         let new = config::load(&self.config.file).map_err(|e| e.to_string())?;
-        super::log_warnings(&new);
+        super::accounts::log_warnings(&new);
         crate::os::identity::master_can_start(&new, true)?;
         let plan = self.plan(&new);
         let to_bind = new
