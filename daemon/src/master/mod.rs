@@ -190,7 +190,7 @@ pub fn run_with(
             .for_each(transport::remove_unix_file);
         return Err(StartError::Io(std::io::Error::new(
             e.kind(),
-            format!("cannot drop privileges: {e}"),
+            format!("master account and capabilities: {e}"),
         )));
     }
     let mut master = Master {
