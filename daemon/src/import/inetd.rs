@@ -225,20 +225,28 @@ fn split_host<'a>(
     }
 }
 
-/// The program of an entry; `/usr/sbin/tcpd` is unwrapped.
-fn exec(at: &Origin, server: &str, args: &[&str], wait: bool, notes: &mut Notes) -> Exec {
-    let mut server = server.to_string();
-    let argv0 = args.first().map(|a| a.to_string());
-    if server == TCPD {
-        if let Some(real) = &argv0 {
-            server = if real.starts_with('/') {
-                real.clone()
+/// The program tcpd would run for `server` started as `argv0` (tcpd runs
+/// its argv[0], found in /usr/sbin when it has no folder), with a loss
+/// note; any other server as it is.
+pub fn unwrap_tcpd(server: &str, argv0: Option<&str>, at: &Origin, notes: &mut Notes) -> String {
+    match argv0 {
+        Some(real) if server == TCPD && real != "tcpd" && real != TCPD => {
+            let program = if real.starts_with('/') {
+                real.to_string()
             } else {
                 format!("{TCPD_DIR}/{real}")
             };
-            notes.loss(at, "tcpd", format!("runs {server} directly: tcp_wrappers' /etc/hosts.allow and /etc/hosts.deny rules are not carried over (use allow/deny)"));
+            notes.loss(at, "tcpd", format!("runs {program} directly: tcp_wrappers' /etc/hosts.allow and /etc/hosts.deny rules are not carried over (use allow/deny)"));
+            program
         }
+        _ => server.to_string(),
     }
+}
+
+/// The program of an entry; `/usr/sbin/tcpd` is unwrapped.
+fn exec(at: &Origin, server: &str, args: &[&str], wait: bool, notes: &mut Notes) -> Exec {
+    let argv0 = args.first().map(|a| a.to_string());
+    let server = unwrap_tcpd(server, argv0.as_deref(), at, notes);
     let mut command = vec![server];
     command.extend(args.iter().skip(1).map(|a| a.to_string()));
     Exec {

@@ -196,7 +196,8 @@ fn service(
         } else {
             Some(server.rsplit('/').next().unwrap_or(server).to_string())
         };
-        let mut command = vec![server.to_string()];
+        let server = super::inetd::unwrap_tcpd(server, argv0.as_deref(), &at("server"), notes);
+        let mut command = vec![server];
         command.extend(args);
         let env = words("env")
             .iter()

@@ -276,3 +276,20 @@ fn a_more_specific_only_from_inside_no_access_is_named() {
         "{l:?}"
     );
 }
+
+#[test]
+fn a_tcpd_wrapped_server_runs_the_real_program_and_says_so() {
+    let text =
+        "service finger\n{\nsocket_type = stream\nwait = no\nuser = nobody\nflags = NAMEINARGS\n\
+                server = /usr/sbin/tcpd\nserver_args = in.fingerd -w\n}\n";
+    let (services, notes) = import(&[("f", text)]);
+    let ls = listeners(&services);
+    let c = ls[0]["config"].as_table().expect("config");
+    assert_eq!(strs(c, "command"), ["/usr/sbin/in.fingerd", "-w"]);
+    assert_eq!(s(c, "argv0"), "in.fingerd");
+    assert!(
+        lines(&notes.0)[0].starts_with("f:7: tcpd: runs /usr/sbin/in.fingerd directly"),
+        "{:?}",
+        notes.0
+    );
+}
