@@ -54,11 +54,55 @@ enum Command {
     /// same sockets, and wait: exit 0 once the new daemon serves (the old
     /// one drains), 1 when it failed (the old one keeps serving).
     Upgrade,
+    /// Print xinetd, inetd or systemd socket services as sockhost listeners
+    /// (a drop-in); name on stderr whatever cannot be carried over. Exit 0:
+    /// all carried over; 3: something named on stderr is missing; 1: an
+    /// input cannot be read or parsed. Needs no daemon.
+    Import {
+        /// The input format.
+        #[arg(value_enum)]
+        format: ImportFormat,
+        /// xinetd: service files or folders; inetd: inetd.conf files;
+        /// systemd: .socket units (their services are found next to them).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ImportFormat {
+    Xinetd,
+    Inetd,
+    Systemd,
+}
+
+/// `sockhostctl import`: the config on stdout, the notes on stderr.
+fn import(format: ImportFormat, paths: &[PathBuf]) -> ExitCode {
+    use sockhostd::import::{import, Format};
+    let format = match format {
+        ImportFormat::Xinetd => Format::Xinetd,
+        ImportFormat::Inetd => Format::Inetd,
+        ImportFormat::Systemd => Format::Systemd,
+    };
+    match import(format, paths) {
+        Err(e) => {
+            eprintln!("sockhostctl: {e}");
+            ExitCode::from(1)
+        }
+        Ok(out) => {
+            print!("{}", out.config);
+            for n in &out.notes {
+                eprintln!("{n}");
+            }
+            ExitCode::from(if out.lossy() { 3 } else { 0 })
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let line = match cli.command {
+        Command::Import { format, paths } => return import(format, &paths),
         Command::Status { json: false } => "status\n",
         Command::Status { json: true } => "status json\n",
         Command::Reload => "reload\n",
