@@ -63,9 +63,14 @@ fn inet_programs_get_tcpserver_and_systemd_variables() {
         }
         let extra: Vec<&String> = env
             .keys()
-            .filter(|k| !want.iter().any(|(w, _)| w == k) && !["PWD", "SHLVL", "_"].contains(&k.as_str()))
+            .filter(|k| {
+                !want.iter().any(|(w, _)| w == k) && !["PWD", "SHLVL", "_"].contains(&k.as_str())
+            })
             .collect();
-        assert!(extra.is_empty(), "{mixin}: unexpected variables {extra:?} in\n{out}");
+        assert!(
+            extra.is_empty(),
+            "{mixin}: unexpected variables {extra:?} in\n{out}"
+        );
     }
 }
 
@@ -97,7 +102,11 @@ fn inet6_addresses_have_no_brackets() {
     let mut out = String::new();
     std::io::Read::read_to_string(&mut c, &mut out).expect("read");
     let env = env_map(&out);
-    assert_eq!(env.get("TCPREMOTEIP").map(String::as_str), Some("::1"), "{out}");
+    assert_eq!(
+        env.get("TCPREMOTEIP").map(String::as_str),
+        Some("::1"),
+        "{out}"
+    );
     assert_eq!(env.get("REMOTE_ADDR").map(String::as_str), Some("::1"));
     assert_eq!(env.get("TCPLOCALIP").map(String::as_str), Some("::1"));
     assert_eq!(env.get("TCPREMOTEPORT"), Some(&me.port().to_string()));
@@ -129,7 +138,10 @@ fn unix_programs_get_the_peer_s_credentials() {
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     assert_eq!(env.get("PROTO").map(String::as_str), Some("UNIX"), "{out}");
-    assert_eq!(env.get("UNIXREMOTEPID"), Some(&std::process::id().to_string()));
+    assert_eq!(
+        env.get("UNIXREMOTEPID"),
+        Some(&std::process::id().to_string())
+    );
     assert_eq!(env.get("UNIXREMOTEEUID"), Some(&uid.to_string()));
     assert_eq!(env.get("UNIXREMOTEEGID"), Some(&gid.to_string()));
     assert_eq!(env.get("UNIXLOCALPATH"), Some(&sock.display().to_string()));
@@ -156,9 +168,24 @@ fn proxied_clients_come_from_the_header_and_mapped_ones_as_ipv4() {
     let d = Daemon::start(&cfg);
     let addr = d.addr("p");
     let cases = [
-        (sa("192.0.2.7:12345"), sa("10.0.0.1:443"), "192.0.2.7", "12345"),
-        (sa("[2001:db8::7]:4000"), sa("[2001:db8::1]:443"), "2001:db8::7", "4000"),
-        (sa("[::ffff:198.51.100.9]:5555"), sa("[::ffff:10.0.0.1]:443"), "198.51.100.9", "5555"),
+        (
+            sa("192.0.2.7:12345"),
+            sa("10.0.0.1:443"),
+            "192.0.2.7",
+            "12345",
+        ),
+        (
+            sa("[2001:db8::7]:4000"),
+            sa("[2001:db8::1]:443"),
+            "2001:db8::7",
+            "4000",
+        ),
+        (
+            sa("[::ffff:198.51.100.9]:5555"),
+            sa("[::ffff:10.0.0.1]:443"),
+            "198.51.100.9",
+            "5555",
+        ),
     ];
     for (src, dst, ip, port) in cases {
         let mut c = Stream::connect(&addr).expect("connect");
@@ -166,7 +193,11 @@ fn proxied_clients_come_from_the_header_and_mapped_ones_as_ipv4() {
         c.shutdown_write();
         let out = String::from_utf8_lossy(&c.read_all().expect("read")).into_owned();
         let env = env_map(&out);
-        assert_eq!(env.get("TCPREMOTEIP").map(String::as_str), Some(ip), "{src}: {out}");
+        assert_eq!(
+            env.get("TCPREMOTEIP").map(String::as_str),
+            Some(ip),
+            "{src}: {out}"
+        );
         assert_eq!(env.get("REMOTE_ADDR").map(String::as_str), Some(ip));
         assert_eq!(env.get("TCPREMOTEPORT").map(String::as_str), Some(port));
         assert_eq!(env.get("REMOTE_PORT").map(String::as_str), Some(port));

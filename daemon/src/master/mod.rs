@@ -533,6 +533,7 @@ impl Master {
             self.stop_deadline,
             self.notifier.watchdog_due(),
             self.observers_due(),
+            self.relays.iter().filter_map(relay::Relay::due).min(),
         ]
         .into_iter()
         .flatten()
@@ -542,6 +543,7 @@ impl Master {
     fn run_timers(&mut self) {
         self.notifier.watchdog_tick();
         let now = Instant::now();
+        self.relays.iter_mut().for_each(|r| r.tick(now));
         self.launches_mut().for_each(|l| l.tick(now));
         if let Some(deadline) = self.stop_deadline {
             if now >= deadline && !self.workers.is_empty() {

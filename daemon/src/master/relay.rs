@@ -21,7 +21,9 @@
 //! characters are escaped; a line starting with an sd-daemon `<N>` prefix
 //! is logged at that priority (0-3 error, 4 warn, 5-6 info, 7 debug),
 //! others at info; a partial line is kept per writer until its newline
-//! comes, [`MAX_PARTIAL`] writers have one, or the relay ends. The relay ends (`readable` returns false) once every writer is
+//! comes, [`PARTIAL_WAIT`] passes without more from that writer (it may
+//! have exited: its last line had no newline), [`MAX_PARTIAL`] writers
+//! have one, or the relay ends. The relay ends (`readable` returns false) once every writer is
 //! gone. Records: message = the line; fields `listener` and `syslog_pid`
 //! (journald: LISTENER, SYSLOG_PID, so `journalctl` shows the writer's pid).
 
@@ -30,6 +32,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 /// The longest line logged as one record; longer ones are split.
 pub const MAX_LINE: usize = 4096;
@@ -37,14 +40,16 @@ pub const MAX_LINE: usize = 4096;
 pub const READS_PER_WAKE: usize = 16;
 /// Writers with a partial line kept at once; past it they are flushed.
 const MAX_PARTIAL: usize = 64;
+/// How long a partial line waits for the rest before it is logged as is.
+pub const PARTIAL_WAIT: Duration = Duration::from_millis(500);
 
 /// The master's end of one worker's relay.
 #[derive(Debug)]
 pub struct Relay {
     listener: String,
     sock: UnixStream,
-    /// Per writer pid: bytes of a line not yet ended.
-    partial: HashMap<i32, Vec<u8>>,
+    /// Per writer pid: bytes of a line not yet ended, and when they came.
+    partial: HashMap<i32, (Vec<u8>, Instant)>,
 }
 
 /// A relay for `listener`'s worker: the master's end, and the write end
@@ -121,7 +126,7 @@ impl Relay {
         if !self.partial.contains_key(&pid) && self.partial.len() >= MAX_PARTIAL {
             self.flush_all();
         }
-        let mut pending = self.partial.remove(&pid).unwrap_or_default();
+        let mut pending = self.partial.remove(&pid).map(|p| p.0).unwrap_or_default();
         pending.extend_from_slice(bytes);
         let mut start = 0;
         while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
@@ -134,14 +139,34 @@ impl Relay {
         }
         if start < pending.len() {
             pending.drain(..start);
-            self.partial.insert(pid, pending);
+            self.partial.insert(pid, (pending, Instant::now()));
         }
     }
 
     fn flush_all(&mut self) {
-        for (pid, line) in std::mem::take(&mut self.partial) {
+        for (pid, (line, _)) in std::mem::take(&mut self.partial) {
             emit(&self.listener, pid, &line);
         }
+    }
+
+    /// When the oldest partial line is due to be logged as it is.
+    pub fn due(&self) -> Option<Instant> {
+        self.partial
+            .values()
+            .map(|(_, at)| *at + PARTIAL_WAIT)
+            .min()
+    }
+
+    /// Log the partial lines that waited [`PARTIAL_WAIT`].
+    pub fn tick(&mut self, now: Instant) {
+        let listener = &self.listener;
+        self.partial.retain(|pid, (line, at)| {
+            let keep = now < *at + PARTIAL_WAIT;
+            if !keep {
+                emit(listener, *pid, line);
+            }
+            keep
+        });
     }
 }
 
@@ -224,9 +249,17 @@ mod tests {
         assert_eq!(&buf[..n], b"one\ntw");
         assert_eq!(pid, std::process::id() as i32);
         relay.take(pid, &buf[..n]);
-        assert_eq!(relay.partial.get(&pid).map(Vec::as_slice), Some(&b"tw"[..]));
+        assert_eq!(
+            relay.partial.get(&pid).map(|p| p.0.as_slice()),
+            Some(&b"tw"[..])
+        );
+        assert!(relay.due().is_some());
+        relay.tick(Instant::now() + PARTIAL_WAIT);
+        assert!(relay.partial.is_empty() && relay.due().is_none());
+        w.write_all(b"three").expect("write");
+        assert!(relay.readable());
         drop(w);
         assert!(!relay.readable(), "end of file once the writer is gone");
-        assert!(relay.partial.is_empty());
+        assert!(relay.partial.is_empty(), "flushed at the end");
     }
 }
