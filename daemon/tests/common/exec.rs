@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// A `[[listener]]` running `command` (TOML array text) through
 /// libsockhost_exec.so, with `extra` keys before the config table and
 /// `config` lines inside it.
+#[allow(clippy::too_many_arguments)] // the listener table's fields, in its order
 pub fn exec_listener(
     name: &str,
     family: &str,
