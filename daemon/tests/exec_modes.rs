@@ -333,3 +333,67 @@ fn max_runtime_terminates_then_kills() {
         assert_ne!(proc_state(w), Some('Z'), "zombie {w}");
     }
 }
+
+/// Protects: in fork mode the request child becomes the program (execve
+/// in its place: the program's parent is the worker, and there is no
+/// second process per request); with `max_runtime` it is spawned and
+/// watched by the request child; in thread mode the worker spawns it.
+#[test]
+fn fork_mode_execs_in_place_unless_it_must_watch_the_clock() {
+    let dir = scripts_dir("exec-inplace");
+    let s = script(&dir.path, "ppid.sh", "echo $PPID");
+    let d = Daemon::start(&format!(
+        "{}{}{}",
+        exec_listener(
+            "direct",
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            "fork",
+            &cmd(&s),
+            "",
+            ""
+        ),
+        exec_listener(
+            "watched",
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            "fork",
+            &cmd(&s),
+            "",
+            "max_runtime = 30"
+        ),
+        exec_listener(
+            "threaded",
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            "thread",
+            &cmd(&s),
+            "",
+            ""
+        ),
+    ));
+    let parent = |n: &str| {
+        converse(&d.addr(n), b"")
+            .trim()
+            .parse::<i32>()
+            .expect("a pid")
+    };
+    assert_eq!(
+        parent("direct"),
+        worker(&d, "direct"),
+        "fork: the worker's own child"
+    );
+    assert_ne!(
+        parent("watched"),
+        worker(&d, "watched"),
+        "max_runtime: a request child's"
+    );
+    assert_eq!(
+        parent("threaded"),
+        worker(&d, "threaded"),
+        "thread: spawned by the worker"
+    );
+}

@@ -70,6 +70,9 @@
  *                                               itself (inetd's `wait`)
  *   sockhost_host.set_detail                    text for the request's
  *                                               access log line
+ *   sockhost_host.exec_request                  a fork-mode request child
+ *                                               is about to become a
+ *                                               program (execve)
  * Nothing new is read from a plugin: 1.0 and 1.1 plugins load unchanged.
  */
 #ifndef SOCKHOST_H
@@ -88,7 +91,7 @@ extern "C" {
 /* "SOCKHOST" read as a big-endian 64-bit number. */
 #define SOCKHOST_ABI_MAGIC UINT64_C(0x534F434B484F5354)
 #define SOCKHOST_ABI_MAJOR 1
-#define SOCKHOST_ABI_MINOR 2 /* 1.1: fork hooks, listener config_dir/listen_fd, depends_on, request proxy_tlvs; 1.2: log_fd, max_packet_size, take_listener, set_detail */
+#define SOCKHOST_ABI_MINOR 2 /* 1.1: fork hooks, listener config_dir/listen_fd, depends_on, request proxy_tlvs; 1.2: log_fd, max_packet_size, take_listener, set_detail, exec_request */
 
 /* Names of the two exported symbols. */
 #define SOCKHOST_ABI_SYMBOL "sockhost_abi"
@@ -260,6 +263,15 @@ typedef struct sockhost_host {
      * DETAIL), e.g. a program's exit status and run time. Works in every
      * mixin, also in a forked request child. */
     void (*set_detail)(sockhost_request *req, const char *msg, size_t len);
+    /* Call from handle in a fork-mode request child that is about to
+     * execve a program in its own place (inetd's way: no second process).
+     * Returns 0 when the host agrees: it then takes this process's exit
+     * status as the program's (0: ok; any other status or a signal: a
+     * failed request) and puts it, with the pid and run time, in the
+     * access log line. Returns -1 anywhere else (thread or sync mixin):
+     * spawn the program and wait for it instead. If execve then fails,
+     * return a failure from handle as usual. */
+    int32_t (*exec_request)(sockhost_request *req);
 } sockhost_host;
 
 /* ---- plugin functions ------------------------------------------------- */

@@ -68,7 +68,8 @@ fn expectations() -> Vec<(String, u64)> {
         reply,
         depends_on,
         take_listener,
-        set_detail
+        set_detail,
+        exec_request
     });
     layout!(sockhost_plugin {
         size,

@@ -15,7 +15,7 @@ use socket2::SockAddr;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 /// The plugin name for log lines from the host's log function.
@@ -34,7 +34,31 @@ pub(crate) static HOST: sys::sockhost_host = sys::sockhost_host {
     depends_on: Some(host_depends_on),
     take_listener: Some(host_take_listener),
     set_detail: Some(host_set_detail),
+    exec_request: Some(host_exec_request),
 };
+
+/// In a fork-mode request child: the flag that tells the worker this
+/// child became a program (its exit status is the program's). Null in
+/// every other process and thread.
+static EXEC_MARK: AtomicPtr<AtomicU8> = AtomicPtr::new(std::ptr::null_mut());
+
+/// A forked request child: `mark` is where `exec_request` says so.
+pub fn set_exec_mark(mark: &AtomicU8) {
+    EXEC_MARK.store((mark as *const AtomicU8).cast_mut(), Ordering::SeqCst);
+}
+
+unsafe extern "C" fn host_exec_request(_req: *mut sys::sockhost_request) -> i32 {
+    let mark = EXEC_MARK.load(Ordering::SeqCst);
+    // SAFETY: set only in a fork child, to a flag in shared memory that
+    // lives as long as the process.
+    match unsafe { mark.as_ref() } {
+        Some(m) => {
+            m.store(1, Ordering::SeqCst);
+            0
+        }
+        None => -1,
+    }
+}
 
 /// Set while the plugin's `create` runs (`take_listener` is refused
 /// outside it).

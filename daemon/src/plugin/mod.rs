@@ -17,7 +17,7 @@ pub use file_id::{Depends, FileId};
 
 use crate::config::{ListenerConfig, Mixin};
 pub(crate) use host::take_dependencies;
-pub use host::{listener_taken, RequestCtx, DETAIL_MAX};
+pub use host::{listener_taken, set_exec_mark, RequestCtx, DETAIL_MAX};
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

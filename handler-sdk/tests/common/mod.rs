@@ -82,6 +82,7 @@ pub static HOST: sockhost_host = sockhost_host {
     depends_on: None,
     take_listener: None,
     set_detail: None,
+    exec_request: None,
 };
 
 // ---- the handler under test ----------------------------------------------

@@ -14,10 +14,13 @@
 //! /dev/null. The environment is `env`/`pass_env`/PATH plus the request's
 //! variables (see `addr`). The program's exit status or signal and its run
 //! time go to the request's access log line (`set_detail`); a non-zero
-//! status or a signal fails the request. Every program is waited for by
-//! the thread or request child that started it, so none is left a zombie
-//! and `max_children`/`max_threads` bound how many run; drain and stop
-//! wait for them as for any request in flight.
+//! status or a signal fails the request. In fork mode (stream, or `wait`,
+//! without `max_runtime`) the request child becomes the program (execve
+//! in its place, ABI 1.2 `exec_request`: the worker reaps it and logs its
+//! status); otherwise the program is spawned (posix_spawn) and waited for
+//! by the thread or request child that started it. Either way none is
+//! left a zombie, `max_children`/`max_threads` bound how many run, and
+//! drain and stop wait for them as for any request in flight.
 //!
 //! Contract for the host: needs ABI 1.2 for `wait` and `stderr = "log"`;
 //! from an older host `wait` is refused at create and the log becomes
@@ -28,7 +31,7 @@ mod run;
 pub mod settings;
 
 use settings::{Settings, Stderr};
-use sockhost_sdk::{export_handler, Handler, Kind, Listener, Request, Result};
+use sockhost_sdk::{export_handler, Handler, Kind, Listener, Mixin, Request, Result};
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -41,6 +44,9 @@ pub struct Exec {
     kind: Kind,
     log_fd: Option<RawFd>,
     max_packet_size: usize,
+    /// Fork mode without `max_runtime`, fds 0/1 a socket: the request
+    /// child may become the program itself (no second process).
+    direct: bool,
 }
 
 impl Handler for Exec {
@@ -53,7 +59,10 @@ impl Handler for Exec {
             0 => 65507,
             n => n,
         };
+        let direct =
+            l.mixin == Mixin::Fork && s.max_runtime.is_none() && (s.wait || l.kind == Kind::Stream);
         Ok(Exec {
+            direct,
             s,
             listener: l.name.clone(),
             family: l.family,
@@ -72,6 +81,12 @@ impl Handler for Exec {
             cmd.stdin(Stdio::from(run::dup(fd)?))
                 .stdout(Stdio::from(run::dup(fd)?))
                 .stderr(self.stderr(Some(fd))?);
+            if self.direct && req.exec_request() {
+                // The host now reads this process's exit status as the
+                // program's; exec only returns on failure.
+                let e = cmd.exec();
+                return Err(self.spawn_error(e).into());
+            }
             let running = run::Running::start(&mut cmd, self.s.max_runtime)
                 .map_err(|e| self.spawn_error(e))?;
             drop(cmd); // our copies of its fds

@@ -50,6 +50,7 @@ static HOST: sockhost_host = sockhost_host {
     depends_on: None,
     take_listener: None,
     set_detail: None,
+    exec_request: None,
 };
 
 /// The plugin table and one instance, for the whole test binary.

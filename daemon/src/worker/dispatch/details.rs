@@ -8,7 +8,9 @@
 //! reaps the child and gives the slot back. Promises: a slot is owned by
 //! at most one running child; a child that set no detail leaves its slot
 //! empty (the worker clears it before the fork); a detail is cut at
-//! [`DETAIL_MAX`] bytes on a character boundary.
+//! [`DETAIL_MAX`] bytes on a character boundary. The slot also carries
+//! the child's `exec_request` flag: the child became a program, so its
+//! exit status is the program's.
 
 use super::unshared::UnsharedVec;
 use crate::os::shm::{SharedSlice, ShmSafe};
@@ -19,6 +21,8 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 /// One child's detail: its length, then its bytes.
 #[repr(C)]
 pub struct Slot {
+    /// The child became a program (`exec_request`).
+    exec: AtomicU8,
     len: AtomicU32,
     bytes: [AtomicU8; DETAIL_MAX],
 }
@@ -50,8 +54,14 @@ impl Details {
         let i = self.free.pop()?;
         if let Some(s) = self.slots.get(i as usize) {
             s.len.store(0, Ordering::Relaxed);
+            s.exec.store(0, Ordering::Relaxed);
         }
         Some(i)
+    }
+
+    /// The child's side: the flag `exec_request` sets in slot `i`.
+    pub fn exec_flag(&self, i: u32) -> Option<&AtomicU8> {
+        self.slots.get(i as usize).map(|s| &s.exec)
     }
 
     /// The child's side: write `text` into slot `i`.
@@ -69,19 +79,23 @@ impl Details {
         s.len.store(n as u32, Ordering::Release);
     }
 
-    /// The worker's side, once the child is reaped: what it wrote (None
-    /// when nothing), and the slot is free again.
-    pub fn release(&mut self, i: u32) -> Option<String> {
-        let s = self.slots.get(i as usize)?;
+    /// The worker's side, once the child is reaped: whether it became a
+    /// program, and what it wrote (None when nothing); the slot is free
+    /// again.
+    pub fn release(&mut self, i: u32) -> (bool, Option<String>) {
+        let Some(s) = self.slots.get(i as usize) else {
+            return (false, None);
+        };
+        let exec = s.exec.load(Ordering::Acquire) != 0;
         let n = (s.len.load(Ordering::Acquire) as usize).min(DETAIL_MAX);
         let _ = self.free.push(i);
         if n == 0 {
-            return None;
+            return (exec, None);
         }
         let bytes: Vec<u8> = s.bytes[..n]
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .collect();
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+        (exec, Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }

@@ -9,7 +9,10 @@
 //! deadline, then sends SIGTERM, then SIGKILL, and says so. A plugin built
 //! for ABI 1.1 that fills the fork hooks gets `before_fork` right before
 //! each fork and exactly one of `after_fork_parent` (also when fork failed)
-//! or `after_fork_child` (first thing in the child) after it.
+//! or `after_fork_child` (first thing in the child) after it. A child
+//! whose plugin called `exec_request` (ABI 1.2) became a program: its
+//! status is the program's (0 ok, else a failed request, never a crash),
+//! logged with its pid and run time.
 //!
 //! Cost model: a fork marks every page of the worker copy-on-write, so each
 //! page either process writes afterwards costs a fault and a copy. The
@@ -166,7 +169,11 @@ impl ForkingMixIn {
         let Some(child) = self.children.swap_remove(at) else {
             return;
         };
-        let detail = self.details.release(child.detail);
+        let (program, detail) = self.details.release(child.detail);
+        if program {
+            self.program_ended(child, status);
+            return;
+        }
         self.count(&child, status, detail.as_deref());
         let ms = child.started.elapsed().as_millis();
         let client = child.ctx.client();
@@ -199,6 +206,40 @@ impl ForkingMixIn {
         }
         let Child { ctx, .. } = child;
         let _ = self.spare.push(ctx); // when full, it is freed
+    }
+
+    /// A child that became a program (`exec_request`) ended: its status is
+    /// the program's (0 ok, anything else a failed request), logged with
+    /// its pid and run time as the exec plugin logs a program it waited for.
+    fn program_ended(&mut self, child: Child, status: WaitStatus) {
+        let ok = matches!(status, WaitStatus::Exited(_, 0));
+        let took = self.meter.ended(child.started, ok);
+        let pid = child.pid.as_raw();
+        let how = match status {
+            WaitStatus::Exited(_, code) => format!("exit {code}"),
+            WaitStatus::Signaled(_, sig, _) => {
+                format!("killed by signal {} ({})", sig as i32, sig.as_str())
+            }
+            other => format!("{other:?}"),
+        };
+        let detail = format!("pid {pid} {how} in {:.3} ms", took.as_secs_f64() * 1000.0);
+        let client = child.ctx.client();
+        if !ok {
+            tracing::warn!(client, pid, "program {detail}");
+        }
+        if self.access_log {
+            let outcome = if ok { Outcome::Ok } else { Outcome::Error };
+            log_access(
+                Mixin::Fork,
+                client,
+                took,
+                outcome,
+                pid as u32,
+                Some(&detail),
+            );
+        }
+        let Child { ctx, .. } = child;
+        let _ = self.spare.push(ctx);
     }
 
     /// Count a reaped child's request: its exit status says how it went
@@ -350,6 +391,9 @@ fn run_child(
     (details, slot): (&Details, u32),
 ) -> ! {
     exits.unblock();
+    if let Some(flag) = details.exec_flag(slot) {
+        crate::plugin::set_exec_mark(flag);
+    }
     shared.instance.after_fork_child();
     if request.sock.is_some() {
         // A stream child needs only its connection, not the listening socket.
