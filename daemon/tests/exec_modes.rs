@@ -329,6 +329,24 @@ fn max_runtime_terminates_then_kills() {
         "{}",
         d.log()
     );
+    // The access log lines carry it (fork: the request child's detail
+    // crosses to the worker through shared memory).
+    let access = |n: &str, what: &str| {
+        common::life::wait_until(DEADLINE, || {
+            !lines_with(&d.log(), &["request from", &format!("listener={n} "), what]).is_empty()
+        })
+    };
+    assert!(access("polite", "detail=\"pid "), "{}", d.log());
+    assert!(
+        access("polite", "SIGTERM) (past max_runtime)"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        access("stubborn", "SIGKILL) (past max_runtime)"),
+        "{}",
+        d.log()
+    );
     for w in descendants(d.pid()) {
         assert_ne!(proc_state(w), Some('Z'), "zombie {w}");
     }
