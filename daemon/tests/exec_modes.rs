@@ -415,3 +415,34 @@ fn fork_mode_execs_in_place_unless_it_must_watch_the_clock() {
         "thread: spawned by the worker"
     );
 }
+
+/// Protects: a `wait` program that ends without taking the datagram
+/// waiting on the socket is not restarted in a tight loop: the listener
+/// pauses (inetd's "looping" check) and says why.
+#[test]
+fn a_wait_program_that_takes_nothing_does_not_spin() {
+    let dir = scripts_dir("exec-loop");
+    let runs = dir.join("runs");
+    let s = script(
+        &dir.path,
+        "lazy.sh",
+        &format!("echo run >> {}", runs.display()),
+    );
+    let d = Daemon::start(&exec_listener(
+        "lazy",
+        "inet",
+        "dgram",
+        "127.0.0.1:0",
+        "fork",
+        &cmd(&s),
+        "",
+        "wait = true",
+    ));
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    c.send_to(b"never read", d.inet("lazy")).expect("send");
+    assert!(
+        d.wait_log("keeps ending without taking the request", DEADLINE),
+        "{}",
+        d.log()
+    );
+}

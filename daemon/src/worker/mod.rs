@@ -15,6 +15,7 @@
 mod access;
 mod dispatch;
 pub mod gate;
+mod handover;
 mod intake;
 mod limits;
 pub mod proxy;

@@ -58,6 +58,7 @@ pub struct Server {
     /// The plugin serves the listening socket itself (`take_listener`,
     /// inetd's `wait`): one request at a time, nothing taken from it here.
     taken: bool,
+    handovers: crate::worker::handover::Handovers,
 }
 
 impl Server {
@@ -109,6 +110,7 @@ impl Server {
             intake: intake.filter(|_| !taken),
             held: std::collections::VecDeque::new(),
             taken,
+            handovers: Default::default(),
         })
     }
 
@@ -282,6 +284,17 @@ impl Server {
     /// client, no data. The loop polls the socket again only once the
     /// mixin (capped at one) has room: when that request ended.
     fn hand_over_listener(&mut self) {
+        let name = &self.shared.listener.name;
+        if self.handovers.looping(Instant::now()) {
+            let why = io::Error::other(
+                "the `wait` program keeps ending without taking the request waiting on the socket",
+            );
+            self.backoff.failed(name, &why);
+            return;
+        }
+        if self.handovers.calm() {
+            self.backoff.succeeded(name);
+        }
         if self.shared.listener.timeout.is_some() {
             self.last_activity = Instant::now();
         }
