@@ -48,6 +48,7 @@ fn make_deb_ships_the_fhs_tree_with_conffiles_and_lintian_finds_no_error() {
         "libsockhost_time.so",
         "libsockhost_probe.so",
         "libsockhost_http_hello.so",
+        "libsockhost_exec.so",
     ];
     let plugin_paths: Vec<String> = plugins
         .iter()

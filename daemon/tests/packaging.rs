@@ -46,6 +46,7 @@ fn make_install_lays_out_the_fhs_tree_and_the_installed_daemon_checks_its_config
         "libsockhost_echo.so",
         "libsockhost_daytime.so",
         "libsockhost_probe.so",
+        "libsockhost_exec.so",
     ] {
         assert_eq!(
             mode(&r(&format!("/usr/lib/sockhost/plugins/{p}"))),

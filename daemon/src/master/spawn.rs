@@ -31,6 +31,9 @@ pub struct Worker {
     pub draining: bool,
     /// Its request counters (None for a `--check` worker).
     pub stats: Option<SharedSlice<WorkerStats>>,
+    /// The read end of its log relay, until the master adopts it (it
+    /// outlives the worker: programs may still write).
+    pub relay: Option<super::relay::Relay>,
 }
 
 /// Fork one worker for `l`. `close_fds` are the master's fds the worker
@@ -55,6 +58,10 @@ pub fn spawn(
     } else {
         Some(WorkerStats::map()?)
     };
+    let (relay, log_fd) = match check_only {
+        true => (None, None),
+        false => super::relay::pair(&l.name).map(|(r, w)| (Some(r), Some(w)))?,
+    };
     // SAFETY: getpid has no preconditions.
     let master_pid = unsafe { libc::getpid() };
     // SAFETY: the master is single-threaded, so the child cannot inherit a
@@ -62,6 +69,7 @@ pub fn spawn(
     match unsafe { fork() }.map_err(io::Error::from)? {
         ForkResult::Child => {
             drop(master_end);
+            drop(relay);
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
             worker_main(WorkerArgs {
                 listener: l,
@@ -73,6 +81,7 @@ pub fn spawn(
                 generation,
                 check_only,
                 stats,
+                log_fd,
             })
         }
         ForkResult::Parent { child } => {
@@ -85,6 +94,7 @@ pub fn spawn(
                     tracing::warn!(listener = %l.name, "worker {child}: counters stay visible to later workers: {e}");
                 }
             }
+            drop(log_fd); // only the worker and what it runs write
             master_end.set_nonblocking(true)?;
             Ok(Worker {
                 pid: child,
@@ -95,6 +105,7 @@ pub fn spawn(
                 started: Instant::now(),
                 draining: false,
                 stats,
+                relay,
             })
         }
     }

@@ -17,6 +17,7 @@ mod access;
 pub mod confine;
 mod dispatch;
 pub mod gate;
+mod handover;
 mod intake;
 mod limits;
 pub mod proxy;
@@ -52,6 +53,8 @@ pub struct WorkerArgs<'a> {
     pub check_only: bool,
     /// This worker's counters, shared with the master (None in check mode).
     pub stats: Option<SharedSlice<WorkerStats>>,
+    /// The write end of this worker's log relay (None in check mode).
+    pub log_fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// The signals a worker routes to its loop.
@@ -88,6 +91,7 @@ pub fn worker_main(args: WorkerArgs) -> ! {
             1
         }
     };
+    end_leftovers();
     // SAFETY: ending the worker without unwinding into the master's stack
     // frames it inherited through fork.
     unsafe { libc::_exit(code) }
@@ -121,7 +125,9 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     }
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
     let listen_fd = args.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
-    let instance = Instance::create_on(plugin, l, listen_fd).map_err(|e| e.to_string())?;
+    // Kept open for the worker's whole life (the plugin borrows it).
+    let log_fd = args.log_fd.map_or(-1, std::os::fd::IntoRawFd::into_raw_fd);
+    let instance = Instance::create_on(plugin, l, listen_fd, log_fd).map_err(|e| e.to_string())?;
     let depends = plugin::take_dependencies();
     if l.mixin == Mixin::Fork {
         if let Err(why) = crate::os::threads::check_single_threaded() {
@@ -166,6 +172,30 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     let served = server.serve_forever();
     server.server_close(args.daemon.shutdown_timeout);
     served.map_err(|e| format!("serve loop failed: {e}"))
+}
+
+/// SIGTERM to whatever is left in this worker's process group as it
+/// exits (programs a request started and that outlived the stop, since
+/// requests in flight were already waited for): none runs on without its
+/// worker. Only when the worker leads its own group (the master makes it
+/// so), never the master's group; the worker blocks SIGTERM first, so its
+/// exit status stays its own.
+fn end_leftovers() {
+    // SAFETY: getpgrp and getpid have no preconditions.
+    let (group, me) = unsafe { (libc::getpgrp(), libc::getpid()) };
+    if group != me {
+        return;
+    }
+    // SAFETY: blocking SIGTERM in this thread (the worker is about to
+    // _exit: the signal must not end it first), then signalling our own
+    // process group; sigset_t is filled by sigemptyset/sigaddset.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::kill(-me, libc::SIGTERM);
+    }
 }
 
 /// Block until the master says `GO` (true) or closes the socket (false).
