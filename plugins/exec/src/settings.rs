@@ -84,8 +84,8 @@ impl Settings {
     pub fn parse(table: &toml::Table, stream: bool) -> Result<Settings, String> {
         if let Some(k) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return Err(format!(
-                "unknown key `{k}` in [listener.config] (allowed: {})",
-                KEYS.join(", ")
+                "unknown key `{k}` in [listener.config] (allowed: `{}`)",
+                KEYS.join("`, `")
             ));
         }
         let command = string_list(table, "command")?;
@@ -250,7 +250,7 @@ mod tests {
     fn unknown_keys_are_refused_by_name() {
         let e = parse("command = [\"/bin/cat\"]\ncomand = 1").expect_err("refused");
         assert!(
-            e.contains("`comand`") && e.contains("allowed: command"),
+            e.contains("`comand`") && e.contains("allowed: `command`"),
             "{e}"
         );
     }
