@@ -21,6 +21,7 @@ mod listener;
 mod model;
 mod perms;
 mod raw;
+mod sandbox;
 mod source;
 mod unique;
 mod values;
@@ -34,6 +35,7 @@ pub use address::UNIX_PATH_MAX;
 pub use error::ConfigError;
 pub use model::*;
 pub use perms::check_plugin_permissions;
+pub use sandbox::{Network, Sandbox, SandboxMode};
 
 use listener::Parsed;
 use raw::{RawDropIn, RawMain};

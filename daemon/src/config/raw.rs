@@ -86,6 +86,18 @@ pub(crate) struct RawListener {
     pub owner: Opt<String>,
     pub group: Opt<String>,
     pub config: Opt<toml::Table>,
+    pub sandbox: Opt<RawSandbox>,
+}
+
+/// `[listener.sandbox]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawSandbox {
+    pub mode: Opt<String>,
+    pub read_only: Opt<Vec<Spanned<String>>>,
+    pub read_write: Opt<Vec<Spanned<String>>>,
+    pub network: Opt<String>,
+    pub exec: Opt<bool>,
 }
 
 /// A TOML integer.

@@ -110,6 +110,13 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         crate::config::check_plugin_permissions(&l.handler, uid)
             .map_err(|why| format!("plugin {}: refused: {why}", l.handler.display()))?;
     }
+    // The box (rlimits, identity, then this) is complete before any code
+    // of the plugin's runs: its constructors run inside dlopen.
+    let keep_out = [
+        args.socket.as_ref().map_or(-1, |s| s.as_raw_fd()),
+        args.ctrl.as_raw_fd(),
+    ];
+    crate::os::sandbox::enter(l, &keep_out)?;
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
     let listen_fd = args.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
     let instance = Instance::create_on(plugin, l, listen_fd).map_err(|e| e.to_string())?;
