@@ -5,7 +5,9 @@
 //! the new binary serves), 1 failed (`reload`: rolled back; `upgrade`: the
 //! old daemon keeps serving; the text says why), 2 a bad command line, 3 the
 //! daemon cannot be reached (the message names the socket). Needs nothing
-//! but the socket: no config file, no signals, no pid.
+//! but the socket: no config file, no signals, no pid. The one exception,
+//! `security`, reads a config file instead and never contacts the daemon
+//! (exit 0 printed, 1 the config or listener is bad).
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -54,6 +56,42 @@ enum Command {
     /// same sockets, and wait: exit 0 once the new daemon serves (the old
     /// one drains), 1 when it failed (the old one keeps serving).
     Upgrade,
+    /// What each listener's worker may do (user, files, network, exec,
+    /// system calls, signals) and an exposure score from 0 (boxed in) to
+    /// 10, worked out from a config file.
+    Security {
+        /// The config file to read.
+        #[arg(
+            short = 'c',
+            long = "config",
+            value_name = "PATH",
+            default_value = "/etc/sockhost/sockhost.toml"
+        )]
+        config: PathBuf,
+        /// Only this listener.
+        listener: Option<String>,
+    },
+}
+
+/// `security`: computed here from the config, not asked of the daemon.
+fn security(config: &std::path::Path, listener: Option<&str>) -> ExitCode {
+    let cfg = match sockhostd::config::load(config) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("sockhostctl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match sockhostd::os::sandbox::exposure::report(&cfg, listener) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("sockhostctl: {why}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -63,6 +101,7 @@ fn main() -> ExitCode {
         Command::Status { json: true } => "status json\n",
         Command::Reload => "reload\n",
         Command::Upgrade => "upgrade\n",
+        Command::Security { config, listener } => return security(&config, listener.as_deref()),
     };
     let timeout = Duration::try_from_secs_f64(cli.timeout)
         .ok()

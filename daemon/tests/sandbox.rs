@@ -309,3 +309,67 @@ fn echo_serves_under_enforce_in_fork_and_thread_mode() {
         d.log()
     );
 }
+
+// Protects: `sockhostctl security` lists what a boxed listener may reach
+// (its own paths and its runtime's, never the config folder) and scores an
+// unboxed one as fully exposed; an unknown listener is an error.
+#[test]
+fn security_lists_each_listeners_reach_and_scores_its_exposure() {
+    let dir = TestDir::new("security");
+    dir.write("mine/a.txt", "mine\n");
+    let echo = plugin("sockhost_echo");
+    let boxed =
+        "[listener.sandbox]\nmode = \"enforce\"\nread_only = [\"mine\"]\nnetwork = \"none\"\n";
+    let mut cfg = listener(
+        "boxed",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        "fork",
+        &echo,
+        boxed,
+    );
+    cfg += &listener("open", "inet", "stream", "127.0.0.1:0", "fork", &echo, "");
+    let config = dir.write("sockhost.toml", &cfg);
+    let run = |args: &[&str]| {
+        let out = Command::new(common::observe::sockhostctl())
+            .arg("security")
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run sockhostctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text, err)
+    };
+    let (code, text, err) = run(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let mine = dir.join("mine").display().to_string();
+    let folder = dir.path.display().to_string();
+    assert!(has_line(&text, &["read ", &mine, "(read_only)"]), "{text}");
+    assert!(
+        has_line(
+            &text,
+            &["read+exec", &echo.display().to_string(), "(plugin)"]
+        ),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_end().ends_with(&format!("{folder}  (read_only)"))),
+        "the config folder itself is not granted:\n{text}"
+    );
+    assert!(has_line(&text, &["boxed", "2.5 MEDIUM"]), "{text}");
+    assert!(has_line(&text, &["open", "10.0 UNSAFE"]), "{text}");
+    let (code, text, _) = run(&["open"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        !text.contains("listener boxed"),
+        "only the listener asked for:\n{text}"
+    );
+    let (code, _, err) = run(&["nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no listener named nope"), "{err}");
+}

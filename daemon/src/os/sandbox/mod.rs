@@ -11,6 +11,7 @@
 //! nothing but say so. One start line per worker says what it runs under.
 //! Never called twice in a process, never after a thread was started.
 
+pub mod exposure;
 mod landlock;
 mod needs;
 mod report;
