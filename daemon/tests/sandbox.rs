@@ -373,3 +373,40 @@ fn security_lists_each_listeners_reach_and_scores_its_exposure() {
     assert_eq!(code, Some(1));
     assert!(err.contains("no listener named nope"), "{err}");
 }
+
+// Protects: a flood of blocked calls does not become a flood of log lines:
+// one line a second for the same call, and a later line says how many were
+// held back.
+#[test]
+fn blocked_call_lines_are_rate_limited_and_count_what_was_held_back() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let s = scene("enforce", &["sync"]);
+    let addr = s.d.addr("hostile-sync");
+    let mut p = Probe::connect(&addr);
+    assert_eq!(p.cmd("SOCKETS 500"), "EAFNOSUPPORT opened 0");
+    let what = "sandbox blocked socket(AF_INET, SOCK_STREAM) in listener hostile-sync";
+    let count = |log: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert!(
+        wait_until(DEADLINE, || count(&s.d.log()) >= 1),
+        "{}",
+        s.d.log()
+    );
+    // 500 calls are 500 notifications; at one line a second, far fewer lines.
+    assert!(count(&s.d.log()) < 50, "rate-limited:\n{}", s.d.log());
+    let held = |log: &str| {
+        log.lines()
+            .any(|l| l.contains(what) && l.contains("more held back"))
+    };
+    assert!(
+        wait_until(DEADLINE, || {
+            p.cmd("SOCKETS 1");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            held(&s.d.log())
+        }),
+        "a later line counts the held-back calls:\n{}",
+        s.d.log()
+    );
+    assert_eq!(p.cmd("PING"), "PONG");
+}
