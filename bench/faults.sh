@@ -5,7 +5,7 @@
 #
 # After a fork each page that either process writes costs a fault and a
 # copy, and each code page a fresh child runs costs a fault: this is the
-# measure the fork-mode work in the README's "Where the time went" uses.
+# measure the fork-mode work in docs/performance.md ("Where the time went") uses.
 #
 # Promises: loopback only; each run is bounded (DURATION seconds of load
 # under `perf record`); every process it starts is killed on exit and its

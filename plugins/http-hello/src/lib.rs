@@ -38,6 +38,8 @@ pub struct HttpHello {
     max_head: usize,
 }
 
+/// Every `[listener.config]` key; others are refused (and this list named).
+const KEYS: [&str; 3] = ["body", "content_type", "max_header_bytes"];
 const DEFAULT_BODY: &str = "Hello, world!\n";
 const DEFAULT_TYPE: &str = "text/plain; charset=utf-8";
 const DEFAULT_MAX_HEAD: i64 = 8192;
@@ -58,14 +60,9 @@ impl HttpHello {
                 }
             }
         };
-        if let Some(key) = config
-            .keys()
-            .find(|k| !["body", "content_type", "max_header_bytes"].contains(&k.as_str()))
-        {
-            return Err(format!(
-                "unknown key `{key}` (expected body, content_type, max_header_bytes)"
-            )
-            .into());
+        if let Some(key) = config.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            let known: Vec<String> = KEYS.iter().map(|k| format!("`{k}`")).collect();
+            return Err(format!("unknown key `{key}` (expected {})", known.join(", ")).into());
         }
         let content_type = text("content_type", DEFAULT_TYPE)?;
         if content_type.chars().any(|c| c.is_control()) {

@@ -14,7 +14,8 @@ pub struct Settings {
     pub path: Vec<String>,
 }
 
-const KEYS: &str = "handler, server, path";
+/// Every key; others are refused, and the error lists these.
+const KEYS: [&str; 3] = ["handler", "server", "path"];
 
 fn string(table: &toml::Table, key: &str) -> Result<Option<String>, String> {
     match table.get(key) {
@@ -30,12 +31,11 @@ fn string(table: &toml::Table, key: &str) -> Result<Option<String>, String> {
 impl Settings {
     /// Read the table; relative `path` entries resolve against `config_dir`.
     pub fn parse(table: &toml::Table, config_dir: &Path) -> Result<Settings, String> {
-        if let Some(key) = table
-            .keys()
-            .find(|k| !["handler", "server", "path"].contains(&k.as_str()))
-        {
+        if let Some(key) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            let known: Vec<String> = KEYS.iter().map(|k| format!("`{k}`")).collect();
             return Err(format!(
-                "[listener.config] unknown key `{key}` for the Python plugin (known: {KEYS})"
+                "[listener.config] unknown key `{key}` for the Python plugin (known: {})",
+                known.join(", ")
             ));
         }
         let handler = string(table, "handler")?.ok_or(
