@@ -3,7 +3,9 @@
 //! Forked by the master (never exec'd). The worker closes what belongs to
 //! the master and to other listeners, dies with the master
 //! (PR_SET_PDEATHSIG), sets PR_SET_NO_NEW_PRIVS (so no plugin code can
-//! gain privileges by exec), loads the plugin (the master never does), calls
+//! gain privileges by exec), enters the listener's sandbox (`os::sandbox`:
+//! Landlock and seccomp, before any plugin code runs), loads the plugin
+//! (the master never does), calls
 //! `create`, reports `READY` (or `ERROR reason`) on its control socket,
 //! preceded by one `DEPENDS path` line per file the plugin named with the
 //! host's `depends_on` (the master watches them for reloads), and
