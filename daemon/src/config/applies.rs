@@ -95,7 +95,7 @@ fn rules(raw: &RawListener, k: Kind<'_>) -> Vec<Rule> {
     let proxy =
         k.socktype == SockType::Stream && raw.proxy_protocol.as_ref().is_some_and(|p| *p.get_ref());
     let needs_proxy = "it is only used with proxy_protocol = true on a stream listener";
-    let trusted_unix = "a unix peer has no IP address: trust on a unix listener is who may connect to the socket (mode, owner, group, allow_uids, allow_gids)";
+    let trusted_unix = "a unix peer has no IP address: trust on a unix listener is who may connect to the socket (socket_mode, socket_user, socket_group, allow_uids, allow_gids)";
     let file = "socket file settings need family = \"unix\" with a path address (not inet, not \"@abstract\")";
     vec![
         rule(
@@ -179,8 +179,10 @@ fn rules(raw: &RawListener, k: Kind<'_>) -> Vec<Rule> {
             is_unix && k.socktype == SockType::Stream,
             &peer,
         ),
+        rule("socket_mode", at(&raw.socket_mode), unix_path, file),
+        rule("socket_user", at(&raw.socket_user), unix_path, file),
+        rule("socket_group", at(&raw.socket_group), unix_path, file),
         rule("mode", at(&raw.mode), unix_path, file),
         rule("owner", at(&raw.owner), unix_path, file),
-        rule("group", at(&raw.group), unix_path, file),
     ]
 }

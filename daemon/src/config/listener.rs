@@ -2,7 +2,8 @@
 //!
 //! Owns the per-listener rules: required keys, the name's form, the
 //! enumerations, the address for its family (a unix path already on disk
-//! must be a socket), ranges and defaults, and the handler file. Promises:
+//! must be a socket), ranges and defaults, and the handler file (the
+//! identity, limits and socket file keys are `identity`'s). Promises:
 //! the result is complete and every path in it is absolute; each error
 //! names the key and where it is written. Never checks one listener against
 //! another (see `unique`).
@@ -14,10 +15,11 @@ use toml::Spanned;
 use super::address::parse_address;
 use super::applies;
 use super::error::{ConfigError, Location};
+use super::identity;
 use super::model::{Address, Family, ListenerConfig, Mixin, SockType};
 use super::raw::RawListener;
 use super::source::Source;
-use super::values::{self as v, Account};
+use super::values as v;
 
 /// A validated listener plus the locations needed for cross-listener checks.
 #[derive(Clone, Debug)]
@@ -25,6 +27,8 @@ pub struct Parsed {
     pub config: ListenerConfig,
     pub name_at: Location,
     pub address_at: Location,
+    /// Warnings about this listener (see `identity`).
+    pub warnings: Vec<String>,
 }
 
 /// The required keys of one listener, present and spanned.
@@ -64,7 +68,7 @@ pub fn build(
     let mut config = defaults(src, table, &req, kind, address);
     settings(src, raw, &mut config)?;
     access(src, raw, &mut config)?;
-    socket_file(src, raw, &mut config)?;
+    let warnings = identity::build(src, raw, &mut config)?;
     config.handler = handler(src, req.handler, plugin_dir)?;
     plugin_config(src, raw, &mut config)?;
     if let Some(table) = &raw.sandbox {
@@ -74,6 +78,7 @@ pub fn build(
         config,
         name_at: src.location(&req.name.span()),
         address_at: src.location(&req.address.span()),
+        warnings,
     })
 }
 
@@ -226,9 +231,14 @@ fn defaults(
         proxy_trusted: Vec::new(),
         proxy_header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
         access_log: false,
-        mode: None,
-        owner: None,
+        socket_mode: None,
+        socket_user: None,
+        socket_group: None,
+        user: None,
         group: None,
+        nice: None,
+        umask: None,
+        limits: Default::default(),
         config: toml::Table::new(),
         config_toml: String::new(),
         sandbox: super::sandbox::Sandbox::default(),
@@ -329,18 +339,6 @@ fn proxy(src: &Source, raw: &RawListener, c: &mut ListenerConfig) -> Result<(), 
     )? {
         c.proxy_header_timeout = t;
     }
-    Ok(())
-}
-
-/// Unix socket file permissions and ownership.
-fn socket_file(src: &Source, raw: &RawListener, c: &mut ListenerConfig) -> Result<(), ConfigError> {
-    c.mode = raw
-        .mode
-        .as_ref()
-        .map(|m| v::mode(src, m, "listener.mode"))
-        .transpose()?;
-    c.owner = v::opt_account(src, &raw.owner, "listener.owner", Account::User)?;
-    c.group = v::opt_account(src, &raw.group, "listener.group", Account::Group)?;
     Ok(())
 }
 

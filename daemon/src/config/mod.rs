@@ -16,6 +16,7 @@ mod address;
 mod applies;
 mod daemon;
 mod error;
+mod identity;
 mod include;
 mod listener;
 mod model;
@@ -63,11 +64,16 @@ pub fn parse_main(text: &str, file: &Path) -> Result<Config, ConfigError> {
         listeners.extend(parse_dropin(&dropin, &daemon.plugin_dir)?);
     }
     unique::check(&listeners)?;
+    let warnings = listeners
+        .iter()
+        .flat_map(|p| p.warnings.iter().cloned())
+        .collect();
     let listeners = listeners.into_iter().map(|p| p.config).collect();
     Ok(Config {
         file,
         daemon,
         listeners,
+        warnings,
     })
 }
 

@@ -21,6 +21,30 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Listeners in file order: the main file first, then each drop-in.
     pub listeners: Vec<ListenerConfig>,
+    /// Things that work but deserve a change, each starting with
+    /// `file:line:column: key `KEY``; logged by whoever loads the config.
+    pub warnings: Vec<String>,
+}
+
+/// `[listener.limits]`: setrlimit values (soft and hard alike) for the
+/// worker and each request child or program. None: inherited.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_AS, bytes.
+    pub memory: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub open_files: Option<u64>,
+    /// RLIMIT_NPROC (every process of the user counts).
+    pub processes: Option<u64>,
+    /// RLIMIT_CPU, seconds of CPU per process.
+    pub cpu_seconds: Option<u64>,
+}
+
+impl Limits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
 }
 
 /// `[daemon]`, with defaults filled in.
@@ -227,9 +251,25 @@ pub struct ListenerConfig {
     pub proxy_header_timeout: Duration,
     /// One log line per finished request.
     pub access_log: bool,
-    pub mode: Option<u32>,
-    pub owner: Option<String>,
+    /// Unix path listeners: the socket file's permissions (`socket_mode`,
+    /// older name `mode`).
+    pub socket_mode: Option<u32>,
+    /// The socket file's owner (`socket_user`, older name `owner`).
+    pub socket_user: Option<String>,
+    /// The socket file's group (`socket_group`; an old-style `group`
+    /// on a unix listener sets it too, with a warning).
+    pub socket_group: Option<String>,
+    /// The account the worker, its request children and programs run as
+    /// (absent: `[daemon] user`).
+    pub user: Option<String>,
+    /// Their group (absent: `user`'s primary group, else `[daemon] group`).
     pub group: Option<String>,
+    /// Scheduling priority, -20..=19.
+    pub nice: Option<i32>,
+    /// File mode creation mask, at most 0o777.
+    pub umask: Option<u32>,
+    /// `[listener.limits]`.
+    pub limits: Limits,
     /// `[listener.config]` as written (empty if absent).
     pub config: toml::Table,
     /// The same table as a TOML document ("" if empty).

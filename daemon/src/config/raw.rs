@@ -82,9 +82,20 @@ pub(crate) struct RawListener {
     pub proxy_trusted: Opt<Vec<Spanned<String>>>,
     pub proxy_header_timeout: Opt<Number>,
     pub access_log: Opt<bool>,
+    pub socket_mode: Opt<OctalText>,
+    pub socket_user: Opt<String>,
+    pub socket_group: Opt<String>,
+    /// Older name of `socket_mode`.
     pub mode: Opt<OctalText>,
+    /// Older name of `socket_user`.
     pub owner: Opt<String>,
+    /// The worker's group (a unix listener's socket file group until
+    /// `socket_group` existed: see `identity`).
     pub group: Opt<String>,
+    pub user: Opt<String>,
+    pub nice: Opt<Int>,
+    pub umask: Opt<OctalText>,
+    pub limits: Opt<RawLimits>,
     pub config: Opt<toml::Table>,
     pub sandbox: Opt<RawSandbox>,
 }
@@ -98,6 +109,23 @@ pub(crate) struct RawSandbox {
     pub read_write: Opt<Vec<Spanned<String>>>,
     pub network: Opt<String>,
     pub exec: Opt<bool>,
+}
+
+/// `[listener.limits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawLimits {
+    pub memory: Opt<Size>,
+    pub open_files: Opt<Int>,
+    pub processes: Opt<Int>,
+    pub cpu_seconds: Opt<Int>,
+}
+
+/// A size: an integer of bytes or a string such as "512M".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Size {
+    Bytes(i64),
+    Text(String),
 }
 
 /// A TOML integer.
@@ -172,6 +200,32 @@ impl Visitor<'_> for NumberVisitor {
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_f64(NumberVisitor)
+    }
+}
+
+struct SizeVisitor;
+
+impl Visitor<'_> for SizeVisitor {
+    type Value = Size;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a size such as \"512M\" (K, M, G: powers of 1024) or an integer of bytes")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
+        Ok(Size::Bytes(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
+        i64::try_from(v)
+            .map(Size::Bytes)
+            .map_err(|_| E::custom(format!("integer {v} is too large")))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+        Ok(Size::Text(v.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SizeVisitor)
     }
 }
 

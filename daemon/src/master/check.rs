@@ -16,6 +16,7 @@ use std::path::Path;
 /// load its plugin and call `create`/`destroy`. Binds nothing.
 pub fn check(config_path: &Path) -> Result<Config, StartError> {
     let config = config::load(config_path)?;
+    super::accounts::log_warnings(&config);
     let mut workers = Vec::new();
     for l in &config.listeners {
         workers.push(spawn::spawn_check(&config, l)?);

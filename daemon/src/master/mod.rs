@@ -16,6 +16,7 @@
 //! reload in flight, drain workers and exit 0, a second one kills them at
 //! once; unix socket files are removed on exit.
 
+mod accounts;
 pub mod check;
 mod conn;
 mod control;
@@ -154,6 +155,7 @@ pub fn run_with(
     on_ready: impl FnOnce(),
 ) -> Result<(), StartError> {
     let config = config::load(config_path)?;
+    accounts::log_warnings(&config);
     privileges::raise_fd_limit();
     let signals = SignalPipe::install(&MASTER_SIGNALS)?;
     let (mut handed, inherited_sockets) = observe::split_handed(systemd::take_inherited());
@@ -178,9 +180,8 @@ pub fn run_with(
             return Err(StartError::Io(e));
         }
     };
-    let d = &config.daemon;
     if let Err(e) = privileges::give_unix_files_to_user(&config, &inherited)
-        .and_then(|()| privileges::drop_privileges(d.user.as_deref(), d.group.as_deref()))
+        .and_then(|()| accounts::keep_what_workers_need(&config))
     {
         config
             .listeners
@@ -189,7 +190,7 @@ pub fn run_with(
             .for_each(transport::remove_unix_file);
         return Err(StartError::Io(std::io::Error::new(
             e.kind(),
-            format!("cannot drop privileges: {e}"),
+            format!("master account and capabilities: {e}"),
         )));
     }
     let mut master = Master {

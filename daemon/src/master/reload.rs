@@ -66,15 +66,19 @@ impl Master {
         let mut plan = Plan::default();
         let (old_d, new_d) = (&self.config.daemon, &new.daemon);
         if old_d.user != new_d.user || old_d.group != new_d.group {
-            tracing::warn!("[daemon] user/group changed: privileges were dropped at start, so this takes a restart");
+            tracing::warn!("[daemon] user/group changed: the master keeps the account it dropped to at start (a restart changes it); the workers restart as the new one");
         }
         if old_d.metrics != new_d.metrics || old_d.control_socket != new_d.control_socket {
             tracing::warn!("[daemon] metrics/control_socket changed: they are opened at start, so this takes a restart");
         }
         // Workers carry the daemon settings they started with (shutdown
-        // timeout, plugin checks): a change restarts every listener.
+        // timeout, plugin checks, account): a change restarts every listener.
+        // [daemon] user/group is the account of every listener without
+        // its own: a change restarts them all too.
         let daemon_changed = old_d.shutdown_timeout != new_d.shutdown_timeout
-            || old_d.strict_plugin_permissions != new_d.strict_plugin_permissions;
+            || old_d.strict_plugin_permissions != new_d.strict_plugin_permissions
+            || old_d.user != new_d.user
+            || old_d.group != new_d.group;
         for l in &new.listeners {
             match self.config.listeners.iter().find(|o| o.name == l.name) {
                 None => {
@@ -135,6 +139,8 @@ impl Master {
     /// their readiness is awaited by the loop.
     fn prepare_reload(&mut self, t0: Instant) -> Result<Pending, String> {
         let new = config::load(&self.config.file).map_err(|e| e.to_string())?;
+        super::accounts::log_warnings(&new);
+        crate::os::identity::master_can_start(&new, true)?;
         let plan = self.plan(&new);
         let to_bind = new
             .listeners

@@ -6,6 +6,7 @@
 pub(crate) mod backoff;
 pub mod daemonize;
 pub(crate) mod fdstore;
+pub(crate) mod identity;
 pub(crate) mod logfile;
 pub mod logging;
 pub(crate) mod poll;

@@ -1,12 +1,14 @@
 //! Users, groups and dropping root: `[daemon] user`/`group` and the unix
-//! socket file `owner`/`group`; the one capability the master keeps; and
-//! the open-file limit the master raises.
+//! socket file's owner; the capabilities the master keeps; and the
+//! open-file limit the master raises.
 //!
 //! Promises: a drop clears supplementary groups, sets the group before the
 //! user, and fails loudly (never half-dropped) when any step fails. A
-//! master that drops root keeps exactly CAP_NET_BIND_SERVICE (when it had
-//! it), so a reload can still bind ports below 1024, also after a binary
-//! upgrade (the capability is carried across the exec as an ambient one and
+//! master that drops root keeps CAP_NET_BIND_SERVICE (when it had it), so
+//! a reload can still bind ports below 1024, plus what its caller asks for
+//! (CAP_SETUID, CAP_SETGID, CAP_KILL while some listener runs as another
+//! account, CAP_SYS_NICE for a negative `nice`: see os::identity) and nothing else, also after a binary
+//! upgrade (they are carried across the exec as ambient capabilities and
 //! settled back to permitted only); workers, which run plugin code, hold no
 //! capability at all unless they run as root.
 
@@ -47,9 +49,15 @@ pub fn effective_daemon_uid(user: Option<&str>) -> io::Result<u32> {
 }
 
 /// Drop to `user`/`group` (either may be absent). A no-op when both are.
-pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()> {
+/// Keeps CAP_NET_BIND_SERVICE (when held) and those of `keep` that are
+/// held, permitted and effective; nothing else. Returns what it kept.
+pub fn drop_privileges(
+    user: Option<&str>,
+    group: Option<&str>,
+    keep: &[Cap],
+) -> io::Result<Vec<Cap>> {
     if user.is_none() && group.is_none() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (uid, user_gid) = match user {
         Some(name) => {
@@ -65,65 +73,121 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
     if already_dropped(uid, gid) {
         // The new binary of an upgrade, started by a master that dropped
         // privileges already: nothing left to drop (or to gain). The old
-        // master carried CAP_NET_BIND_SERVICE across the exec as an ambient
-        // capability; keep it as a plain permitted one, so it is not handed
-        // on to whatever this process or a plugin executes.
-        return settle_carried_capability();
+        // master carried its capabilities across the exec as ambient ones;
+        // keep those still needed as plain permitted ones, so they are not
+        // handed on to whatever this process or a plugin executes.
+        return settle_carried_capabilities(keep);
     }
     if let Some(gid) = gid {
         nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(io::Error::from)?;
         nix::unistd::setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
             .map_err(io::Error::from)?;
     }
+    let mut kept = Vec::new();
     if let Some(uid) = uid {
         let u = Uid::from_raw(uid);
-        let keep = uid != 0 && caps::get()?.permits(CAP_NET_BIND_SERVICE);
-        if keep {
+        if uid != 0 {
+            kept = wanted(keep, &caps::get()?);
+        }
+        if !kept.is_empty() {
             caps::keep_across_setuid(true)?;
         }
         nix::unistd::setresuid(u, u, u).map_err(io::Error::from)?;
-        if keep {
+        if !kept.is_empty() {
             caps::keep_across_setuid(false)?;
-            // Everything kept across setuid is dropped here but the one.
-            caps::set(caps::Set::only(CAP_NET_BIND_SERVICE))?;
-            tracing::debug!("kept CAP_NET_BIND_SERVICE: reloads can bind ports below 1024");
+            // Everything kept across setuid is dropped here but these.
+            caps::set(caps::Set::only(&kept))?;
         }
     }
-    Ok(())
+    Ok(kept)
+}
+
+/// CAP_NET_BIND_SERVICE and `keep`, those of them `held` permits.
+fn wanted(keep: &[Cap], held: &caps::Set) -> Vec<Cap> {
+    let mut all = vec![Cap::NET_BIND_SERVICE];
+    all.extend(keep.iter().copied().filter(|c| *c != Cap::NET_BIND_SERVICE));
+    all.into_iter().filter(|c| held.permits(c.0)).collect()
 }
 
 /// The new binary of an upgrade: what the old master carried across the
-/// exec (see [`carry_bind_service_across_exec`]) becomes CAP_NET_BIND_SERVICE
-/// permitted and effective, nothing inheritable or ambient.
-fn settle_carried_capability() -> io::Result<()> {
-    let held = caps::get()?.permits(CAP_NET_BIND_SERVICE);
+/// exec (see [`carry_capabilities_across_exec`]) and is still wanted
+/// becomes permitted and effective, nothing inheritable or ambient.
+fn settle_carried_capabilities(keep: &[Cap]) -> io::Result<Vec<Cap>> {
+    let kept = wanted(keep, &caps::get()?);
     caps::clear_ambient()?;
-    if held {
-        caps::set(caps::Set::only(CAP_NET_BIND_SERVICE))?;
-        tracing::debug!("kept CAP_NET_BIND_SERVICE across the upgrade");
-    }
-    Ok(())
+    caps::set(caps::Set::only(&kept))?;
+    Ok(kept)
+}
+
+/// The capabilities this process holds (permitted).
+pub fn held_caps() -> io::Result<Vec<Cap>> {
+    let set = caps::get()?;
+    Ok(Cap::CARRIED
+        .into_iter()
+        .filter(|c| set.permits(c.0))
+        .collect())
 }
 
 /// In the child between fork and `execve` of a binary upgrade: a process
 /// that is not root loses every capability at `execve` unless it is
-/// ambient, so a master that kept CAP_NET_BIND_SERVICE makes it inheritable
-/// and ambient first, and the new binary can still bind ports below 1024 on
-/// a reload. Does nothing for root or without the capability.
+/// ambient, so a master that kept CAP_NET_BIND_SERVICE (and CAP_SETUID,
+/// CAP_SETGID, CAP_KILL for listeners running as other accounts) makes
+/// them inheritable and ambient first, and the new binary can still bind
+/// ports below 1024 and start such workers. Does nothing for root.
 ///
 /// Async-signal-safe: raw capget/capset/prctl on stack data, no allocation.
-pub fn carry_bind_service_across_exec() {
+pub fn carry_capabilities_across_exec() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return;
     }
     let Ok(mut set) = caps::get() else { return };
-    if !set.permits(CAP_NET_BIND_SERVICE) {
+    let mut any = false;
+    for cap in Cap::CARRIED {
+        if set.permits(cap.0) {
+            set.inherit(cap.0);
+            any = true;
+        }
+    }
+    if !any || caps::set_raw(&set).is_err() {
         return;
     }
-    set.inherit(CAP_NET_BIND_SERVICE);
-    if caps::set(set).is_ok() {
-        let _ = caps::raise_ambient(CAP_NET_BIND_SERVICE);
+    for cap in Cap::CARRIED {
+        if set.permits(cap.0) {
+            let _ = caps::raise_ambient(cap.0);
+        }
+    }
+}
+
+/// A capability the master may keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap(u32);
+
+impl Cap {
+    pub const SETGID: Cap = Cap(6);
+    pub const SETUID: Cap = Cap(7);
+    pub const KILL: Cap = Cap(5);
+    pub const NET_BIND_SERVICE: Cap = Cap(10);
+    pub const SYS_NICE: Cap = Cap(23);
+    /// Every capability the master may keep, carried across an upgrade.
+    pub const CARRIED: [Cap; 5] = [
+        Cap::NET_BIND_SERVICE,
+        Cap::SETUID,
+        Cap::SETGID,
+        Cap::KILL,
+        Cap::SYS_NICE,
+    ];
+
+    /// The name `capabilities(7)` uses.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            5 => "CAP_KILL",
+            6 => "CAP_SETGID",
+            7 => "CAP_SETUID",
+            10 => "CAP_NET_BIND_SERVICE",
+            23 => "CAP_SYS_NICE",
+            _ => "CAP_?",
+        }
     }
 }
 
@@ -144,9 +208,6 @@ pub fn drop_capabilities() -> io::Result<()> {
     }
     caps::set(caps::Set::default())
 }
-
-/// Bind a port below 1024.
-const CAP_NET_BIND_SERVICE: u32 = 10;
 
 /// capget(2)/capset(2) and PR_SET_KEEPCAPS, for the few calls above.
 mod caps {
@@ -174,12 +235,14 @@ mod caps {
     pub struct Set([Data; 2]);
 
     impl Set {
-        /// Permitted and effective: `cap` alone.
-        pub fn only(cap: u32) -> Set {
+        /// Permitted and effective: `caps` alone.
+        pub fn only(caps: &[super::Cap]) -> Set {
             let mut set = Set::default();
-            let word = &mut set.0[(cap / 32) as usize];
-            word.effective = 1 << (cap % 32);
-            word.permitted = 1 << (cap % 32);
+            for cap in caps {
+                let word = &mut set.0[(cap.0 / 32) as usize];
+                word.effective |= 1 << (cap.0 % 32);
+                word.permitted |= 1 << (cap.0 % 32);
+            }
             set
         }
 
@@ -208,6 +271,10 @@ mod caps {
     }
 
     pub fn set(set: Set) -> io::Result<()> {
+        set_raw(&set)
+    }
+
+    pub fn set_raw(set: &Set) -> io::Result<()> {
         let mut header = Header {
             version: VERSION_3,
             pid: 0,
@@ -265,7 +332,7 @@ pub fn raise_fd_limit() {
 }
 
 /// With `[daemon] user`, unix socket files we created belong to that user
-/// unless the listener names an `owner`, so the daemon can remove them.
+/// unless the listener names a `socket_user`, so the daemon can remove them.
 pub fn give_unix_files_to_user(
     config: &Config,
     inherited: &HashSet<String>,
@@ -277,7 +344,7 @@ pub fn give_unix_files_to_user(
     for l in config
         .listeners
         .iter()
-        .filter(|l| l.owner.is_none() && !inherited.contains(&l.name))
+        .filter(|l| l.socket_user.is_none() && !inherited.contains(&l.name))
     {
         if let crate::config::Address::Unix(path) = &l.address {
             std::os::unix::fs::chown(path, Some(uid), None)?;

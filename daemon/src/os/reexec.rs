@@ -8,8 +8,9 @@
 //! signal blocked; everything that allocates is done before the fork, so
 //! the child only calls async-signal-safe functions until `execve`. If
 //! `execve` fails the child writes the reason to the report fd and exits
-//! 127. A master that dropped root but kept CAP_NET_BIND_SERVICE hands it
-//! on to the new program (see os::privileges).
+//! 127. A master that dropped root but kept capabilities (CAP_NET_BIND_SERVICE,
+//! and CAP_SETUID/CAP_SETGID/CAP_KILL for listeners running as other
+//! accounts) hands them on to the new program (see os::privileges).
 
 use nix::unistd::Pid;
 use std::ffi::{CString, OsString};
@@ -128,7 +129,7 @@ unsafe fn child(
     }
     // SAFETY: getpid has no preconditions.
     write_decimal(&mut listen_pid[11..22], unsafe { libc::getpid() });
-    crate::os::privileges::carry_bind_service_across_exec();
+    crate::os::privileges::carry_capabilities_across_exec();
     // SAFETY: NULL-terminated arrays of live C strings.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), env.as_ptr()) };
     // SAFETY: leaving the child.

@@ -128,18 +128,18 @@ fn clear_stale_unix_file(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-/// `mode`, `owner` and `group` for a unix socket file.
+/// `socket_mode`, `socket_user` and `socket_group` for a unix socket file.
 fn apply_unix_file_settings(l: &ListenerConfig, path: &Path) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if let Some(mode) = l.mode {
+    if let Some(mode) = l.socket_mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
-    if l.owner.is_some() || l.group.is_some() {
-        let uid = match &l.owner {
+    if l.socket_user.is_some() || l.socket_group.is_some() {
+        let uid = match &l.socket_user {
             Some(name) => Some(crate::os::privileges::lookup_user(name)?.0),
             None => None,
         };
-        let gid = match &l.group {
+        let gid = match &l.socket_group {
             Some(name) => Some(crate::os::privileges::lookup_group(name)?),
             None => None,
         };

@@ -1,10 +1,11 @@
 //! A worker process: serves ONE listener with its plugin.
 //!
 //! Forked by the master (never exec'd). The worker closes what belongs to
-//! the master and to other listeners, dies with the master
-//! (PR_SET_PDEATHSIG), sets PR_SET_NO_NEW_PRIVS (so no plugin code can
-//! gain privileges by exec), enters the listener's sandbox (`os::sandbox`:
-//! Landlock and seccomp, before any plugin code runs), loads the plugin
+//! the master and to other listeners, puts itself in its box (limits,
+//! account, no_new_privs: see `confine`), dies with the master
+//! (PR_SET_PDEATHSIG, asked for after the change of account, which
+//! clears it), enters the listener's sandbox (`os::sandbox`: Landlock and
+//! seccomp, right before the plugin's first code runs), loads the plugin
 //! (the master never does), calls
 //! `create`, reports `READY` (or `ERROR reason`) on its control socket,
 //! preceded by one `DEPENDS path` line per file the plugin named with the
@@ -15,6 +16,7 @@
 //! In check mode (`sockhostd --check`) it stops after `create`/`destroy`.
 
 mod access;
+pub mod confine;
 mod dispatch;
 pub mod gate;
 mod intake;
@@ -94,10 +96,20 @@ pub fn worker_main(args: WorkerArgs) -> ! {
 }
 
 fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
+    let l = args.listener;
+    // Decided with the daemon's account, before the worker takes its own.
+    let plugin_owner = if args.daemon.strict_plugin_permissions {
+        let uid = crate::os::privileges::effective_daemon_uid(args.daemon.user.as_deref())
+            .map_err(|e| format!("[daemon] user: {e}"))?;
+        Some(uid)
+    } else {
+        None
+    };
+    let report = confine::confine(l, args.daemon)?;
     die_with_master(args.master_pid)?;
-    crate::os::privileges::drop_capabilities()
-        .map_err(|e| format!("cannot drop capabilities: {e}"))?;
-    no_new_privileges()?;
+    if !args.check_only {
+        tracing::info!("worker box: {report}");
+    }
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
     crate::os::logfile::reopen_on_sigusr1().map_err(|e| format!("signal setup: {e}"))?;
@@ -105,10 +117,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     // flight, plus time to kill stragglers, then SIGALRM ends the worker.
     let grace = args.daemon.shutdown_timeout.as_secs_f64().ceil() as u32 + 3;
     crate::os::signals::alarm_on_stop(grace);
-    let l = args.listener;
-    if args.daemon.strict_plugin_permissions {
-        let uid = crate::os::privileges::effective_daemon_uid(args.daemon.user.as_deref())
-            .map_err(|e| format!("[daemon] user: {e}"))?;
+    if let Some(uid) = plugin_owner {
         crate::config::check_plugin_permissions(&l.handler, uid)
             .map_err(|why| format!("plugin {}: refused: {why}", l.handler.display()))?;
     }
@@ -190,19 +199,6 @@ fn die_with_master(master_pid: i32) -> Result<(), String> {
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } != master_pid {
         return Err("the master exited while this worker started".into());
-    }
-    Ok(())
-}
-
-/// PR_SET_NO_NEW_PRIVS, before any plugin code runs: nothing this worker
-/// (or a plugin, or a request child) executes can gain privileges through
-/// a setuid or file-capability binary. Inherited across fork and exec.
-fn no_new_privileges() -> Result<(), String> {
-    // SAFETY: prctl with integer arguments only.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(format!("cannot set no_new_privs: {e}"));
     }
     Ok(())
 }

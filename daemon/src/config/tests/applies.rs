@@ -150,8 +150,25 @@ fn socket_file_keys_need_a_unix_path() {
         "not \"@abstract\"",
     );
     refused(
-        &with("inet6", "dgram", "[::1]:1", "sync", "group = \"root\""),
-        "listener.group",
+        &with(
+            "inet6",
+            "dgram",
+            "[::1]:1",
+            "sync",
+            "socket_group = \"root\"",
+        ),
+        "listener.socket_group",
+        "path address",
+    );
+    refused(
+        &with(
+            "inet",
+            "stream",
+            "127.0.0.1:1",
+            "sync",
+            "socket_mode = \"0660\"",
+        ),
+        "listener.socket_mode",
         "path address",
     );
 }

@@ -5,6 +5,7 @@
 
 mod applies;
 mod dropins;
+mod identity;
 mod malformed;
 mod observe;
 mod places;

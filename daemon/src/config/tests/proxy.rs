@@ -105,5 +105,9 @@ fn proxy_trusted_on_a_unix_listener_says_what_trust_is_there() {
     );
     let err = s.fail(&text);
     assert_eq!(err.key.as_deref(), Some("listener.proxy_trusted"));
-    assert!(err.message.contains("mode, owner, group"), "{err}");
+    assert!(
+        err.message
+            .contains("socket_mode, socket_user, socket_group"),
+        "{err}"
+    );
 }

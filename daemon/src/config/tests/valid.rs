@@ -155,9 +155,9 @@ fn every_unix_key_is_read() {
         (l.allow_uids.as_slice(), l.allow_gids.as_slice()),
         (&[0, 1000][..], &[0][..])
     );
-    assert_eq!(l.mode, Some(0o660));
+    assert_eq!(l.socket_mode, Some(0o660));
     assert_eq!(
-        (l.owner.as_deref(), l.group.as_deref()),
+        (l.socket_user.as_deref(), l.socket_group.as_deref()),
         (Some("root"), Some("0"))
     );
     assert!(l.config.is_empty() && l.config_toml.is_empty());
@@ -225,9 +225,9 @@ fn defaults_fill_every_optional_key() {
     assert_eq!(
         (
             l.refuse_message.clone(),
-            l.mode,
-            l.owner.clone(),
-            l.group.clone()
+            l.socket_mode,
+            l.socket_user.clone(),
+            l.socket_group.clone()
         ),
         (None, None, None, None)
     );
