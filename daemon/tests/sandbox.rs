@@ -410,3 +410,62 @@ fn blocked_call_lines_are_rate_limited_and_count_what_was_held_back() {
     );
     assert_eq!(p.cmd("PING"), "PONG");
 }
+
+// Protects: the limits hold inside the sandbox too: a fork past `processes`
+// fails with EAGAIN (the reporter counts as one of the user's processes),
+// an allocation past `memory` with ENOMEM, and the listener serves on;
+// the same box without limits forks fine (the sandbox does not block fork).
+#[test]
+fn limits_bite_inside_the_sandbox_and_the_listener_serves_on() {
+    if !landlock_or_skip() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: switching a listener's user needs root");
+        return;
+    }
+    let dir = TestDir::new("sandbox-limits");
+    let hostile = build_hostile(&dir.path);
+    let sandbox = "[listener.sandbox]\nmode = \"enforce\"\nnetwork = \"none\"";
+    let mut cfg = listener(
+        "tight",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        "sync",
+        &hostile,
+        &format!(
+            "user = \"games\"\n[listener.limits]\nprocesses = 2\nmemory = \"256M\"\n{sandbox}"
+        ),
+    );
+    cfg += &listener(
+        "roomy",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        "sync",
+        &hostile,
+        sandbox,
+    );
+    let d = start_in(dir, &cfg).unwrap_or_else(|f| panic!("start ({}):\n{}", f.status, f.log));
+    let mut t = Probe::connect(&d.addr("tight"));
+    assert_eq!(t.cmd("FORK 1"), "ERR fork EAGAIN after 0", "{}", d.log());
+    assert_eq!(t.cmd("ALLOC 1024"), "ERR malloc ENOMEM");
+    assert_eq!(t.cmd("ALLOC 8"), "OK allocated 8");
+    assert_eq!(t.cmd("PING"), "PONG", "the tight listener serves on");
+    let mut r = Probe::connect(&d.addr("roomy"));
+    assert_eq!(
+        r.cmd("FORK 1"),
+        "OK forked 1",
+        "the sandbox itself lets fork through"
+    );
+    assert!(
+        has_line(
+            &d.log(),
+            &["listener=tight", "sandbox enforce", "user games"]
+        ),
+        "{}",
+        d.log()
+    );
+}

@@ -8,7 +8,8 @@
 //! 0.5; `network = "any"` 1.5; programs may be executed 1.0; namespaces,
 //! ptrace, modules and identity changes not filtered 2.0; signals and
 //! abstract unix sockets not scoped 0.5. Under `log` nothing is blocked, so
-//! it scores as `off`. Promises: reads only the config and the files it
+//! it scores as `off`. The user is the listener's, else the daemon's, else
+//! root; limits are shown, not scored. Promises: reads only the config and the files it
 //! names; never contacts the daemon. Never changes anything.
 
 use super::needs::{self, Access};
@@ -63,15 +64,44 @@ fn rating(score: f64) -> &'static str {
     }
 }
 
+fn limits(l: &crate::config::Limits) -> String {
+    let show = |name: &str, v: Option<u64>| v.map(|v| format!("{name}={v}"));
+    let set: Vec<String> = [
+        show("memory", l.memory),
+        show("open_files", l.open_files),
+        show("processes", l.processes),
+        show("cpu_seconds", l.cpu_seconds),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if set.is_empty() {
+        "none set (inherited from the daemon)".into()
+    } else {
+        set.join(" ")
+    }
+}
+
 fn one(config: &Config, l: &ListenerConfig) -> (String, f64) {
     let sb = &l.sandbox;
     let boxed = sb.mode == SandboxMode::Enforce;
-    let user = config.daemon.user.clone().unwrap_or_else(|| "root".into());
-    let mut items = vec![Item {
-        what: "user",
-        text: user.clone(),
-        points: if user == "root" { 2.5 } else { 0.0 },
-    }];
+    let user = l
+        .user
+        .clone()
+        .or_else(|| config.daemon.user.clone())
+        .unwrap_or_else(|| "root".into());
+    let mut items = vec![
+        Item {
+            what: "user",
+            text: user.clone(),
+            points: if user == "root" { 2.5 } else { 0.0 },
+        },
+        Item {
+            what: "limits",
+            text: limits(&l.limits),
+            points: 0.0,
+        },
+    ];
     if boxed {
         match needs::grants(l) {
             Ok(grants) => {

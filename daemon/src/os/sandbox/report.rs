@@ -42,10 +42,17 @@ impl Reporter {
         // SAFETY: the worker is single-threaded here (checked by the
         // caller), so the child may run ordinary code; it ends in _exit.
         match unsafe { libc::fork() } {
-            -1 => Err(format!(
-                "sandbox: cannot start the reporter: {}",
-                std::io::Error::last_os_error()
-            )),
+            -1 => {
+                let e = std::io::Error::last_os_error();
+                let hint = if e.raw_os_error() == Some(libc::EAGAIN) {
+                    " (the reporter is one more process of the listener's user: raise [listener.limits] processes)"
+                } else {
+                    ""
+                };
+                Err(format!(
+                    "sandbox: cannot start the reporter process: {e}{hint}"
+                ))
+            }
             0 => {
                 drop(mine);
                 close_copies(keep_out);
