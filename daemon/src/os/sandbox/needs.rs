@@ -103,13 +103,14 @@ pub fn grants(l: &ListenerConfig) -> Result<Vec<Grant>, String> {
         "/proc/self",
     );
     add(l.handler.clone(), Access::ReadExec, "plugin");
-    for lib in libraries(&l.handler) {
-        add_library(&mut add, lib);
+    let libs = libraries(&l.handler);
+    for lib in &libs {
+        add_library(&mut add, lib.clone());
     }
     if let Some(log) = crate::os::logfile::path() {
         add(log.to_path_buf(), Access::FileReadWrite, "log file");
     }
-    python(l, &mut add);
+    python(l, &libs, &mut add);
     if l.sandbox.exec {
         program(l, &mut add)?;
     }
@@ -189,11 +190,15 @@ fn loader() -> Option<PathBuf> {
 
 /// The Python plugin: its standard library (from the libpython it links)
 /// and the listener's `path` folders.
-fn python(l: &ListenerConfig, add: &mut impl FnMut(PathBuf, Access, &'static str)) {
+fn python(
+    l: &ListenerConfig,
+    libs: &[PathBuf],
+    add: &mut impl FnMut(PathBuf, Access, &'static str),
+) {
     if l.handler.file_name().and_then(|n| n.to_str()) != Some("libsockhost_python.so") {
         return;
     }
-    for lib in libraries(&l.handler) {
+    for lib in libs {
         let Some(name) = lib.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
