@@ -54,7 +54,8 @@ pub fn enter(l: &ListenerConfig, keep_out: &[RawFd]) -> Result<(), String> {
             }
         )
     } else {
-        "files not restricted (log mode: Landlock has no log-only mode)".to_owned()
+        "files not restricted, signals not scoped (log mode: Landlock has no log-only mode)"
+            .to_owned()
     };
     let notify = seccomp::install(sb.mode, sb.network, sb.exec)?;
     reporter.hand_over(notify)?;
