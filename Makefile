@@ -24,7 +24,7 @@ DAEMON_USER ?=
 
 TARGET   := $(or $(CARGO_TARGET_DIR),target)
 OUT      ?= $(TARGET)/$(PROFILE)
-PLUGINS  := libsockhost_echo.so libsockhost_daytime.so libsockhost_probe.so libsockhost_http_hello.so
+PLUGINS  := libsockhost_echo.so libsockhost_daytime.so libsockhost_chargen.so libsockhost_discard.so libsockhost_time.so libsockhost_probe.so libsockhost_http_hello.so
 # Installed when the workspace built them.
 OPTIONAL_PLUGINS := libsockhost_python.so
 PLUGDIR  := $(PREFIX)/lib/sockhost/plugins

@@ -5,9 +5,9 @@
 //! the new binary serves), 1 failed (`reload`: rolled back; `upgrade`: the
 //! old daemon keeps serving; the text says why), 2 a bad command line, 3 the
 //! daemon cannot be reached (the message names the socket). Needs nothing
-//! but the socket: no config file, no signals, no pid. The one exception,
-//! `security`, reads a config file instead and never contacts the daemon
-//! (exit 0 printed, 1 the config or listener is bad).
+//! but the socket: no config file, no signals, no pid. The exceptions,
+//! `import` and `security`, read files instead and never contact the daemon
+//! (`security`: exit 0 printed, 1 the config or listener is bad).
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -56,6 +56,19 @@ enum Command {
     /// same sockets, and wait: exit 0 once the new daemon serves (the old
     /// one drains), 1 when it failed (the old one keeps serving).
     Upgrade,
+    /// Print xinetd, inetd or systemd socket services as sockhost listeners
+    /// (a drop-in); name on stderr whatever cannot be carried over. Exit 0:
+    /// all carried over; 3: something named on stderr is missing; 1: an
+    /// input cannot be read or parsed. Needs no daemon.
+    Import {
+        /// The input format.
+        #[arg(value_enum)]
+        format: ImportFormat,
+        /// xinetd: service files or folders; inetd: inetd.conf files;
+        /// systemd: .socket units (their services are found next to them).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// What each listener's worker may do (user, files, network, exec,
     /// system calls, signals) and an exposure score from 0 (boxed in) to
     /// 10, worked out from a config file.
@@ -94,9 +107,40 @@ fn security(config: &std::path::Path, listener: Option<&str>) -> ExitCode {
     }
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ImportFormat {
+    Xinetd,
+    Inetd,
+    Systemd,
+}
+
+/// `sockhostctl import`: the config on stdout, the notes on stderr.
+fn import(format: ImportFormat, paths: &[PathBuf]) -> ExitCode {
+    use sockhostd::import::{import, Format};
+    let format = match format {
+        ImportFormat::Xinetd => Format::Xinetd,
+        ImportFormat::Inetd => Format::Inetd,
+        ImportFormat::Systemd => Format::Systemd,
+    };
+    match import(format, paths) {
+        Err(e) => {
+            eprintln!("sockhostctl: {e}");
+            ExitCode::from(1)
+        }
+        Ok(out) => {
+            print!("{}", out.config);
+            for n in &out.notes {
+                eprintln!("{n}");
+            }
+            ExitCode::from(if out.lossy() { 3 } else { 0 })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let line = match cli.command {
+        Command::Import { format, paths } => return import(format, &paths),
         Command::Status { json: false } => "status\n",
         Command::Status { json: true } => "status json\n",
         Command::Reload => "reload\n",

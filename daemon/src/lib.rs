@@ -13,10 +13,13 @@
 //! - [`os`]: what both sides use from the operating system: signals, poll,
 //!   sockets, privileges, systemd, daemonizing, logging.
 //! - [`config`]: TOML to a validated model; depends on nothing else here.
+//! - [`import`]: `sockhostctl import`, xinetd/inetd/systemd configs to
+//!   sockhost listeners; depends on nothing else here.
 //!
 //! `main.rs` is only the command line.
 
 pub mod config;
+pub mod import;
 pub mod master;
 pub mod os;
 pub mod plugin;

@@ -43,6 +43,9 @@ fn make_deb_ships_the_fhs_tree_with_conffiles_and_lintian_finds_no_error() {
     let plugins = [
         "libsockhost_echo.so",
         "libsockhost_daytime.so",
+        "libsockhost_chargen.so",
+        "libsockhost_discard.so",
+        "libsockhost_time.so",
         "libsockhost_probe.so",
         "libsockhost_http_hello.so",
     ];
