@@ -8,7 +8,9 @@
 # the bare loop, for the proxy group; and, for the python group, sockhostd
 # running the Python echo handler class of bench/peers/pyecho.py through
 # libsockhost_python.so next to CPython's own TCPServer, ThreadingTCPServer
-# and ForkingTCPServer serving it), then
+# and ForkingTCPServer serving it; and, for the sandbox group, the echo
+# plugin in fork and thread mode under [listener.sandbox] mode = "enforce"
+# next to the same listeners without a sandbox), then
 # runs the load generator against each in turn (each sockhostd row next to
 # its reference), all servers in one round, REPS rounds, and prints one
 # markdown table of medians with ratios. Odd rounds run the rows top to
@@ -25,11 +27,11 @@
 # usage: bench/compare.sh [-d SECONDS] [-r REPS] [-c CLIENTS] [-s BYTES]
 #                         [--only GROUPS] [--no-footprint] [--no-install]
 #   defaults: 2 s per run (plus 0.5 s warm-up), 6 rounds, 8 clients, 64 B
-#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http,proxy,python,exec
+#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http,proxy,python,exec,sandbox
 #   SOCKHOST_BENCH_PORT: first of the loopback ports used (default 27100)
 set -euo pipefail
 
-DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http,proxy,python,exec"
+DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http,proxy,python,exec,sandbox"
 FOOTPRINT=1 INSTALL=1
 BASE=${SOCKHOST_BENCH_PORT:-27100}
 BODY='Hello, world!\n'
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --no-footprint) FOOTPRINT=0; shift ;;
     --no-install) INSTALL=0; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -142,6 +144,12 @@ listener() { # name type address mixin handler [extra]
     listener unix-thread unix stream "$WORK/sh-thread.sock" thread $E
     listener proxied inet stream "127.0.0.1:$(port 12)" thread $E \
         'proxy_protocol = true\nproxy_trusted = ["127.0.0.1"]'
+    # The sandbox's cost: the same plugin and mixin, enforced (network =
+    # "none": the strictest filter) and not.
+    listener fork-sb inet stream "127.0.0.1:$(port 13)" fork $E \
+        '[listener.sandbox]\nmode = "enforce"\nnetwork = "none"'
+    listener thread-sb inet stream "127.0.0.1:$(port 14)" thread $E \
+        '[listener.sandbox]\nmode = "enforce"\nnetwork = "none"'
     for spec in "http:thread:1:9" "http-w2:thread:2:10" "http-fork:fork:1:11"; do
         IFS=: read -r name mixin workers n <<<"$spec"
         listener "$name" inet stream "127.0.0.1:$(port "$n")" "$mixin" $H \
@@ -329,6 +337,10 @@ nginx|http|nginx, 2 workers|http|$(port 44)|||nginx
 sh-http-w2|http|sockhostd http-hello, thread, workers = 2|http|$(port 10)|nginx|py-http|wrk
 sh-http-fork|http|sockhostd http-hello, fork|http|$(port 11)|nginx|py-http|wrk
 py-http|http|Python ThreadingHTTPServer|http|$(port 39)|nginx||wrk
+sh-fork-off|sandbox|sockhostd fork, no sandbox|conn|$T:$(port 3)|||sockhostd
+sh-fork-sb|sandbox|sockhostd fork, sandbox enforce|conn|$T:$(port 13)|sh-fork-off||sockhostd
+sh-thread-off|sandbox|sockhostd thread, no sandbox|conn|$T:$(port 2)|||sockhostd
+sh-thread-sb|sandbox|sockhostd thread, sandbox enforce|conn|$T:$(port 14)|sh-thread-off||sockhostd
 hap-pp|proxy|HAProxy send-proxy-v2 → sockhostd thread, proxy_protocol = true|conn|$T:$(port 45)|hap-plain|hap-bare|haproxy
 hap-plain|proxy|HAProxy → sockhostd thread|conn|$T:$(port 46)|hap-bare||haproxy
 hap-bare|proxy|HAProxy → bare Rust loop, thread|conn|$T:$(port 47)|||haproxy
@@ -381,6 +393,7 @@ GROUPS = {
     "proxy": "TCP via HAProxy, new connection per request",
     "python": "Python handler class, TCP, new connection per request",
     "exec": "a program (/bin/cat) per connection, new connection per request",
+    "sandbox": "TCP, new connection per request: [listener.sandbox] enforce vs none",
 }
 TARGETS = {  # id: [(reference id, minimum ratio)]
     "sh-sync": [("ref", 0.8)],
@@ -398,6 +411,9 @@ TARGETS = {  # id: [(reference id, minimum ratio)]
     # Within 1.1× of the spawn floor measured in the same round.
     "exec-fork": [("ref", 1 / 1.1)],
     "exec-thread": [("ref", 1 / 1.1)],
+    # The sandbox's cost: at most 3 % slower than the same listener without.
+    "sh-fork-sb": [("ref", 0.97)],
+    "sh-thread-sb": [("ref", 0.97)],
 }
 
 def to_us(v, unit):

@@ -5,7 +5,9 @@
 //! the new binary serves), 1 failed (`reload`: rolled back; `upgrade`: the
 //! old daemon keeps serving; the text says why), 2 a bad command line, 3 the
 //! daemon cannot be reached (the message names the socket). Needs nothing
-//! but the socket: no config file, no signals, no pid.
+//! but the socket: no config file, no signals, no pid. The exceptions,
+//! `import` and `security`, read files instead and never contact the daemon
+//! (`security`: exit 0 printed, 1 the config or listener is bad).
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -67,6 +69,42 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// What each listener's worker may do (user, files, network, exec,
+    /// system calls, signals) and an exposure score from 0 (boxed in) to
+    /// 10, worked out from a config file.
+    Security {
+        /// The config file to read.
+        #[arg(
+            short = 'c',
+            long = "config",
+            value_name = "PATH",
+            default_value = "/etc/sockhost/sockhost.toml"
+        )]
+        config: PathBuf,
+        /// Only this listener.
+        listener: Option<String>,
+    },
+}
+
+/// `security`: computed here from the config, not asked of the daemon.
+fn security(config: &std::path::Path, listener: Option<&str>) -> ExitCode {
+    let cfg = match sockhostd::config::load(config) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("sockhostctl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match sockhostd::os::sandbox::exposure::report(&cfg, listener) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("sockhostctl: {why}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -107,6 +145,7 @@ fn main() -> ExitCode {
         Command::Status { json: true } => "status json\n",
         Command::Reload => "reload\n",
         Command::Upgrade => "upgrade\n",
+        Command::Security { config, listener } => return security(&config, listener.as_deref()),
     };
     let timeout = Duration::try_from_secs_f64(cli.timeout)
         .ok()

@@ -71,6 +71,9 @@ pub fn build(
     let warnings = identity::build(src, raw, &mut config)?;
     config.handler = handler(src, req.handler, plugin_dir)?;
     plugin_config(src, raw, &mut config)?;
+    if let Some(table) = &raw.sandbox {
+        config.sandbox = super::sandbox::build(src, table.get_ref())?;
+    }
     Ok(Parsed {
         config,
         name_at: src.location(&req.name.span()),
@@ -238,6 +241,7 @@ fn defaults(
         limits: Default::default(),
         config: toml::Table::new(),
         config_toml: String::new(),
+        sandbox: super::sandbox::Sandbox::default(),
     }
 }
 

@@ -22,6 +22,7 @@ mod listener;
 mod model;
 mod perms;
 mod raw;
+mod sandbox;
 mod source;
 mod unique;
 mod values;
@@ -35,6 +36,7 @@ pub use address::UNIX_PATH_MAX;
 pub use error::ConfigError;
 pub use model::*;
 pub use perms::check_plugin_permissions;
+pub use sandbox::{Network, Sandbox, SandboxMode};
 
 use listener::Parsed;
 use raw::{RawDropIn, RawMain};

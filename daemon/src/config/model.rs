@@ -274,6 +274,8 @@ pub struct ListenerConfig {
     pub config: toml::Table,
     /// The same table as a TOML document ("" if empty).
     pub config_toml: String,
+    /// `[listener.sandbox]` (default: off).
+    pub sandbox: super::sandbox::Sandbox,
 }
 
 impl ListenerConfig {

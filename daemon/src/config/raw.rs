@@ -97,6 +97,18 @@ pub(crate) struct RawListener {
     pub umask: Opt<OctalText>,
     pub limits: Opt<RawLimits>,
     pub config: Opt<toml::Table>,
+    pub sandbox: Opt<RawSandbox>,
+}
+
+/// `[listener.sandbox]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawSandbox {
+    pub mode: Opt<String>,
+    pub read_only: Opt<Vec<Spanned<String>>>,
+    pub read_write: Opt<Vec<Spanned<String>>>,
+    pub network: Opt<String>,
+    pub exec: Opt<bool>,
 }
 
 /// `[listener.limits]`.

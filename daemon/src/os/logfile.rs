@@ -37,6 +37,12 @@ pub struct LogFile {
     file: Mutex<File>,
 }
 
+/// The log file's path, when `--log-file` was given (a sandboxed worker
+/// must still be able to reopen it on SIGUSR1).
+pub fn path() -> Option<&'static Path> {
+    LOG_FILE.get().map(|l| l.path.as_path())
+}
+
 fn open_append(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .create(true)

@@ -13,6 +13,7 @@ pub(crate) mod poll;
 pub(crate) mod privileges;
 pub(crate) mod ratelimit;
 pub(crate) mod reexec;
+pub mod sandbox;
 pub(crate) mod shm;
 pub(crate) mod signals;
 pub(crate) mod stats;

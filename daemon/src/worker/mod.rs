@@ -4,7 +4,9 @@
 //! the master and to other listeners, puts itself in its box (limits,
 //! account, no_new_privs: see `confine`), dies with the master
 //! (PR_SET_PDEATHSIG, asked for after the change of account, which
-//! clears it), loads the plugin (the master never does), calls
+//! clears it), enters the listener's sandbox (`os::sandbox`: Landlock and
+//! seccomp, right before the plugin's first code runs), loads the plugin
+//! (the master never does), calls
 //! `create`, reports `READY` (or `ERROR reason`) on its control socket,
 //! preceded by one `DEPENDS path` line per file the plugin named with the
 //! host's `depends_on` (the master watches them for reloads), and
@@ -123,6 +125,13 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         crate::config::check_plugin_permissions(&l.handler, uid)
             .map_err(|why| format!("plugin {}: refused: {why}", l.handler.display()))?;
     }
+    // The box (rlimits, identity, then this) is complete before any code
+    // of the plugin's runs: its constructors run inside dlopen.
+    let keep_out = [
+        args.socket.as_ref().map_or(-1, |s| s.as_raw_fd()),
+        args.ctrl.as_raw_fd(),
+    ];
+    crate::os::sandbox::enter(l, &keep_out)?;
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
     let listen_fd = args.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
     // Kept open for the worker's whole life (the plugin borrows it).

@@ -266,12 +266,37 @@ def configured_address(family, text, config_dir):
     return (host.strip("[]"), int(port))
 
 
+class _InheritedSocket:
+    """The socket module as socketserver sees it while the server object is
+    made: the new socket its __init__ opens is a dup of the daemon's
+    listening socket instead, so no socket is created (a listener whose
+    sandbox has network = "none" may not open an inet socket)."""
+
+    def __init__(self, fd):
+        self._fd = fd
+
+    def __getattr__(self, name):
+        return getattr(socket, name)
+
+    def socket(self, family=-1, type=-1, proto=-1, fileno=None):
+        if fileno is None and self._fd >= 0:
+            fd, self._fd = os.dup(self._fd), -1
+            return socket.socket(family, type, 0, fd)
+        return socket.socket(family, type, proto, fileno)
+
+
 def build_server(server_cls, handler_cls, family, socktype, address, config_dir, listen_fd):
     """The server object, as `server_cls(address, handler_cls,
     bind_and_activate=False)` makes it, then given the daemon's listening
     socket (a dup of it) and the attributes server_bind would set."""
-    server = server_cls(configured_address(family, address, config_dir), handler_cls,
-                        bind_and_activate=False)
+    saved = socketserver.socket
+    if listen_fd >= 0:
+        socketserver.socket = _InheritedSocket(listen_fd)
+    try:
+        server = server_cls(configured_address(family, address, config_dir), handler_cls,
+                            bind_and_activate=False)
+    finally:
+        socketserver.socket = saved
     if listen_fd >= 0:
         made = getattr(server, "socket", None)
         server.socket = socket.socket(family, socktype, 0, os.dup(listen_fd))

@@ -10,6 +10,7 @@ mod malformed;
 mod observe;
 mod places;
 mod proxy;
+mod sandbox;
 mod valid;
 
 use std::fs;

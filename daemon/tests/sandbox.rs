@@ -1,0 +1,471 @@
+//! `[listener.sandbox]` against the real daemon, with a hostile C plugin
+//! (plugins/fixtures/hostile-c) that tries each escape: read another
+//! listener's file (also from its constructor, inside dlopen), write
+//! outside its paths, TCP/UDP/MPTCP out, exec /bin/sh, create a user
+//! namespace, signal and ptrace a sibling worker. Under `enforce` each
+//! fails with its errno, the listener keeps serving, the sibling and the
+//! master are untouched and the log names what was blocked; with the
+//! sandbox off the same probes succeed (the tests are not vacuous); under
+//! `log` they succeed and are reported. The echo plugin serves under
+//! `enforce` in fork and thread mode.
+//! Needs Landlock ABI 6 or newer: SKIPPED otherwise (fails when
+//! SOCKHOST_REQUIRE_LANDLOCK is set).
+
+mod common;
+use common::life::*;
+use common::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether the kernel has Landlock ABI 6 (scopes); SKIPPED when not.
+fn landlock_or_skip() -> bool {
+    // SAFETY: landlock_create_ruleset(NULL, 0, VERSION) only returns a number.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32,
+        )
+    };
+    if abi >= 6 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SOCKHOST_REQUIRE_LANDLOCK").is_none(),
+        "Landlock ABI 6 is required (SOCKHOST_REQUIRE_LANDLOCK is set); this kernel has {abi}"
+    );
+    eprintln!("SKIPPED: this kernel has Landlock ABI {abi}; the sandbox needs 6");
+    false
+}
+
+/// Compile the hostile fixture into `dir`.
+fn build_hostile(dir: &Path) -> PathBuf {
+    let root = workspace();
+    let out = dir.join("libhostile.so");
+    let st = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-I"])
+        .arg(root.join("handler-sdk/include"))
+        .arg(root.join("plugins/fixtures/hostile-c/hostile.c"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "cc builds hostile.c: {st}");
+    out
+}
+
+/// A daemon with a hostile listener per mixin in `mixins` under `mode`,
+/// and a probe listener `sib` beside them.
+struct Scene {
+    d: Daemon,
+    root: PathBuf,
+    tcp: TcpListener,
+    udp: UdpSocket,
+}
+
+fn scene(mode: &str, mixins: &[&str]) -> Scene {
+    let dir = TestDir::new("sandbox");
+    let root = dir.path.clone();
+    dir.write("other/secret.txt", "secret\n");
+    dir.write("mine/a.txt", "mine\n");
+    std::fs::create_dir_all(dir.join("rw")).expect("mkdir rw");
+    let hostile = build_hostile(&dir.path);
+    let mut cfg = "[daemon]\ncontrol_socket = \"\"\n".to_owned();
+    for m in mixins {
+        let extra = format!(
+            "[listener.sandbox]\nmode = \"{mode}\"\nread_only = [\"mine\"]\nread_write = [\"rw\"]\nnetwork = \"none\"\nexec = false\n"
+        );
+        cfg += &listener(
+            &format!("hostile-{m}"),
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            m,
+            &hostile,
+            &extra,
+        );
+    }
+    cfg += &tcp_probe("sib", "sync", "");
+    let config = dir.write("sockhost.toml", &cfg);
+    let mut cmd = Command::new(sockhostd());
+    cmd.arg("-c")
+        .arg(&config)
+        .args(["--log", "stderr"])
+        .env("SOCKHOST_HOSTILE_SECRET", root.join("other/secret.txt"));
+    let d = Daemon::try_start_cmd(dir, config, cmd)
+        .unwrap_or_else(|f| panic!("daemon failed to start ({}):\n{}", f.status, f.log));
+    Scene {
+        d,
+        root,
+        tcp: TcpListener::bind("127.0.0.1:0").expect("bind tcp"),
+        udp: UdpSocket::bind("127.0.0.1:0").expect("bind udp"),
+    }
+}
+
+/// Every probe's reply, by probe name, from listener `name`.
+fn probe_all(s: &Scene, name: &str) -> BTreeMap<&'static str, String> {
+    let sib = Probe::connect(&s.d.addr("sib")).cmd("PID");
+    let tcp = s.tcp.local_addr().expect("addr").port();
+    let udp = s.udp.local_addr().expect("addr").port();
+    let r = |p: &str| s.root.join(p).display().to_string();
+    let escape = format!("/tmp/sockhost-escape-{}-{name}", std::process::id());
+    let cmds: Vec<(&'static str, String)> = vec![
+        ("ctor", "CTOR".into()),
+        ("read_other", format!("READ {}", r("other/secret.txt"))),
+        ("read_mine", format!("READ {}", r("mine/a.txt"))),
+        ("write_rw", format!("WRITE {}", r("rw/out.txt"))),
+        ("write_config_folder", format!("WRITE {}", r("escape.txt"))),
+        ("write_tmp", format!("WRITE {escape}")),
+        ("tcp", format!("TCP 127.0.0.1 {tcp}")),
+        ("udp", format!("UDP 127.0.0.1 {udp}")),
+        ("mptcp", format!("MPTCP 127.0.0.1 {tcp}")),
+        ("exec", "EXEC".into()),
+        ("userns", "USERNS".into()),
+        ("kill", format!("KILL {sib}")),
+        ("ptrace", format!("PTRACE {sib}")),
+    ];
+    let mut p = Probe::connect(&s.d.addr(name));
+    let out = cmds.into_iter().map(|(k, c)| (k, p.cmd(&c))).collect();
+    let _ = std::fs::remove_file(&escape);
+    out
+}
+
+/// The listener, its sibling and the master all still serve.
+fn all_still_serve(s: &Scene, names: &[String]) {
+    for n in names {
+        assert_eq!(stream_cmd(&s.d.addr(n), "PING"), "PONG", "{n} still serves");
+    }
+    assert_eq!(
+        stream_cmd(&s.d.addr("sib"), "PING"),
+        "PONG",
+        "sib untouched"
+    );
+    assert!(!exited(s.d.pid()), "the master is running");
+}
+
+// Protects: under enforce every escape fails with its errno, the plugin's
+// constructor cannot read a secret during dlopen, and the log names the
+// listener, the pid and each blocked call.
+#[test]
+fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let mixins = ["sync", "fork"];
+    let s = scene("enforce", &mixins);
+    let workers = workers_of(s.d.pid());
+    let mut names = Vec::new();
+    for m in mixins {
+        let name = format!("hostile-{m}");
+        let got = probe_all(&s, &name);
+        let want = [
+            ("ctor", "ERR open EACCES"),
+            ("read_other", "ERR open EACCES"),
+            ("read_mine", "OK read 5"),
+            ("write_rw", "OK wrote 8"),
+            ("write_config_folder", "ERR open EACCES"),
+            ("write_tmp", "ERR open EACCES"),
+            ("tcp", "ERR socket EAFNOSUPPORT"),
+            ("udp", "ERR socket EAFNOSUPPORT"),
+            ("mptcp", "ERR socket EAFNOSUPPORT"),
+            ("exec", "ERR execve EPERM"),
+            ("userns", "ERR unshare EPERM"),
+            ("kill", "ERR kill EPERM"),
+            ("ptrace", "ERR ptrace EPERM"),
+        ];
+        for (k, v) in want {
+            assert_eq!(got[k], v, "{name}: {k}\n{}", s.d.log());
+        }
+        for what in [
+            "socket(AF_INET, SOCK_STREAM)",
+            "socket(AF_INET, SOCK_DGRAM)",
+            "socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)",
+            "execve(/bin/sh)",
+            "unshare(CLONE_NEWUSER)",
+            "ptrace(",
+        ] {
+            let needles = ["sandbox blocked", what, &format!("in listener {name} pid")];
+            assert!(
+                wait_until(DEADLINE, || has_line(&s.d.log(), &needles)),
+                "{name}: the log names {what}:\n{}",
+                s.d.log()
+            );
+        }
+        let start = [
+            &format!("listener={name}"),
+            "sandbox enforce",
+            "Landlock ABI",
+        ];
+        assert!(has_line(&s.d.log(), &start), "start line:\n{}", s.d.log());
+        names.push(name);
+    }
+    assert!(
+        !s.root.join("escape.txt").exists(),
+        "nothing written beside the config"
+    );
+    all_still_serve(&s, &names);
+    assert_eq!(workers_of(s.d.pid()), workers, "no worker was replaced");
+}
+
+// Protects: the probes are real: with the sandbox off every one succeeds.
+#[test]
+fn with_the_sandbox_off_the_same_escapes_succeed() {
+    let s = scene("off", &["sync"]);
+    let got = probe_all(&s, "hostile-sync");
+    for (k, v) in &got {
+        assert!(
+            v.starts_with("OK"),
+            "{k} succeeds with the sandbox off: {v}"
+        );
+    }
+    assert_eq!(got["read_mine"], "OK read 5");
+    assert!(has_line(
+        &s.d.log(),
+        &["listener=hostile-sync", "sandbox off"]
+    ));
+    all_still_serve(&s, &["hostile-sync".to_owned()]);
+}
+
+// Protects: log mode blocks nothing and reports every call enforce would block.
+#[test]
+fn log_mode_lets_every_escape_through_and_reports_it() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let s = scene("log", &["fork"]);
+    let got = probe_all(&s, "hostile-fork");
+    for (k, v) in &got {
+        assert!(v.starts_with("OK"), "{k} succeeds under log mode: {v}");
+    }
+    for what in [
+        "socket(AF_INET, SOCK_STREAM)",
+        "socket(AF_INET, SOCK_DGRAM)",
+        "execve(/bin/sh)",
+        "unshare(CLONE_NEWUSER)",
+        "ptrace(",
+    ] {
+        let needles = [
+            "sandbox (log mode) would block",
+            what,
+            "in listener hostile-fork pid",
+        ];
+        assert!(
+            wait_until(DEADLINE, || has_line(&s.d.log(), &needles)),
+            "the log names {what}:\n{}",
+            s.d.log()
+        );
+    }
+    let start = ["sandbox log", "files not restricted"];
+    assert!(has_line(&s.d.log(), &start), "start line:\n{}", s.d.log());
+    all_still_serve(&s, &["hostile-fork".to_owned()]);
+}
+
+// Protects: an ordinary plugin needs nothing more than the runtime grants:
+// echo serves under enforce with network = "none" in fork and thread mode.
+#[test]
+fn echo_serves_under_enforce_in_fork_and_thread_mode() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let echo = plugin("sockhost_echo");
+    let sandbox = "[listener.sandbox]\nmode = \"enforce\"\nnetwork = \"none\"\n";
+    let mut cfg = String::new();
+    for m in ["fork", "thread"] {
+        cfg += &listener(
+            &format!("echo-{m}"),
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            m,
+            &echo,
+            sandbox,
+        );
+    }
+    let d = Daemon::start(&cfg);
+    for m in ["fork", "thread"] {
+        let name = format!("echo-{m}");
+        for i in 0..3 {
+            let mut s = Stream::connect(&d.addr(&name)).expect("connect");
+            let text = format!("hello {i} from {name}\n");
+            s.write_all(text.as_bytes()).expect("send");
+            s.shutdown_write();
+            let back = s.read_all().expect("echo");
+            assert_eq!(String::from_utf8_lossy(&back), text, "{name} echoes");
+        }
+        let start = [
+            &format!("listener={name}"),
+            "sandbox enforce",
+            "Landlock ABI",
+        ];
+        assert!(has_line(&d.log(), &start), "start line:\n{}", d.log());
+    }
+    assert!(
+        !d.log().contains("sandbox blocked"),
+        "nothing blocked:\n{}",
+        d.log()
+    );
+}
+
+// Protects: `sockhostctl security` lists what a boxed listener may reach
+// (its own paths and its runtime's, never the config folder) and scores an
+// unboxed one as fully exposed; an unknown listener is an error.
+#[test]
+fn security_lists_each_listeners_reach_and_scores_its_exposure() {
+    let dir = TestDir::new("security");
+    dir.write("mine/a.txt", "mine\n");
+    let echo = plugin("sockhost_echo");
+    let boxed =
+        "[listener.sandbox]\nmode = \"enforce\"\nread_only = [\"mine\"]\nnetwork = \"none\"\n";
+    let mut cfg = listener(
+        "boxed",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        "fork",
+        &echo,
+        boxed,
+    );
+    cfg += &listener("open", "inet", "stream", "127.0.0.1:0", "fork", &echo, "");
+    let config = dir.write("sockhost.toml", &cfg);
+    let run = |args: &[&str]| {
+        let out = Command::new(common::observe::sockhostctl())
+            .arg("security")
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run sockhostctl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text, err)
+    };
+    let (code, text, err) = run(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let mine = dir.join("mine").display().to_string();
+    let folder = dir.path.display().to_string();
+    assert!(has_line(&text, &["read ", &mine, "(read_only)"]), "{text}");
+    assert!(
+        has_line(
+            &text,
+            &["read+exec", &echo.display().to_string(), "(plugin)"]
+        ),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_end().ends_with(&format!("{folder}  (read_only)"))),
+        "the config folder itself is not granted:\n{text}"
+    );
+    assert!(has_line(&text, &["boxed", "2.5 MEDIUM"]), "{text}");
+    assert!(has_line(&text, &["open", "10.0 UNSAFE"]), "{text}");
+    let (code, text, _) = run(&["open"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        !text.contains("listener boxed"),
+        "only the listener asked for:\n{text}"
+    );
+    let (code, _, err) = run(&["nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no listener named nope"), "{err}");
+}
+
+// Protects: a flood of blocked calls does not become a flood of log lines:
+// one line a second for the same call, and a later line says how many were
+// held back.
+#[test]
+fn blocked_call_lines_are_rate_limited_and_count_what_was_held_back() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let s = scene("enforce", &["sync"]);
+    let addr = s.d.addr("hostile-sync");
+    let mut p = Probe::connect(&addr);
+    assert_eq!(p.cmd("SOCKETS 500"), "EAFNOSUPPORT opened 0");
+    let what = "sandbox blocked socket(AF_INET, SOCK_STREAM) in listener hostile-sync";
+    let count = |log: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert!(
+        wait_until(DEADLINE, || count(&s.d.log()) >= 1),
+        "{}",
+        s.d.log()
+    );
+    // 500 calls are 500 notifications; at one line a second, far fewer lines.
+    assert!(count(&s.d.log()) < 50, "rate-limited:\n{}", s.d.log());
+    let held = |log: &str| {
+        log.lines()
+            .any(|l| l.contains(what) && l.contains("more held back"))
+    };
+    assert!(
+        wait_until(DEADLINE, || {
+            p.cmd("SOCKETS 1");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            held(&s.d.log())
+        }),
+        "a later line counts the held-back calls:\n{}",
+        s.d.log()
+    );
+    assert_eq!(p.cmd("PING"), "PONG");
+}
+
+// Protects: the limits hold inside the sandbox too: a fork past `processes`
+// fails with EAGAIN (the reporter counts as one of the user's processes),
+// an allocation past `memory` with ENOMEM, and the listener serves on;
+// the same box without limits forks fine (the sandbox does not block fork).
+#[test]
+fn limits_bite_inside_the_sandbox_and_the_listener_serves_on() {
+    if !landlock_or_skip() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: switching a listener's user needs root");
+        return;
+    }
+    let dir = TestDir::new("sandbox-limits");
+    let hostile = build_hostile(&dir.path);
+    let sandbox = "[listener.sandbox]\nmode = \"enforce\"\nnetwork = \"none\"";
+    let mut cfg = listener(
+        "tight",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        "sync",
+        &hostile,
+        &format!(
+            "user = \"games\"\n[listener.limits]\nprocesses = 2\nmemory = \"256M\"\n{sandbox}"
+        ),
+    );
+    cfg += &listener(
+        "roomy",
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        "sync",
+        &hostile,
+        sandbox,
+    );
+    let d = start_in(dir, &cfg).unwrap_or_else(|f| panic!("start ({}):\n{}", f.status, f.log));
+    let mut t = Probe::connect(&d.addr("tight"));
+    assert_eq!(t.cmd("FORK 1"), "ERR fork EAGAIN after 0", "{}", d.log());
+    assert_eq!(t.cmd("ALLOC 1024"), "ERR malloc ENOMEM");
+    assert_eq!(t.cmd("ALLOC 8"), "OK allocated 8");
+    assert_eq!(t.cmd("PING"), "PONG", "the tight listener serves on");
+    let mut r = Probe::connect(&d.addr("roomy"));
+    assert_eq!(
+        r.cmd("FORK 1"),
+        "OK forked 1",
+        "the sandbox itself lets fork through"
+    );
+    assert!(
+        has_line(
+            &d.log(),
+            &["listener=tight", "sandbox enforce", "user games"]
+        ),
+        "{}",
+        d.log()
+    );
+}

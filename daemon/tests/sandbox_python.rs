@@ -1,0 +1,112 @@
+//! A Python socketserver handler under `[listener.sandbox] mode =
+//! "enforce"`: the interpreter starts in the box (its standard library and
+//! the listener's `path` are granted), the handler serves in thread and
+//! fork mode, reads its own folder, gets EACCES for a file beside the
+//! config and EAFNOSUPPORT for a new inet socket, and the log names the
+//! blocked socket. Needs Landlock ABI 6: SKIPPED otherwise.
+
+mod common;
+use common::life::{has_line, wait_until};
+use common::py::*;
+use common::*;
+
+const APP: &str = r#"
+import os, socket, socketserver
+
+class Probe(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            cmd = line.decode().strip()
+            if cmd.startswith("READ "):
+                try:
+                    with open(cmd[5:]) as f:
+                        reply = "OK %d" % len(f.read())
+                except OSError as e:
+                    reply = "ERR %d" % e.errno
+            elif cmd == "SOCKET":
+                try:
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()
+                    reply = "OK"
+                except OSError as e:
+                    reply = "ERR %d" % e.errno
+            else:
+                reply = cmd.upper()
+            self.wfile.write((reply + "\n").encode())
+"#;
+
+fn landlock_abi() -> i64 {
+    // SAFETY: landlock_create_ruleset(NULL, 0, VERSION) only returns a number.
+    unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32,
+        )
+    }
+}
+
+// Protects: the Python plugin runs in the box it promises: stdlib and path
+// readable, everything else and new inet sockets refused, and reported.
+#[test]
+fn a_python_handler_serves_under_enforce_and_is_boxed() {
+    let abi = landlock_abi();
+    if abi < 6 {
+        assert!(
+            std::env::var_os("SOCKHOST_REQUIRE_LANDLOCK").is_none(),
+            "Landlock ABI {abi}"
+        );
+        eprintln!("SKIPPED: this kernel has Landlock ABI {abi}; the sandbox needs 6");
+        return;
+    }
+    let sandbox = "[listener.sandbox]\nmode = \"enforce\"\nnetwork = \"none\"";
+    let mut cfg = String::new();
+    for m in ["thread", "fork"] {
+        let name = format!("py-{m}");
+        cfg += &py_listener(
+            &name,
+            "inet",
+            "stream",
+            m,
+            "app:Probe",
+            sandbox,
+            "path = [\"app\"]",
+        );
+    }
+    let d = start_with(
+        "sandbox-py",
+        &[("app/app.py", APP), ("secret.txt", "secret\n")],
+        &cfg,
+    );
+    let folder = d.config.parent().expect("config folder").to_path_buf();
+    let own = folder.join("app/app.py").display().to_string();
+    let secret = folder.join("secret.txt").display().to_string();
+    for m in ["thread", "fork"] {
+        let name = format!("py-{m}");
+        let mut p = Probe::connect(&d.addr(&name));
+        assert_eq!(p.cmd("hello"), "HELLO", "{name} serves:\n{}", d.log());
+        assert!(
+            p.cmd(&format!("READ {own}")).starts_with("OK "),
+            "{name} reads its path"
+        );
+        assert_eq!(
+            p.cmd(&format!("READ {secret}")),
+            "ERR 13",
+            "{name}: EACCES beside the config"
+        );
+        assert_eq!(
+            p.cmd("SOCKET"),
+            "ERR 97",
+            "{name}: EAFNOSUPPORT for a new inet socket"
+        );
+        let needles = [
+            "sandbox blocked socket(AF_INET, SOCK_DGRAM)",
+            &format!("listener {name} pid"),
+        ];
+        assert!(
+            wait_until(DEADLINE, || has_line(&d.log(), &needles)),
+            "{name}: the blocked socket is logged:\n{}",
+            d.log()
+        );
+    }
+}
