@@ -26,6 +26,7 @@ mod metrics;
 mod observe;
 mod reload;
 mod respawn;
+mod retire;
 mod spawn;
 mod status;
 mod upgrade;
@@ -277,6 +278,7 @@ impl Master {
         fds.extend(self.launches().flat_map(Launch::fds));
         let upgrade_fd = self.upgrade.fd();
         fds.extend(upgrade_fd);
+        fds.extend(self.retiring_fds());
         let ours = fds.len();
         let mut polled: Vec<(RawFd, Interest)> =
             fds.iter().map(|&fd| (fd, Interest::Read)).collect();
@@ -288,7 +290,7 @@ impl Master {
         for (&fd, _) in fds.iter().zip(&ready).skip(1).filter(|(_, &r)| r) {
             if Some(fd) == upgrade_fd {
                 self.upgrade_readable();
-            } else {
+            } else if !self.retiring_readable(fd) {
                 self.launches_mut().for_each(|l| l.readable(fd));
             }
         }
@@ -480,6 +482,7 @@ impl Master {
             .launches()
             .map(Launch::deadline)
             .chain(self.upgrade.deadline())
+            .chain(self.reload.retiring().map(retire::Retiring::deadline))
             .min();
         let respawn = self
             .respawn

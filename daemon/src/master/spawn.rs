@@ -1,6 +1,7 @@
 //! Forking workers: the master's side of the control-socket protocol
 //! (worker → master `READY` or `ERROR reason`, read by `launch`; master →
-//! worker `GO`, written by [`go`]).
+//! worker `GO`, written by [`go`]; worker → master `STOPPED` once a drain
+//! has ended its accept loop, read by `retire`).
 //!
 //! Promises: a worker is forked from the single-threaded master; the master
 //! process itself never loads a plugin; nothing here waits for a worker.
