@@ -364,14 +364,17 @@ impl Server {
         self.shared.instance.service_actions();
     }
 
-    /// socketserver's `server_close`: close the listening socket, wait for
-    /// requests in flight (`block_on_close`, up to `shutdown_timeout`), and
-    /// destroy the handler instance.
+    /// socketserver's `server_close`: wait for requests in flight
+    /// (`block_on_close`, up to `shutdown_timeout`), close the listening
+    /// socket, and destroy the handler instance. The socket closes only
+    /// after the wait: a datagram request thread sends its reply on it
+    /// (the loop has stopped taking requests already; the master keeps
+    /// the socket open for the next generation either way).
     pub fn server_close(mut self, shutdown_timeout: Duration) {
-        self.socket = None;
         let l = &self.shared.listener;
         let block = l.block_on_close && !l.daemon_threads;
         self.dispatch.server_close(shutdown_timeout, block);
+        self.socket = None;
         drop(self.dispatch);
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => shared.instance.destroy(),
