@@ -301,10 +301,13 @@ impl Master {
                     Signal::SIGHUP => self.request_reload(),
                     Signal::SIGUSR2 => self.request_upgrade(),
                     Signal::SIGCHLD => self.reap(),
-                    // Workers still starting install their own handler
-                    // before READY; only serving ones are told.
+                    // Starting workers too: SIGUSR1 waits, blocked,
+                    // until a new worker's handler is in place.
                     Signal::SIGUSR1 => {
-                        crate::os::logfile::reopen_in_master(self.workers.iter().map(|w| w.pid))
+                        let starting = self.launches().flat_map(Launch::pids);
+                        let pids: Vec<Pid> =
+                            self.workers.iter().map(|w| w.pid).chain(starting).collect();
+                        crate::os::logfile::reopen_in_master(pids)
                     }
                     _ => {}
                 }

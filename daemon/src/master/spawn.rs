@@ -58,9 +58,17 @@ pub fn spawn(
     };
     // SAFETY: getpid has no preconditions.
     let master_pid = unsafe { libc::getpid() };
+    // SIGUSR1 (reopen the log file) is forwarded to starting workers too:
+    // blocked across fork, the child takes it only once its own handler
+    // is in place (a SIGUSR1 meanwhile waits), never the master's.
+    let usr1 = crate::os::logfile::block_sigusr1();
     // SAFETY: the master is single-threaded, so the child cannot inherit a
     // lock held by another thread; the child never returns (worker_main).
-    match unsafe { fork() }.map_err(io::Error::from)? {
+    let forked = unsafe { fork() }.map_err(io::Error::from);
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        crate::os::logfile::restore_mask(usr1);
+    }
+    match forked? {
         ForkResult::Child => {
             drop(master_end);
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
