@@ -86,7 +86,7 @@ mod tests {
     use super::{add_seals, copy_once, private_copy, retry_busy, ATTEMPTS, SEALS};
     use std::io::{self, Read, Seek, Write};
     use std::os::fd::AsRawFd;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     fn sample(tag: &str) -> PathBuf {
         let path = std::env::temp_dir().join(format!("sockhost-{tag}-{}", std::process::id()));
@@ -95,7 +95,7 @@ mod tests {
     }
 
     /// The real copy, whose sealing says `EBUSY` the first `busy` times.
-    fn copy_busy_first(path: &PathBuf, busy: u32) -> (io::Result<std::os::fd::OwnedFd>, u32) {
+    fn copy_busy_first(path: &Path, busy: u32) -> (io::Result<std::os::fd::OwnedFd>, u32) {
         let mut calls = 0;
         let result = retry_busy(ATTEMPTS, || {
             calls += 1;
