@@ -16,6 +16,7 @@
 //! reload in flight, drain workers and exit 0, a second one kills them at
 //! once; unix socket files are removed on exit.
 
+mod carry;
 pub mod check;
 mod conn;
 mod control;
@@ -317,6 +318,7 @@ impl Master {
         self.expire_observers();
         self.run_timers();
         self.advance();
+        self.update_carry();
     }
 
     /// Every launch in flight: the first generation, a reload's, respawns.
