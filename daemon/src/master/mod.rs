@@ -7,7 +7,10 @@
 //! call: a generation starting ([`launch::Launch`]: at start, on reload, on
 //! respawn), a reload in flight (`reload`), crash respawns with back-off
 //! (`respawn`), the stop deadline. So signals are answered and watchdog
-//! pings sent on time whatever a plugin's `create` does.
+//! pings sent on time whatever a plugin's `create` does. The loop itself
+//! is `event_loop`; starting and adopting workers is `generation`; a
+//! reload's last step, waiting for the old workers to stop accepting, is
+//! `retire`; the counts a binary upgrade hands on are `carry`.
 //!
 //! Promises: startup is all-or-nothing (every worker reports ready within
 //! `start_timeout` before any serves, else exit 1 naming the listener); a
