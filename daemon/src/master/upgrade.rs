@@ -130,8 +130,7 @@ impl Master {
         owned.sort_unstable();
         let env = vec![(SYSTEMD_OWNED_VAR.to_string(), owned.join(":"))];
         let pid = reexec::spawn(&self.exe, &self.args, &sockets, write.as_raw_fd(), &env)
-            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))
-            .inspect_err(|_| self.obs.end_carry())?;
+            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
         drop(write);
         let now = Instant::now();
         Ok(Pending {
@@ -234,7 +233,11 @@ impl Master {
     fn finish_upgrade(&mut self, outcome: Result<Pid, String>) {
         match &outcome {
             Err(why) => {
-                self.obs.end_carry();
+                // After a hand-over (a second upgrade asked of a draining
+                // daemon) the new daemon keeps the scrapes and the counts.
+                if !self.upgrade.handed_over() {
+                    self.obs.end_carry();
+                }
                 let line = format!(
                     "upgrade failed, this daemon keeps serving (generation {}): {why}",
                     self.generation
