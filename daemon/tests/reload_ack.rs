@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Reloads per run: each one is a chance for a stale reply.
-const ROUNDS: u32 = 30;
+const ROUNDS: u32 = 50;
 /// Connections opened right after each reload, per listener.
 const PROBES: usize = 6;
 /// Background clients keeping the workers busy in their accept batches.
-const LOADERS: usize = 6;
+const LOADERS: usize = 8;
 
 /// Probe listeners `t` (thread) and `f` (fork), two workers each, whose
 /// `CONFIG v` reply names the generation's config.
