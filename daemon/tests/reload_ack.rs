@@ -6,7 +6,7 @@
 //! be busy taking connections when it is told to drain.
 
 mod common;
-use common::life::{start_in, tcp_probe};
+use common::life::{self as life, start_in, tcp_probe};
 use common::observe::{ctl, observed};
 use common::*;
 use std::io::{BufRead, BufReader, Write};
@@ -105,5 +105,78 @@ fn after_reload_returns_every_new_connection_gets_the_new_generation() {
         stale.len(),
         ROUNDS as usize * PROBES * 2,
         stale.join("\n")
+    );
+}
+
+/// A config with one probe listener `s` of `mixin` whose `CONFIG v` is
+/// `v`, a control socket, and `shutdown_timeout` seconds.
+fn one(mixin: &str, v: u32, shutdown_timeout: f64) -> String {
+    format!(
+        "[daemon]\ncontrol_socket = \"ctl.sock\"\nshutdown_timeout = {shutdown_timeout:?}\n\n{}",
+        tcp_probe("s", mixin, &format!("[listener.config]\nv = {v}\n"))
+    )
+}
+
+fn reload_to(d: &Daemon, config: &str) {
+    std::fs::write(&d.config, config).expect("rewrite config");
+    let (code, out, err) = ctl(d, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}\n{}", d.log());
+}
+
+// A sync worker inside a 30 s request takes no connection until the
+// request ends: its signal handler acknowledges the stop at once, so the
+// reload is reported done without waiting for the request (or for the
+// acknowledgement deadline).
+#[test]
+fn a_worker_busy_in_a_long_request_acknowledges_at_once() {
+    let d = start_in(TestDir::new("reload-ack-busy"), &one("sync", 1, 10.0))
+        .unwrap_or_else(|f| panic!("start: {}", f.log));
+    let mut busy = Probe::connect(&d.addr("s"));
+    let pid: i32 = busy.cmd("PID").parse().expect("pid");
+    let tid: i32 = busy.cmd("TID").parse().expect("tid");
+    busy.stream()
+        .write_all(b"SLEEP 30000\n")
+        .expect("send SLEEP");
+    assert!(
+        life::wait_until(DEADLINE, || life::in_nanosleep(pid, tid).unwrap_or(true)),
+        "the request sleeps"
+    );
+    reload_to(&d, &one("sync", 2, 10.0));
+    assert_eq!(
+        life::in_nanosleep(pid, tid),
+        Some(true),
+        "the reload was reported while the old worker's request still ran"
+    );
+    assert!(
+        !d.log().contains("did not acknowledge"),
+        "the busy worker acknowledged:\n{}",
+        d.log()
+    );
+    assert_eq!(Probe::connect(&d.addr("s")).cmd("CONFIG v"), "2");
+}
+
+// A retired worker that cannot answer (stopped with SIGSTOP) delays the
+// reload only until the acknowledgement deadline; the log names it.
+#[test]
+fn a_retired_worker_that_never_answers_is_named_at_the_deadline() {
+    let d = start_in(TestDir::new("reload-ack-stuck"), &one("thread", 1, 1.0))
+        .unwrap_or_else(|f| panic!("start: {}", f.log));
+    let old = worker(&d, "s");
+    // SAFETY: pausing a worker of the daemon this test started.
+    unsafe { libc::kill(old, libc::SIGSTOP) };
+    reload_to(&d, &one("thread", 2, 1.0));
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("did not acknowledge")
+                && l.contains(&format!("{old} (listener `s`)"))),
+        "the log names worker {old}:\n{log}"
+    );
+    // SAFETY: resuming it, so it drains and exits.
+    unsafe { libc::kill(old, libc::SIGCONT) };
+    assert_eq!(Probe::connect(&d.addr("s")).cmd("CONFIG v"), "2");
+    assert!(
+        life::wait_until(DEADLINE, || life::exited(old)),
+        "the old worker drains once it runs again"
     );
 }

@@ -5,9 +5,11 @@
 //! Why: SIGTERM tells a retired worker to drain, but a worker busy inside
 //! its accept batch (or not yet scheduled) could still take a connection
 //! queued after the master sent it, and serve it with the old code. Each
-//! worker leaves its accept loop at a safe point (its signal handler only
-//! sets a flag; the loop looks at it between two accepts) and then writes
-//! `STOPPED` on its control socket; from then on it never accepts again.
+//! worker writes `STOPPED` on its control socket once it will never accept
+//! again: its signal handler at once when the loop is not between
+//! `enter_accept` and `leave_accept` (asleep in poll, or busy in a
+//! request, however long), else its loop, right after that accept, when
+//! it sees the stop (see `os::signals`).
 //!
 //! Promises: never blocks: the wait is a state of the master's poll loop
 //! ([`Retiring`]), with a deadline (`shutdown_timeout` clamped to 1..5 s)

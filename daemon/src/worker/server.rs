@@ -278,6 +278,15 @@ impl Server {
     /// socketserver's `get_request`: accept a connection, or receive a
     /// datagram. `None` when nothing is waiting (or a datagram was dropped).
     fn get_request(&mut self) -> io::Result<Option<Request>> {
+        if !crate::os::signals::enter_accept() {
+            return Ok(None); // stopping: take nothing more
+        }
+        let outcome = self.take_one();
+        crate::os::signals::leave_accept();
+        outcome
+    }
+
+    fn take_one(&mut self) -> io::Result<Option<Request>> {
         let Some(sock) = self.socket.as_ref() else {
             return Ok(None);
         };
