@@ -147,6 +147,7 @@ fn a_worker_busy_in_a_long_request_acknowledges_at_once() {
         Some(true),
         "the reload was reported while the old worker's request still ran"
     );
+    assert!(d.wait_log("reload done", DEADLINE), "{}", d.log());
     assert!(
         !d.log().contains("did not acknowledge"),
         "the busy worker acknowledged:\n{}",
@@ -165,6 +166,8 @@ fn a_retired_worker_that_never_answers_is_named_at_the_deadline() {
     // SAFETY: pausing a worker of the daemon this test started.
     unsafe { libc::kill(old, libc::SIGSTOP) };
     reload_to(&d, &one("thread", 2, 1.0));
+    // The log is read as the daemon writes it: wait for the reload's line.
+    assert!(d.wait_log("reload done", DEADLINE), "{}", d.log());
     let log = d.log();
     assert!(
         log.lines()
