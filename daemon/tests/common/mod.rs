@@ -145,6 +145,7 @@ pub mod proxy;
 pub mod py;
 pub mod scenarios;
 pub mod sec;
+pub mod upgrading;
 
 pub use clients::*;
 pub use daemon::*;
