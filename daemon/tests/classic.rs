@@ -236,6 +236,57 @@ fn log_file_is_reopened_on_sigusr1_by_master_and_workers() {
     assert!(read(&log).contains("stopped"), "{}", read(&log));
 }
 
+// A worker still starting (its plugin's `create` is slow) when the log is
+// rotated is told too: once it serves, its lines go to the new file.
+#[test]
+fn log_file_rotated_while_a_worker_starts_is_reopened_by_that_worker() {
+    let dir = TestDir::new("classic-logfile-start");
+    let sock = dir.join("slow.sock");
+    let so = plugin("sockhost_fixture_slow_create");
+    let address = sock.display().to_string();
+    let cfg = listener(
+        "slow",
+        "unix",
+        "stream",
+        &address,
+        "thread",
+        &so,
+        "[listener.config]\nsleep_ms = 1500\n",
+    );
+    let cfg = dir.write("sockhost.toml", &cfg);
+    let log: PathBuf = dir.join("sockhostd.log");
+    let log_arg = log.display().to_string();
+    let d = spawn_logging(&cfg, &["--log-file", &log_arg], &[]);
+    let pid = d.pid();
+    assert!(
+        wait_until(DEADLINE, || child_pids(pid).len() == 1),
+        "the worker is forked: {}",
+        read(&log)
+    );
+    let rotated = dir.join("sockhostd.log.1");
+    std::fs::rename(&log, &rotated).expect("mv log log.1");
+    // SAFETY: signalling the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    assert!(
+        wait_until(DEADLINE, || read(&log).contains(" ready: ")),
+        "the daemon becomes ready, writing to the new file: new {:?}, old {:?}",
+        read(&log),
+        read(&rotated)
+    );
+    assert!(!read(&rotated).contains(" ready: "), "{}", read(&rotated));
+    d.stop();
+    let stopping = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("listener=slow") && l.contains("stopping: no new requests"))
+    };
+    assert!(
+        stopping(&read(&log)) && !stopping(&read(&rotated)),
+        "the worker that was starting writes to the new file: new {:?}, old {:?}",
+        read(&log),
+        read(&rotated)
+    );
+}
+
 // --log syslog sends one datagram per line, ident sockhostd[PID], facility daemon, with the listener.
 #[test]
 fn log_syslog_sends_lines_with_ident_facility_and_listener() {

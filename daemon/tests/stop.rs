@@ -134,3 +134,79 @@ fn second_sigterm_stops_at_once() {
     let rest = read_until_closed(p.stream(), DEADLINE).expect("connection closed");
     assert!(rest.is_empty(), "no reply to the cut request: {rest:?}");
 }
+
+/// Send `SLEEP 1500` from three clients to a thread-mode datagram
+/// listener and wait until its worker runs the three request threads.
+fn three_sleepers(d: &Daemon, name: &str) -> Vec<Dgram> {
+    let pid: i32 = Dgram::connect(&d.addr(name), &d.dir.path)
+        .cmd("PID")
+        .parse()
+        .expect("pid");
+    let clients: Vec<Dgram> = (0..3)
+        .map(|_| {
+            let c = Dgram::connect(&d.addr(name), &d.dir.path);
+            c.send(b"SLEEP 1500").expect("send SLEEP");
+            c
+        })
+        .collect();
+    // Threads sleeping in the handler (where the kernel shows wait
+    // channels; elsewhere the count of threads is all there is).
+    let sleeping = || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        let tids: Vec<i32> = tasks
+            .filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        match tids
+            .iter()
+            .map(|&t| in_nanosleep(pid, t))
+            .collect::<Option<Vec<bool>>>()
+        {
+            Some(s) => s.iter().filter(|&&b| b).count(),
+            None => tids.len().saturating_sub(1),
+        }
+    };
+    assert!(
+        wait_until(DEADLINE, || sleeping() >= 3),
+        "{name}: three request threads run"
+    );
+    clients
+}
+
+fn slept(name: &str, when: &str, clients: &[Dgram]) {
+    for c in clients {
+        let reply = c
+            .recv()
+            .unwrap_or_else(|e| panic!("{name}: no reply after {when}: {e}"));
+        assert_eq!(reply, b"SLEPT 1500\n", "{name}: the reply after {when}");
+    }
+}
+
+// A thread-mode datagram worker that drains (reload, stop) still sends the
+// replies of the request threads running at that moment: its socket stays
+// open until they are done.
+#[test]
+fn a_draining_thread_mode_datagram_worker_sends_its_last_replies() {
+    let cfg = |v: u32| {
+        let extra = format!("[listener.config]\nv = {v}\n");
+        probe_listener("udp", "inet", "dgram", "127.0.0.1:0", "thread", &extra)
+            + &probe_listener("unixd", "unix", "dgram", "unixd.sock", "thread", &extra)
+    };
+    let dir = TestDir::new("dgram-drain");
+    let mut d = start_in(dir, &cfg(1)).unwrap_or_else(|f| panic!("start: {}", f.log));
+    let names = ["udp", "unixd"];
+    let waiting: Vec<Vec<Dgram>> = names.iter().map(|n| three_sleepers(&d, n)).collect();
+    std::fs::write(&d.config, cfg(2)).expect("rewrite config");
+    d.signal(libc::SIGHUP); // the old workers drain mid-sleep
+    for (name, clients) in names.iter().zip(&waiting) {
+        slept(name, "a reload", clients);
+    }
+    let waiting: Vec<Vec<Dgram>> = names.iter().map(|n| three_sleepers(&d, n)).collect();
+    d.signal(libc::SIGTERM);
+    for (name, clients) in names.iter().zip(&waiting) {
+        slept(name, "SIGTERM", clients);
+    }
+    let status = d.wait_exit(DEADLINE).expect("the daemon stops");
+    assert_eq!(status.code(), Some(0), "{}", d.log());
+}

@@ -280,6 +280,11 @@ impl<L: Accept> Endpoint<L> {
         self.accepting = false;
     }
 
+    /// Accept clients again (after [`Endpoint::stop_accepting`]).
+    pub fn resume_accepting(&mut self) {
+        self.accepting = true;
+    }
+
     /// The connection `id`, if still open.
     pub fn conn(&mut self, id: u64) -> Option<&mut Conn<L::Stream>> {
         self.conns.iter_mut().find(|c| c.id == id)

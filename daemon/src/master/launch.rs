@@ -102,6 +102,14 @@ impl Launch {
             .collect()
     }
 
+    /// The workers not reaped yet (signals such as SIGUSR1 reach them).
+    pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| !s.reaped)
+            .map(|s| s.worker.pid)
+    }
+
     /// The control sockets still to be read.
     pub fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         self.slots

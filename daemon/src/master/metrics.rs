@@ -3,6 +3,9 @@
 //! (restarts, reloads); and the Prometheus text exposition (format 0.0.4)
 //! of those totals with the live workers' blocks added.
 //!
+//! After a binary upgrade the old daemon's counts are added to every
+//! series (`carry`), so counters go on growing across it.
+//!
 //! Promises: a counter never decreases while the daemon runs: a worker's
 //! counts move from its live block into the totals exactly once, when the
 //! master reaps it (requests it still had in flight count as failed), and a
@@ -32,6 +35,8 @@ pub struct Totals {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub started_at: SystemTime,
+    /// What the daemon this one replaced (binary upgrade) counted.
+    pub carried: Option<crate::master::carry::CarryIn>,
 }
 
 /// One listener's numbers at a scrape: totals plus live workers.
@@ -51,6 +56,7 @@ impl Default for Totals {
             reloads_ok: 0,
             reloads_failed: 0,
             started_at: SystemTime::now(),
+            carried: None,
         }
     }
 }
@@ -65,6 +71,40 @@ impl Totals {
     /// A crashed worker of `listener` was started again.
     pub fn worker_restarted(&mut self, listener: &str) {
         self.entry(listener).restarts += 1;
+    }
+
+    /// Reloads (ok, failed), with those of the daemon this one replaced.
+    pub fn reloads(&self) -> (u64, u64) {
+        let c = self.carried.as_ref().map(|c| c.read()).unwrap_or_default();
+        (
+            self.reloads_ok + c.reloads_ok,
+            self.reloads_failed + c.reloads_failed,
+        )
+    }
+
+    /// What to hand on to a new daemon: every listener's view (`live`
+    /// blocks included) and the reloads.
+    pub fn snapshot<'a>(
+        &self,
+        live: impl IntoIterator<Item = (&'a str, &'a WorkerStats)>,
+    ) -> crate::master::carry::Snapshot {
+        let (reloads_ok, reloads_failed) = self.reloads();
+        let listeners = self
+            .view(live)
+            .into_iter()
+            .map(|(name, v)| {
+                let c = crate::master::carry::Carried {
+                    counts: v.counts,
+                    restarts: v.restarts,
+                };
+                (name, c)
+            })
+            .collect();
+        crate::master::carry::Snapshot {
+            listeners,
+            reloads_ok,
+            reloads_failed,
+        }
     }
 
     /// Make `listener` known (so its series exist from the start).
@@ -94,6 +134,13 @@ impl Totals {
                 (name.clone(), v)
             })
             .collect();
+        let carried = self.carried.as_ref().map(|c| c.read()).unwrap_or_default();
+        for (name, c) in carried.listeners {
+            let v = out.entry(name).or_default();
+            v.active += c.counts.active();
+            v.counts.add(&c.counts);
+            v.restarts += c.restarts;
+        }
         for (name, stats) in live {
             let now = stats.snapshot();
             let v = out.entry(name.to_string()).or_default();
@@ -208,21 +255,14 @@ pub fn render(s: &Scrape<'_>) -> String {
         &mut per_listener(|v| v.restarts, "sockhost_worker_restarts_total"),
     );
     let t = s.totals;
+    let (ok, failed) = t.reloads();
     family(
         "sockhost_reloads_total",
         "counter",
         "Reloads, by result (failed: rolled back).",
         &mut |o: &mut String| {
-            let _ = writeln!(
-                o,
-                "sockhost_reloads_total{{result=\"ok\"}} {}",
-                t.reloads_ok
-            );
-            let _ = writeln!(
-                o,
-                "sockhost_reloads_total{{result=\"failed\"}} {}",
-                t.reloads_failed
-            );
+            let _ = writeln!(o, "sockhost_reloads_total{{result=\"ok\"}} {ok}");
+            let _ = writeln!(o, "sockhost_reloads_total{{result=\"failed\"}} {failed}");
         },
     );
     family(

@@ -7,7 +7,10 @@
 //! call: a generation starting ([`launch::Launch`]: at start, on reload, on
 //! respawn), a reload in flight (`reload`), crash respawns with back-off
 //! (`respawn`), the stop deadline. So signals are answered and watchdog
-//! pings sent on time whatever a plugin's `create` does.
+//! pings sent on time whatever a plugin's `create` does. The loop itself
+//! is `event_loop`; starting and adopting workers is `generation`; a
+//! reload's last step, waiting for the old workers to stop accepting, is
+//! `retire`; the counts a binary upgrade hands on are `carry`.
 //!
 //! Promises: startup is all-or-nothing (every worker reports ready within
 //! `start_timeout` before any serves, else exit 1 naming the listener); a
@@ -17,17 +20,21 @@
 //! once; unix socket files are removed on exit.
 
 mod accounts;
+mod carry;
 pub mod check;
 mod conn;
 mod control;
 mod error;
+mod event_loop;
 mod exits;
+mod generation;
 mod launch;
 mod metrics;
 mod observe;
 mod relay;
 mod reload;
 mod respawn;
+mod retire;
 mod spawn;
 mod status;
 mod upgrade;
@@ -35,21 +42,20 @@ mod upgrade;
 pub use error::StartError;
 
 use crate::config::{self, Config, ListenerConfig};
-use crate::os::poll::Interest;
 use crate::os::privileges;
 use crate::os::signals::SignalPipe;
 use crate::os::systemd::{self, Notifier};
 use crate::os::transport::{self, BindError};
-use launch::{Launch, LaunchState};
+use launch::Launch;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use socket2::Socket;
 use spawn::Worker;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The master's signals.
 pub const MASTER_SIGNALS: [Signal; 6] = [
@@ -237,325 +243,4 @@ pub fn run_with(
         tracing::info!("stopped");
     }
     result
-}
-
-impl Master {
-    /// Start the first generation and run the loop until it is ready, it
-    /// failed (Err: exit 1), or a stop signal came first (Ok, stopping).
-    fn start(&mut self) -> Result<(), StartError> {
-        let config = self.config.clone();
-        let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
-        let workers = self
-            .spawn_workers(&config, &names, &HashMap::new(), self.generation)
-            .map_err(StartError::Worker)?;
-        self.starting = Some(Launch::new(workers, config.daemon.start_timeout));
-        while self.starting.is_some() {
-            self.turn();
-        }
-        if let Some(why) = self.start_failed.take() {
-            self.kill_all();
-            while !self.dying.is_empty() {
-                self.turn();
-            }
-            return Err(StartError::Worker(why));
-        }
-        Ok(())
-    }
-
-    /// Run the loop until stopped and every worker is gone.
-    fn serve(&mut self) {
-        while !(self.stop_deadline.is_some()
-            && self.workers.is_empty()
-            && self.dying.is_empty()
-            && self.reload.idle()
-            && self.respawn.idle()
-            && !self.upgrade.in_flight())
-        {
-            self.turn();
-        }
-    }
-
-    /// One turn of the loop: wait for a signal, a worker's report or the
-    /// next timer, and handle what came.
-    fn turn(&mut self) {
-        self.adopt_relays();
-        let mut fds = vec![self.signals.fd()];
-        fds.extend(self.launches().flat_map(Launch::fds));
-        let upgrade_fd = self.upgrade.fd();
-        fds.extend(upgrade_fd);
-        let ours = fds.len();
-        let mut polled: Vec<(RawFd, Interest)> =
-            fds.iter().map(|&fd| (fd, Interest::Read)).collect();
-        self.observer_fds(&mut polled);
-        let relays_at = polled.len();
-        polled.extend(self.relays.iter().map(|r| (r.fd(), Interest::Read)));
-        let timeout = self
-            .next_timer()
-            .map(|t| t.saturating_duration_since(Instant::now()));
-        let ready = crate::os::poll::wait_events(&polled, timeout).unwrap_or_default();
-        for (&fd, _) in fds.iter().zip(&ready).skip(1).filter(|(_, &r)| r) {
-            if Some(fd) == upgrade_fd {
-                self.upgrade_readable();
-            } else {
-                self.launches_mut().for_each(|l| l.readable(fd));
-            }
-        }
-        if ready.first().copied().unwrap_or(false) {
-            for sig in self.signals.drain() {
-                match sig {
-                    Signal::SIGTERM | Signal::SIGINT => self.begin_stop(sig),
-                    Signal::SIGHUP => self.request_reload(),
-                    Signal::SIGUSR2 => self.request_upgrade(),
-                    Signal::SIGCHLD => self.reap(),
-                    // Workers still starting install their own handler
-                    // before READY; only serving ones are told.
-                    Signal::SIGUSR1 => {
-                        crate::os::logfile::reopen_in_master(self.workers.iter().map(|w| w.pid))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        self.serve_observers(ready.get(ours..relays_at).unwrap_or_default());
-        let relays_ready = ready.get(relays_at..).unwrap_or_default().to_vec();
-        self.read_relays(&relays_ready);
-        self.expire_observers();
-        self.run_timers();
-        self.advance();
-    }
-
-    /// Take the relays of workers forked since the last turn.
-    fn adopt_relays(&mut self) {
-        let mut new = Vec::new();
-        new.extend(self.workers.iter_mut().filter_map(|w| w.relay.take()));
-        for l in self.launches_mut() {
-            new.extend(l.take_relays());
-        }
-        self.relays.extend(new);
-    }
-
-    /// Read the relays that are readable (`ready`, in `self.relays`
-    /// order); drop those whose writers are all gone.
-    fn read_relays(&mut self, ready: &[bool]) {
-        let mut i = 0;
-        self.relays.retain_mut(|r| {
-            let keep = !ready.get(i).copied().unwrap_or(false) || r.readable();
-            i += 1;
-            keep
-        });
-    }
-
-    /// Every launch in flight: the first generation, a reload's, respawns.
-    fn launches(&self) -> impl Iterator<Item = &Launch> {
-        self.starting
-            .iter()
-            .chain(self.reload.launch())
-            .chain(self.respawn.launches())
-    }
-
-    fn launches_mut(&mut self) -> impl Iterator<Item = &mut Launch> {
-        self.starting
-            .iter_mut()
-            .chain(self.reload.launch_mut())
-            .chain(self.respawn.launches_mut())
-    }
-
-    /// Act on launches that finished, one way or the other.
-    fn advance(&mut self) {
-        self.advance_start();
-        self.advance_reload();
-        self.advance_respawns();
-        self.advance_upgrade();
-    }
-
-    fn advance_start(&mut self) {
-        let Some(state) = self.starting.as_ref().map(Launch::state) else {
-            return;
-        };
-        match state {
-            LaunchState::Pending => {}
-            LaunchState::Ready => {
-                if let Some(launch) = self.starting.take() {
-                    self.record_depends(launch.depends());
-                    self.go(launch.into_workers());
-                }
-                self.record_plugins(&self.config.clone(), None);
-                if let Some(owned) = self.owned_after_start.take() {
-                    self.inherited = owned;
-                }
-                self.obs.started();
-                tracing::info!(
-                    listeners = self.config.listeners.len(),
-                    workers = self.workers.len(),
-                    "sockhostd {} ready: {}",
-                    env!("CARGO_PKG_VERSION"),
-                    self.summary()
-                );
-                self.notifier.ready(&self.status_line());
-            }
-            LaunchState::Failed(why) => {
-                if let Some(launch) = self.starting.take() {
-                    self.dying.extend(launch.abort());
-                }
-                self.start_failed = Some(why);
-            }
-        }
-    }
-
-    /// The one-line STATUS= for the service manager.
-    fn status_line(&self) -> String {
-        format!(
-            "serving {} listeners with {} workers (generation {})",
-            self.config.listeners.len(),
-            self.workers.len(),
-            self.generation
-        )
-    }
-
-    /// "echo=127.0.0.1:7000 (thread), ..." for logs.
-    fn summary(&self) -> String {
-        let parts: Vec<String> = self
-            .config
-            .listeners
-            .iter()
-            .map(|l| {
-                let addr = self
-                    .sockets
-                    .get(&l.name)
-                    .map(transport::local_description)
-                    .unwrap_or_default();
-                format!("{}={} ({:?})", l.name, addr, l.mixin).to_lowercase()
-            })
-            .collect();
-        parts.join(", ")
-    }
-
-    /// Remember the plugin files `names` (all when None) now run, so a
-    /// reload can tell a replaced plugin.
-    fn record_plugins(&mut self, config: &Config, names: Option<&[String]>) {
-        for l in &config.listeners {
-            if names.is_none_or(|n| n.contains(&l.name)) {
-                self.plugin_ids
-                    .insert(l.name.clone(), crate::plugin::FileId::of(&l.handler));
-            }
-        }
-    }
-
-    /// Remember the files each listener's plugin depends on (ABI 1.1
-    /// `depends_on`), as its new workers reported them.
-    fn record_depends(&mut self, reported: HashMap<String, Vec<PathBuf>>) {
-        for (listener, paths) in reported {
-            self.depends
-                .insert(listener, crate::plugin::Depends::of(&paths));
-        }
-    }
-
-    /// Fds a new worker must close: everything the master holds but that
-    /// worker's own socket.
-    fn fds_to_close(&self, extra_sockets: &HashMap<String, Socket>, own: RawFd) -> Vec<RawFd> {
-        let mut fds = vec![self.signals.fd(), self.signals.write_fd()];
-        fds.extend_from_slice(&self.private_fds);
-        fds.extend(self.sockets.values().map(|s| s.as_raw_fd()));
-        fds.extend(extra_sockets.values().map(|s| s.as_raw_fd()));
-        fds.extend(self.workers.iter().map(|w| w.ctrl.as_raw_fd()));
-        fds.extend(self.launches().flat_map(Launch::ctrl_fds));
-        fds.extend(self.obs.fds());
-        fds.extend(self.relays.iter().map(relay::Relay::fd));
-        fds.extend(
-            self.workers
-                .iter()
-                .chain(self.launches().flat_map(Launch::workers))
-                .filter_map(|w| w.relay.as_ref().map(relay::Relay::fd)),
-        );
-        fds.retain(|&fd| fd != own);
-        fds
-    }
-
-    /// Fork the workers of `names` from `config` (sockets from
-    /// `new_sockets`, else `self.sockets`), without waiting for them. On a
-    /// fork failure the ones already forked are killed.
-    fn spawn_workers(
-        &mut self,
-        config: &Config,
-        names: &[String],
-        new_sockets: &HashMap<String, Socket>,
-        generation: u64,
-    ) -> Result<Vec<Worker>, String> {
-        let mut started: Vec<Worker> = Vec::new();
-        for l in config.listeners.iter().filter(|l| names.contains(&l.name)) {
-            let socket = new_sockets
-                .get(&l.name)
-                .or_else(|| self.sockets.get(&l.name));
-            let own = socket.map_or(-1, |s| s.as_raw_fd());
-            for index in 0..l.workers {
-                let mut close = self.fds_to_close(new_sockets, own);
-                close.extend(started.iter().map(|w| w.ctrl.as_raw_fd()));
-                close.extend(
-                    started
-                        .iter()
-                        .filter_map(|w| w.relay.as_ref().map(relay::Relay::fd)),
-                );
-                match spawn::spawn(config, l, index, socket, generation, close, false) {
-                    Ok(w) => started.push(w),
-                    Err(e) => {
-                        self.dying
-                            .extend(Launch::new(started, Duration::ZERO).abort());
-                        return Err(format!("listener `{}`: cannot start a worker: {e}", l.name));
-                    }
-                }
-            }
-        }
-        Ok(started)
-    }
-
-    /// Let ready workers serve, and adopt them.
-    fn go(&mut self, workers: Vec<Worker>) {
-        for w in workers {
-            if let Err(e) = spawn::go(&w) {
-                tracing::warn!(listener = %w.listener, "cannot tell worker {} to start: {e}", w.pid);
-            }
-            self.workers.push(w);
-        }
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        let launches = self
-            .launches()
-            .map(Launch::deadline)
-            .chain(self.upgrade.deadline())
-            .min();
-        let respawn = self
-            .respawn
-            .next_due()
-            .filter(|_| self.stop_deadline.is_none());
-        [
-            launches,
-            respawn,
-            self.stop_deadline,
-            self.notifier.watchdog_due(),
-            self.observers_due(),
-            self.relays.iter().filter_map(relay::Relay::due).min(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    fn run_timers(&mut self) {
-        self.notifier.watchdog_tick();
-        let now = Instant::now();
-        self.relays.iter_mut().for_each(|r| r.tick(now));
-        self.launches_mut().for_each(|l| l.tick(now));
-        if let Some(deadline) = self.stop_deadline {
-            if now >= deadline && !self.workers.is_empty() {
-                tracing::warn!(
-                    "{} workers still running at the stop deadline; killing them",
-                    self.workers.len()
-                );
-                self.kill_all();
-            }
-            return;
-        }
-        self.start_due_respawns(now);
-    }
 }

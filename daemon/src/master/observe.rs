@@ -14,7 +14,16 @@
 //!   does;
 //! - [`Observe::worker_exited`] when it reaps a worker, and
 //!   [`Observe::worker_restarted`] when a crashed one is back;
-//! - [`Observe::fds`] for the fds a new worker must close.
+//! - [`Observe::fds`] for the fds a new worker must close;
+//! - [`Observe::begin_carry`] when a binary upgrade starts,
+//!   [`Master::update_carry`] on every turn while one is in flight or
+//!   handed over, [`Observe::end_carry`] when it failed (see `carry`).
+//!
+//! Across a binary upgrade exactly one daemon answers scrapes at a time,
+//! so a scraper never sees a counter go back: the old one stops accepting
+//! scrapes when the upgrade starts (again if it fails), the new one
+//! accepts once its first generation serves, with the old one's counts
+//! added.
 //!
 //! Promises: the master never blocks here; a scraper gets at most one
 //! answer and is closed; a slow or hostile one is closed at its deadline
@@ -23,6 +32,7 @@
 //! `control`).
 
 use crate::config::Config;
+use crate::master::carry::{CarryIn, CarryOut, COUNTS_FD};
 use crate::master::conn::{Endpoint, Limits};
 use crate::master::control::{self, Ask, Control};
 use crate::master::metrics::{self, Totals};
@@ -69,6 +79,8 @@ pub struct Observe {
     control: Option<Control>,
     /// How many fds of the last poll set are ours: (scrape, control).
     polled: (usize, usize),
+    /// The counts handed to an upgrade's new daemon, while it runs.
+    carry: Option<CarryOut>,
 }
 
 /// The outcome of one reload, as the master reports it.
@@ -91,6 +103,7 @@ impl Observe {
                         l.local_addr()
                             .is_ok_and(|a| a == addr || (addr.port() == 0 && a.ip() == addr.ip()))
                     });
+                let upgraded = taken.is_some();
                 let l = match taken {
                     Some(l) => l,
                     None => TcpListener::bind(addr).map_err(|e| {
@@ -100,7 +113,11 @@ impl Observe {
                 l.set_nonblocking(true)?;
                 let at = l.local_addr()?;
                 tracing::info!("metrics on http://{at}/metrics");
-                Some(Endpoint::new(l, SCRAPE_LIMITS))
+                let mut e = Endpoint::new(l, SCRAPE_LIMITS);
+                if upgraded {
+                    e.stop_accepting(); // until this daemon serves
+                }
+                Some(e)
             }
         };
         let control = control::open(&config.daemon, handed.remove(CONTROL_FD))?;
@@ -109,11 +126,21 @@ impl Observe {
         }
         let mut totals = Totals::default();
         config.listeners.iter().for_each(|l| totals.know(&l.name));
+        totals.carried = handed
+            .remove(COUNTS_FD)
+            .and_then(|fd| match CarryIn::open(fd) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!("upgrade: the old daemon's counts are unreadable ({e}); counters start from zero");
+                    None
+                }
+            });
         Ok(Observe {
             totals,
             scrape,
             control,
             polled: (0, 0),
+            carry: None,
         })
     }
 
@@ -141,8 +168,41 @@ impl Observe {
         }
     }
 
+    /// A binary upgrade starts: stop answering scrapes (the new daemon
+    /// will, with these counts) and make the region that carries them.
+    /// Returns the fd to hand over (None: the counts are not carried).
+    pub fn begin_carry(&mut self, snapshot: &crate::master::carry::Snapshot) -> Option<RawFd> {
+        if let Some(s) = &mut self.scrape {
+            s.stop_accepting();
+        }
+        let names = snapshot.listeners.keys().cloned().collect();
+        match CarryOut::create(names) {
+            Ok(out) => {
+                out.write(snapshot);
+                let fd = out.fd();
+                self.carry = Some(out);
+                Some(fd)
+            }
+            Err(e) => {
+                tracing::warn!("upgrade: cannot hand the counters over ({e}); the new daemon's start from zero");
+                None
+            }
+        }
+    }
+
+    /// The upgrade failed: this daemon answers scrapes again.
+    pub fn end_carry(&mut self) {
+        self.carry = None;
+        if let Some(s) = &mut self.scrape {
+            s.resume_accepting();
+        }
+    }
+
     /// The first generation serves: what was taken over is this daemon's.
     pub fn started(&mut self) {
+        if let Some(s) = &mut self.scrape {
+            s.resume_accepting();
+        }
         if let Some(c) = &mut self.control {
             c.own_file();
         }
@@ -326,13 +386,29 @@ impl Master {
         }
     }
 
+    /// Every worker's live counters, by listener name.
+    fn live_stats(&self) -> impl Iterator<Item = (&str, &crate::os::stats::WorkerStats)> {
+        self.workers
+            .iter()
+            .filter_map(|w| w.stats.as_ref().map(|s| (w.listener.as_str(), &s[0])))
+    }
+
+    /// What to hand an upgrade's new daemon now.
+    pub(crate) fn carry_snapshot(&self) -> crate::master::carry::Snapshot {
+        self.obs.totals.snapshot(self.live_stats())
+    }
+
+    /// While an upgrade runs or after it handed over: bring the carried
+    /// counts up to date (end of every turn, so also after the last reap).
+    pub(crate) fn update_carry(&self) {
+        if let Some(out) = &self.obs.carry {
+            out.write(&self.carry_snapshot());
+        }
+    }
+
     /// The metrics text now.
     fn metrics_text(&self) -> String {
-        let live = self
-            .workers
-            .iter()
-            .filter_map(|w| w.stats.as_ref().map(|s| (w.listener.as_str(), &s[0])));
-        let listeners = self.obs.totals.view(live);
+        let listeners = self.obs.totals.view(self.live_stats());
         metrics::render(&metrics::Scrape {
             listeners: &listeners,
             totals: &self.obs.totals,
@@ -342,11 +418,7 @@ impl Master {
 
     /// The status now (without the last reload, which `Control` keeps).
     fn status(&self) -> Status {
-        let live = self
-            .workers
-            .iter()
-            .filter_map(|w| w.stats.as_ref().map(|s| (w.listener.as_str(), &s[0])));
-        let views = self.obs.totals.view(live);
+        let views = self.obs.totals.view(self.live_stats());
         let listeners = self
             .config
             .listeners

@@ -7,9 +7,13 @@
 //! `create`) rolls the whole reload back: the new workers are killed, newly
 //! bound sockets closed, and the old generation keeps serving untouched.
 //! Sockets of kept addresses stay open in the master across the switch, so
-//! the kernel queues connections and nothing is refused.
+//! the kernel queues connections and nothing is refused. The reload is
+//! reported done once the retired workers acknowledged that they stopped
+//! accepting (`retire`), so a connection made after that reaches the new
+//! generation.
 
 use super::launch::{Launch, LaunchState};
+use super::retire::Retiring;
 use super::spawn::Worker;
 use super::{bind_all, Master};
 use crate::config::{self, Config};
@@ -29,16 +33,30 @@ pub(super) struct Pending {
     launch: Launch,
 }
 
-/// The reload in flight, if any, and whether another was asked for.
+/// The reload in flight, if any (starting its workers, or retiring the
+/// old ones), and whether another was asked for.
 #[derive(Default)]
 pub(super) struct Reloads {
     pending: Option<Pending>,
+    retiring: Option<Retiring>,
     queued: bool,
 }
 
 impl Reloads {
     pub fn idle(&self) -> bool {
-        self.pending.is_none()
+        self.pending.is_none() && self.retiring.is_none()
+    }
+
+    pub fn retiring(&self) -> Option<&Retiring> {
+        self.retiring.as_ref()
+    }
+
+    pub fn retiring_mut(&mut self) -> Option<&mut Retiring> {
+        self.retiring.as_mut()
+    }
+
+    pub fn take_retiring(&mut self) -> Option<Retiring> {
+        self.retiring.take()
     }
 
     pub fn launch(&self) -> Option<&Launch> {
@@ -52,7 +70,7 @@ impl Reloads {
 
 /// What a reload changes, by listener name.
 #[derive(Debug, Default)]
-struct Plan {
+pub(super) struct Plan {
     added: Vec<String>,
     changed: Vec<String>,
     removed: Vec<String>,
@@ -114,7 +132,7 @@ impl Master {
         if self.stop_deadline.is_some() {
             return;
         }
-        if self.starting.is_some() || self.reload.pending.is_some() || self.upgrade.in_flight() {
+        if self.starting.is_some() || !self.reload.idle() || self.upgrade.in_flight() {
             if !self.reload.queued {
                 tracing::info!("SIGHUP: a reload is in progress; another one follows it");
             }
@@ -165,20 +183,23 @@ impl Master {
         }
     }
 
-    /// Switch to a reload's generation once it is ready; roll back when
-    /// one of its workers failed. Then run a reload that was asked for
-    /// meanwhile.
+    /// Switch to a reload's generation once it is ready (then wait for
+    /// the retired workers' acknowledgements); roll back when one of its
+    /// workers failed. Then run a reload that was asked for meanwhile.
     pub(super) fn advance_reload(&mut self) {
         let state = self.reload.pending.as_ref().map(|p| p.launch.state());
         match state {
-            None => {}
+            None => self.advance_retiring(),
             Some(LaunchState::Pending) => return,
             Some(LaunchState::Ready) => {
                 if let Some(p) = self.reload.pending.take() {
                     self.record_depends(p.launch.depends());
                     let workers = p.launch.into_workers();
-                    self.switch(p.new, &p.plan, p.new_sockets, workers);
-                    self.finish_reload(p.t0, Ok(p.plan));
+                    let retired = self.switch(p.new, &p.plan, p.new_sockets, workers);
+                    let timeout = self.config.daemon.shutdown_timeout;
+                    let r = Retiring::new(p.t0, p.plan, retired, timeout);
+                    self.reload.retiring = Some(r);
+                    self.advance_retiring();
                 }
             }
             Some(LaunchState::Failed(why)) => {
@@ -190,7 +211,7 @@ impl Master {
             }
         }
         if self.reload.queued
-            && self.reload.pending.is_none()
+            && self.reload.idle()
             && self.starting.is_none()
             && !self.upgrade.in_flight()
             && self.stop_deadline.is_none()
@@ -200,9 +221,13 @@ impl Master {
         }
     }
 
-    /// SIGTERM/SIGINT while a reload is in flight: drop it.
+    /// SIGTERM/SIGINT while a reload is in flight: drop it (one that
+    /// already switched is reported done: every worker drains now).
     pub(super) fn abandon_reload(&mut self, sig: nix::sys::signal::Signal) {
         self.reload.queued = false;
+        if let Some(r) = self.reload.retiring.take() {
+            self.finish_reload(r.t0, Ok(r.plan));
+        }
         if let Some(p) = self.reload.pending.take() {
             tracing::warn!(
                 "{}: reload abandoned, generation {} unchanged",
@@ -234,7 +259,7 @@ impl Master {
     }
 
     /// Tell the service manager and the log how a reload ended.
-    fn finish_reload(&mut self, t0: Instant, outcome: Result<Plan, String>) {
+    pub(super) fn finish_reload(&mut self, t0: Instant, outcome: Result<Plan, String>) {
         match &outcome {
             Ok(_) => self
                 .notifier
@@ -276,23 +301,26 @@ impl Master {
     }
 
     /// The new generation is ready: let it serve, drain the old one.
+    /// Returns the workers told to drain.
     fn switch(
         &mut self,
         new: Config,
         plan: &Plan,
         new_sockets: HashMap<String, Socket>,
         workers: Vec<Worker>,
-    ) {
+    ) -> Vec<nix::unistd::Pid> {
         let retire: Vec<&String> = plan.changed.iter().chain(plan.removed.iter()).collect();
         let retired: Vec<String> = retire.iter().map(|s| s.to_string()).collect();
         self.cancel_respawns(Some(&retired));
+        let mut told = Vec::new();
         for w in self
             .workers
             .iter_mut()
-            .filter(|w| retire.contains(&&w.listener))
+            .filter(|w| retire.contains(&&w.listener) && !w.draining)
         {
             w.draining = true;
             let _ = kill(w.pid, Signal::SIGTERM);
+            told.push(w.pid);
         }
         self.go(workers);
         for name in &plan.removed {
@@ -319,5 +347,6 @@ impl Master {
         self.record_plugins(&new, Some(&started));
         self.generation += 1;
         self.config = new;
+        told
     }
 }

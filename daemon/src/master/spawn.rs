@@ -1,6 +1,7 @@
 //! Forking workers: the master's side of the control-socket protocol
 //! (worker → master `READY` or `ERROR reason`, read by `launch`; master →
-//! worker `GO`, written by [`go`]).
+//! worker `GO`, written by [`go`]; worker → master `STOPPED` once a drain
+//! has ended its accept loop, read by `retire`).
 //!
 //! Promises: a worker is forked from the single-threaded master; the master
 //! process itself never loads a plugin; nothing here waits for a worker.
@@ -64,9 +65,17 @@ pub fn spawn(
     };
     // SAFETY: getpid has no preconditions.
     let master_pid = unsafe { libc::getpid() };
+    // SIGUSR1 (reopen the log file) is forwarded to starting workers too:
+    // blocked across fork, the child takes it only once its own handler
+    // is in place (a SIGUSR1 meanwhile waits), never the master's.
+    let usr1 = crate::os::logfile::block_sigusr1();
     // SAFETY: the master is single-threaded, so the child cannot inherit a
     // lock held by another thread; the child never returns (worker_main).
-    match unsafe { fork() }.map_err(io::Error::from)? {
+    let forked = unsafe { fork() }.map_err(io::Error::from);
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        crate::os::logfile::restore_mask(usr1);
+    }
+    match forked? {
         ForkResult::Child => {
             drop(master_end);
             drop(relay);

@@ -13,6 +13,9 @@
 //! `start_timeout` (plus a margin for its own start) is killed and this
 //! daemon keeps serving, untouched.
 //!
+//! The counters go with the sockets (`carry`, fd name `@counts`): the new
+//! daemon's series go on from the old one's values.
+//!
 //! Why a new process rather than re-executing in place: if the new binary
 //! crashes while starting, the old one is still there.
 
@@ -117,6 +120,10 @@ impl Master {
             .collect();
         sockets.sort();
         sockets.extend(self.obs.handover_fds());
+        let snapshot = self.carry_snapshot();
+        if let Some(fd) = self.obs.begin_carry(&snapshot) {
+            sockets.push((crate::master::carry::COUNTS_FD.to_string(), fd));
+        }
         // Which sockets the service manager owns (their unix files are
         // not ours to remove); the rest the new daemon takes over fully.
         let mut owned: Vec<&str> = self.inherited.iter().map(String::as_str).collect();
@@ -226,6 +233,11 @@ impl Master {
     fn finish_upgrade(&mut self, outcome: Result<Pid, String>) {
         match &outcome {
             Err(why) => {
+                // After a hand-over (a second upgrade asked of a draining
+                // daemon) the new daemon keeps the scrapes and the counts.
+                if !self.upgrade.handed_over() {
+                    self.obs.end_carry();
+                }
                 let line = format!(
                     "upgrade failed, this daemon keeps serving (generation {}): {why}",
                     self.generation

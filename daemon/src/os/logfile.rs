@@ -7,8 +7,11 @@
 //!
 //! Reopening follows logrotate's convention, SIGUSR1 to the master (the pid
 //! in the pid file): the master reopens at once ([`reopen_in_master`]) and
-//! forwards SIGUSR1 to each of its ready workers, which have their own copy
-//! of the fd. A worker's handler ([`reopen_on_sigusr1`]) only sets a flag;
+//! forwards SIGUSR1 to each of its workers, serving or still starting,
+//! which have their own copy of the fd. SIGUSR1 is blocked across the
+//! fork of a worker ([`block_sigusr1`]) until the worker has installed its
+//! handler, so one sent meanwhile waits instead of reaching the handler
+//! the worker inherited. A worker's handler ([`reopen_on_sigusr1`]) only sets a flag;
 //! the worker reopens before writing its next line, so no signal handler
 //! ever touches a lock or allocates. Request children inherit the worker's
 //! file and handler. A reopen that fails (the folder is gone or not
@@ -118,7 +121,9 @@ extern "C" fn on_sigusr1(_: libc::c_int) {
 }
 
 /// In a worker: SIGUSR1 marks the log file for reopening (and does nothing
-/// else; without `--log-file` it is simply ignored).
+/// else; without `--log-file` it is simply ignored). Then unblocks it (it
+/// is blocked from the fork on, see [`block_sigusr1`]): one that came
+/// meanwhile is taken now.
 pub fn reopen_on_sigusr1() -> io::Result<()> {
     let action = SigAction::new(
         SigHandler::Handler(on_sigusr1),
@@ -127,11 +132,36 @@ pub fn reopen_on_sigusr1() -> io::Result<()> {
     );
     // SAFETY: the handler only stores to an atomic.
     unsafe { sigaction(Signal::SIGUSR1, &action) }.map_err(io::Error::from)?;
-    Ok(())
+    let mut usr1 = SigSet::empty();
+    usr1.add(Signal::SIGUSR1);
+    usr1.thread_unblock().map_err(io::Error::from)
+}
+
+/// Block SIGUSR1 (before forking a worker); returns the mask to restore
+/// in the parent with [`restore_mask`]. The child keeps it blocked until
+/// [`reopen_on_sigusr1`].
+pub fn block_sigusr1() -> Option<SigSet> {
+    let mut usr1 = SigSet::empty();
+    usr1.add(Signal::SIGUSR1);
+    let mut old = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&usr1),
+        Some(&mut old),
+    )
+    .ok()
+    .map(|()| old)
+}
+
+/// Put back the mask [`block_sigusr1`] returned.
+pub fn restore_mask(old: Option<SigSet>) {
+    if let Some(old) = old {
+        let _ = old.thread_set_mask();
+    }
 }
 
 /// In the master, on SIGUSR1: reopen the log file now and forward the
-/// signal to `workers` (ready ones: their SIGUSR1 handler is installed).
+/// signal to `workers` (serving and starting ones alike).
 pub fn reopen_in_master(workers: impl IntoIterator<Item = Pid>) {
     let workers: Vec<Pid> = workers.into_iter().collect();
     let Some(log) = LOG_FILE.get() else {

@@ -8,7 +8,10 @@
 //! to touch from several processes at once ([`ShmSafe`]: the integer
 //! atomics and arrays or `#[repr(C)]` structs of them) can live there.
 //!
-//! Promises: the mapping starts zeroed, is never moved, and is unmapped
+//! A region can also be a file's ([`SharedSlice::map_fd`]: a memfd a
+//! binary upgrade hands to the new daemon), shared by whoever maps it.
+//!
+//! Promises: an anonymous mapping starts zeroed, is never moved, and is unmapped
 //! when the last handle in a process is dropped (other processes keep
 //! theirs). Children share it, unless [`SharedSlice::keep_from_later_forks`]
 //! was called: the master does that once it forked the one worker a block
@@ -68,6 +71,34 @@ impl<T: ShmSafe> SharedSlice<T> {
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS,
                 -1,
                 0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<T>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(SharedSlice { ptr, len, bytes })
+    }
+
+    /// Map `len` values of the file `fd` from byte `offset` (page-aligned;
+    /// the file must be at least that long): shared with every process that
+    /// maps the same file, such as a memfd handed to another program.
+    pub fn map_fd(fd: std::os::fd::RawFd, offset: u64, len: usize) -> io::Result<SharedSlice<T>> {
+        let bytes = std::mem::size_of::<T>()
+            .checked_mul(len.max(1))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shared region too big"))?;
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too big"))?;
+        // SAFETY: a new shared mapping of a file the caller holds open; no
+        // existing memory is touched; the result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                off,
             )
         };
         if p == libc::MAP_FAILED {

@@ -2,7 +2,9 @@
 //! waits on one fd with poll and never does work inside a handler.
 //!
 //! Owns the process-wide write end the handler writes to. The handler only
-//! calls `write(2)` (async-signal-safe) with the signal number as one byte.
+//! calls `write(2)` (async-signal-safe) with the signal number as one byte,
+//! and, in a serving worker, the stop handshake: `STOPPED` on the control
+//! socket once the worker will take no more requests ([`enter_accept`]).
 //! The pipe belongs to the process that installed it: after a fork the
 //! child calls [`SignalPipe::install`] again to get a pipe of its own, or,
 //! as a request child does, simply runs on: a signal reaching a process
@@ -21,6 +23,16 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 /// Set by the handler, cleared by `drain`: lets a busy loop notice a signal
 /// without a system call.
 static PENDING: AtomicBool = AtomicBool::new(false);
+/// Set by the handler on SIGTERM/SIGINT, never cleared: a stop was asked.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by a worker's loop while it may take a request (see
+/// [`enter_accept`]).
+static ACCEPTING: AtomicBool = AtomicBool::new(false);
+/// Where the handler acknowledges a stop (a worker's control socket);
+/// -1: nowhere.
+static ACK_FD: AtomicI32 = AtomicI32::new(-1);
+/// What it writes there.
+const STOPPED: &[u8] = b"STOPPED\n";
 /// Seconds for a last-resort `alarm(2)` armed by the first SIGTERM/SIGINT
 /// (0: none). SIGALRM's default action ends a process whose stop hangs.
 static ALARM_ON_STOP: AtomicU32 = AtomicU32::new(0);
@@ -42,6 +54,15 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
     PENDING.store(true, Ordering::Relaxed);
     if sig == libc::SIGTERM || sig == libc::SIGINT {
+        // The stop handshake (see `enter_accept`): SeqCst on both sides,
+        // so either the loop sees STOP before it accepts, or this sees
+        // ACCEPTING and leaves the acknowledgement to the loop.
+        STOP.store(true, Ordering::SeqCst);
+        let ack = ACK_FD.load(Ordering::SeqCst);
+        if ack >= 0 && !ACCEPTING.load(Ordering::SeqCst) {
+            // SAFETY: write(2) is async-signal-safe; a static buffer.
+            unsafe { libc::write(ack, STOPPED.as_ptr().cast(), STOPPED.len()) };
+        }
         // Only the first stop signal arms the alarm (swap leaves 0 behind).
         let secs = ALARM_ON_STOP.swap(0, Ordering::Relaxed);
         if secs > 0 {
@@ -124,6 +145,31 @@ impl SignalPipe {
     pub fn write_fd(&self) -> RawFd {
         self.write.as_raw_fd()
     }
+}
+
+/// A serving worker: from now on a SIGTERM/SIGINT is acknowledged on
+/// `fd` with `STOPPED` as soon as the worker will take no more requests:
+/// by the handler itself when the loop is not between [`enter_accept`]
+/// and [`leave_accept`] (busy in a request, or asleep in poll), else by
+/// the loop when it ends. A worker in a long request thus answers at once.
+pub fn ack_stop_on(fd: RawFd) {
+    ACK_FD.store(fd, Ordering::SeqCst);
+}
+
+/// Before taking a request (accept, recvfrom): false when a stop was
+/// asked (take nothing more). After true, call [`leave_accept`].
+pub fn enter_accept() -> bool {
+    ACCEPTING.store(true, Ordering::SeqCst);
+    if STOP.load(Ordering::SeqCst) {
+        ACCEPTING.store(false, Ordering::SeqCst);
+        return false;
+    }
+    true
+}
+
+/// The request is taken (or none was waiting).
+pub fn leave_accept() {
+    ACCEPTING.store(false, Ordering::SeqCst);
 }
 
 /// Whether a signal arrived since the last `drain` (no system call).

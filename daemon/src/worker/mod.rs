@@ -11,8 +11,12 @@
 //! preceded by one `DEPENDS path` line per file the plugin named with the
 //! host's `depends_on` (the master watches them for reloads), and
 //! only starts serving when the master answers `GO`, so a generation starts
-//! whole or not at all. On SIGTERM/SIGINT it stops accepting, finishes what
-//! is in flight (up to `shutdown_timeout`), destroys the instance and exits 0.
+//! whole or not at all. On SIGTERM/SIGINT it stops accepting, says
+//! `STOPPED` on its control socket (once written, it never accepts again:
+//! the master reports a reload done only then; the signal handler says it
+//! at once when the loop is not inside an accept, see
+//! `os::signals::enter_accept`), finishes what is in flight
+//! (up to `shutdown_timeout`), destroys the instance and exits 0.
 //! In check mode (`sockhostd --check`) it stops after `create`/`destroy`.
 
 mod access;
@@ -178,7 +182,10 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         return Ok(()); // the master aborted the generation
     }
     crate::os::daemonize::worker_serving();
+    crate::os::signals::ack_stop_on(ctrl.as_raw_fd());
     let served = server.serve_forever();
+    // The loop has returned: nothing accepts from here on.
+    let _ = ctrl.write_all(b"STOPPED\n");
     server.server_close(args.daemon.shutdown_timeout);
     served.map_err(|e| format!("serve loop failed: {e}"))
 }

@@ -323,6 +323,15 @@ impl Server {
     /// socketserver's `get_request`: accept a connection, or receive a
     /// datagram. `None` when nothing is waiting (or a datagram was dropped).
     fn get_request(&mut self) -> io::Result<Option<Request>> {
+        if !crate::os::signals::enter_accept() {
+            return Ok(None); // stopping: take nothing more
+        }
+        let outcome = self.take_one();
+        crate::os::signals::leave_accept();
+        outcome
+    }
+
+    fn take_one(&mut self) -> io::Result<Option<Request>> {
         let Some(sock) = self.socket.as_ref() else {
             return Ok(None);
         };
@@ -409,14 +418,17 @@ impl Server {
         self.shared.instance.service_actions();
     }
 
-    /// socketserver's `server_close`: close the listening socket, wait for
-    /// requests in flight (`block_on_close`, up to `shutdown_timeout`), and
-    /// destroy the handler instance.
+    /// socketserver's `server_close`: wait for requests in flight
+    /// (`block_on_close`, up to `shutdown_timeout`), close the listening
+    /// socket, and destroy the handler instance. The socket closes only
+    /// after the wait: a datagram request thread sends its reply on it
+    /// (the loop has stopped taking requests already; the master keeps
+    /// the socket open for the next generation either way).
     pub fn server_close(mut self, shutdown_timeout: Duration) {
-        self.socket = None;
         let l = &self.shared.listener;
         let block = l.block_on_close && !l.daemon_threads;
         self.dispatch.server_close(shutdown_timeout, block);
+        self.socket = None;
         drop(self.dispatch);
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => shared.instance.destroy(),

@@ -146,6 +146,7 @@ pub mod proxy;
 pub mod py;
 pub mod scenarios;
 pub mod sec;
+pub mod upgrading;
 
 pub use clients::*;
 pub use daemon::*;
