@@ -123,6 +123,16 @@ typedef struct sockhost_abi_record {
 #define SOCKHOST_MIXIN_THREAD 1
 #define SOCKHOST_MIXIN_FORK 2
 
+/* Bits of sockhost_plugin.flags. A host that does not know a bit ignores it.
+ * POLL_SERVICE_ACTIONS: call service_actions at least every 0.5 s while the
+ * listener is idle too (socketserver's serve_forever poll_interval), not
+ * only on a turn of the serve loop that something woke.
+ * TRUNCATE_DATAGRAMS: hand on a datagram longer than max_packet_size cut to
+ * its first max_packet_size bytes, as socketserver's recvfrom(max_packet_size)
+ * does, instead of dropping it. */
+#define SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS 0x1
+#define SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS 0x2
+
 /* ---- data handed to the plugin ---------------------------------------- */
 
 /* A UTF-8 string. `ptr` is never NULL and is NUL-terminated; `len` does not
@@ -230,7 +240,7 @@ typedef struct sockhost_host {
  * "not provided" for every optional function. */
 typedef struct sockhost_plugin {
     uint32_t size;  /* set by the host: sizeof(sockhost_plugin) as it knows it */
-    uint32_t flags; /* reserved, leave zero */
+    uint32_t flags; /* SOCKHOST_PLUGIN_* bits; zero for none */
     const char *name;    /* static, NUL-terminated: the plugin's name */
     const char *version; /* static, NUL-terminated: the plugin's version */
 

@@ -354,6 +354,11 @@ impl Instance {
         }
     }
 
+    /// Whether the plugin asked for `flag` (a `SOCKHOST_PLUGIN_*` bit).
+    pub fn wants(&self, flag: u32) -> bool {
+        self.plugin.table.flags & flag != 0
+    }
+
     /// The plugin's `service_actions`.
     pub fn service_actions(&self) {
         if let Some(f) = self.plugin.table.service_actions {
