@@ -226,10 +226,13 @@ typedef struct sockhost_host {
     /* ---- ABI 1.1: check `size` before calling these ---- */
     /* Name a file (absolute path, `len` bytes of UTF-8, not NUL-terminated)
      * this listener's code was loaded from besides the plugin itself, e.g. a
-     * script. Call it from create. The master records the file's identity
-     * when the worker reports ready; a reload restarts the listener when
-     * any named file changed (replaced, edited, removed), as it does when
-     * the plugin file changes. Returns 0, or -1 outside create. */
+     * script. Call it from create, or later from any hook, thread or
+     * request child (a module first loaded while serving). The master
+     * records the file's identity when the worker reports ready (later:
+     * when the call reaches it); a reload restarts the listener when any
+     * named file changed (replaced, edited, removed), as it does when the
+     * plugin file changes. Returns 0, or -1 when the path is not absolute
+     * or cannot be reported. */
     int32_t (*depends_on)(const char *path, size_t len);
 } sockhost_host;
 

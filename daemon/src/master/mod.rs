@@ -21,6 +21,7 @@ mod conn;
 mod control;
 mod error;
 mod exits;
+mod late;
 mod launch;
 mod metrics;
 mod observe;
@@ -277,6 +278,8 @@ impl Master {
         fds.extend(self.launches().flat_map(Launch::fds));
         let upgrade_fd = self.upgrade.fd();
         fds.extend(upgrade_fd);
+        let late = self.late_fds();
+        fds.extend(&late);
         let ours = fds.len();
         let mut polled: Vec<(RawFd, Interest)> =
             fds.iter().map(|&fd| (fd, Interest::Read)).collect();
@@ -288,6 +291,8 @@ impl Master {
         for (&fd, _) in fds.iter().zip(&ready).skip(1).filter(|(_, &r)| r) {
             if Some(fd) == upgrade_fd {
                 self.upgrade_readable();
+            } else if late.contains(&fd) {
+                self.late_readable(fd);
             } else {
                 self.launches_mut().for_each(|l| l.readable(fd));
             }

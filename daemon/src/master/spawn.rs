@@ -31,6 +31,8 @@ pub struct Worker {
     pub draining: bool,
     /// Its request counters (None for a `--check` worker).
     pub stats: Option<SharedSlice<WorkerStats>>,
+    /// What it reports after READY (`late`).
+    pub late: super::late::Late,
 }
 
 /// Fork one worker for `l`. `close_fds` are the master's fds the worker
@@ -95,6 +97,7 @@ pub fn spawn(
                 started: Instant::now(),
                 draining: false,
                 stats,
+                late: Default::default(),
             })
         }
     }

@@ -533,6 +533,7 @@ def serve(server, request, client_address, steps=(False, False, False)):
                     _here.inline = False
             else:
                 server.finish_request(request, client_address)
+                watch_modules()
                 server.shutdown_request(request)
         except Exception as e:
             return _failed(server, request, client_address, e)
@@ -544,6 +545,7 @@ def serve(server, request, client_address, steps=(False, False, False)):
             raise
         return None
     finally:
+        watch_modules()
         if foreign:
             me._daemonic = True
 
@@ -600,3 +602,26 @@ def module_files(folders):
         if any(real.startswith(root) for root in roots):
             files.add(real)
     return sorted(files)
+
+
+
+# The listener's `path` folders, the module files named to the daemon so
+# far and how many modules sys.modules held when last looked at.
+_watch = {"folders": [], "reported": set(), "seen": 0}
+_watch_lock = threading.Lock()
+
+
+def watch_modules(folders=None):
+    """Name the files of modules loaded from the listener's `path` since the
+    last call to the daemon (`depends_on`), so editing one restarts the
+    listener on reload. Costs a length check when no module was loaded."""
+    if folders is not None:
+        _watch["folders"] = list(folders)
+    if len(sys.modules) == _watch["seen"]:
+        return
+    with _watch_lock:
+        _watch["seen"] = len(sys.modules)
+        fresh = [f for f in module_files(_watch["folders"]) if f not in _watch["reported"]]
+        _watch["reported"].update(fresh)
+    for f in fresh:
+        _sockhost.depends_on(f)

@@ -25,6 +25,13 @@ const GLUE: &CStr = {
     }
 };
 
+/// `_sockhost.depends_on(path)`: name a file the listener's code was
+/// loaded from (watched for reload); False when the host did not take it.
+#[pyfunction]
+fn depends_on(path: &str) -> bool {
+    sockhost_sdk::depends_on(std::path::Path::new(path))
+}
+
 /// `_sockhost.log(level, text)`: one message into the daemon's log.
 #[pyfunction]
 fn log(level: i32, text: &str) {
@@ -103,6 +110,7 @@ pub fn start(path: &[String]) -> Result<Py<PyModule>, String> {
         }
         let native = PyModule::new(py, "_sockhost")?;
         native.add_function(wrap_pyfunction!(log, &native)?)?;
+        native.add_function(wrap_pyfunction!(depends_on, &native)?)?;
         sys.getattr("modules")?.set_item("_sockhost", &native)?;
         let glue = PyModule::from_code(py, GLUE, c"<sockhost glue.py>", c"_sockhost_glue")?;
         glue.call_method1("install_logging", (lowest_enabled(),))?;

@@ -34,8 +34,10 @@
 //! fork-mode request child, which ends in `_exit` like ForkingMixIn's.
 //!
 //! Reload: every module loaded from the listener's `path` folders is named
-//! to the host with `depends_on`, so editing one makes the next SIGHUP
-//! restart this listener (the master knows nothing of Python).
+//! to the host with `depends_on`, at start and, for a module first
+//! imported by a request, before that request's `shutdown_request`, so
+//! editing one makes the next SIGHUP restart this listener (the master
+//! knows nothing of Python).
 
 mod address;
 mod exit;
@@ -170,12 +172,7 @@ impl PyHandler {
                 datagram && overrides("verify_request")?,
                 overrides("service_actions")?,
             );
-            for file in g
-                .call_method1("module_files", (&s.path,))?
-                .extract::<Vec<String>>()?
-            {
-                sockhost_sdk::depends_on(std::path::Path::new(&file));
-            }
+            g.call_method1("watch_modules", (&s.path,))?;
             if l.mixin == Mixin::Fork {
                 // Objects made so far stay out of the collector's way, so
                 // a request child does not copy their pages to count them.
