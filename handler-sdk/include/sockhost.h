@@ -1,5 +1,5 @@
 /*
- * sockhost.h: the plugin ABI of sockhostd, version 1.1.
+ * sockhost.h: the plugin ABI of sockhostd, version 1.2.
  *
  * This header is the single source of truth for the ABI. The Rust SDK
  * (handler-sdk/src/sys.rs) mirrors it and a test compiles this file to check
@@ -59,6 +59,18 @@
  *                                               a request child
  * A 1.0 plugin keeps working: the host reads the 1.1 plugin fields only
  * from a plugin whose version record says minor >= 1.
+ *
+ * Added in 1.2 (each at the end of its struct), for plugins that run
+ * programs (libsockhost_exec.so) or relay output that is not theirs:
+ *   sockhost_listener.log_fd, .max_packet_size  the worker's log relay (a
+ *                                               line written to it is a
+ *                                               log record), and the
+ *                                               listener's datagram size
+ *   sockhost_host.take_listener                 serve the listening socket
+ *                                               itself (inetd's `wait`)
+ *   sockhost_host.set_detail                    text for the request's
+ *                                               access log line
+ * Nothing new is read from a plugin: 1.0 and 1.1 plugins load unchanged.
  */
 #ifndef SOCKHOST_H
 #define SOCKHOST_H
@@ -76,7 +88,7 @@ extern "C" {
 /* "SOCKHOST" read as a big-endian 64-bit number. */
 #define SOCKHOST_ABI_MAGIC UINT64_C(0x534F434B484F5354)
 #define SOCKHOST_ABI_MAJOR 1
-#define SOCKHOST_ABI_MINOR 1 /* 1.1: fork hooks, listener config_dir/listen_fd, depends_on, request proxy_tlvs */
+#define SOCKHOST_ABI_MINOR 2 /* 1.1: fork hooks, listener config_dir/listen_fd, depends_on, request proxy_tlvs; 1.2: log_fd, max_packet_size, take_listener, set_detail */
 
 /* Names of the two exported symbols. */
 #define SOCKHOST_ABI_SYMBOL "sockhost_abi"
@@ -159,6 +171,17 @@ typedef struct sockhost_listener {
     int32_t listen_fd;       /* the listening socket, borrowed: never close
                               * it; -1 when there is none (sockhostd --check) */
     uint32_t reserved1;      /* zero */
+    /* ---- ABI 1.2: check `size` before reading these ---- */
+    int32_t log_fd;          /* the write end of the worker's log relay, or
+                              * -1 (sockhostd --check). Each line written to
+                              * it (by this process, a request child, or a
+                              * program given it as fd 2) becomes one record
+                              * in the daemon's log, carrying the listener
+                              * and the writer's pid, at info level unless
+                              * it starts with an sd-daemon "<N>" priority
+                              * prefix. Borrowed: never close it; dup2 it
+                              * onto a program's fd 2. CLOEXEC. */
+    uint32_t max_packet_size; /* the listener's max_packet_size (dgram) */
 } sockhost_listener;
 
 /* One request. The host owns it; the plugin gets the same pointer in setup,
@@ -234,6 +257,22 @@ typedef struct sockhost_host {
      * plugin file changes. Returns 0, or -1 when the path is not absolute
      * or cannot be reported. */
     int32_t (*depends_on)(const char *path, size_t len);
+
+    /* ---- ABI 1.2: check `size` before calling these ---- */
+    /* Call from create: this instance serves the listening socket itself,
+     * as inetd's `wait` services do. From then on the host never accepts
+     * or receives on it: each time it becomes readable the host runs one
+     * request whose `fd` is the listening socket (client "", no client
+     * address, no data; verify_request and the access control are not
+     * run), and polls the socket again only after that request ended.
+     * One such request at a time, whatever the mixin. Returns 0, or -1
+     * outside create. */
+    int32_t (*take_listener)(void);
+    /* Attach `len` bytes of UTF-8 text (copied; at most 200 bytes are
+     * kept) to `req`: the request's access log line carries it (field
+     * DETAIL), e.g. a program's exit status and run time. Works in every
+     * mixin, also in a forked request child. */
+    void (*set_detail)(sockhost_request *req, const char *msg, size_t len);
 } sockhost_host;
 
 /* ---- plugin functions ------------------------------------------------- */

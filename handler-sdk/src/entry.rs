@@ -198,12 +198,19 @@ unsafe fn build<H: Handler>(listener: *const sys::sockhost_listener) -> crate::R
         config,
         config_dir: std::path::PathBuf::new(),
         listen_fd: None,
+        log_fd: None,
+        max_packet_size: 0,
     };
     let mut listener = listener;
-    if l.size as usize >= std::mem::size_of::<sys::sockhost_listener>() {
+    let has = |end: usize| l.size as usize >= end;
+    if has(std::mem::offset_of!(sys::sockhost_listener, reserved1) + 4) {
         // SAFETY: a 1.1 host's string, valid for this call.
         listener.config_dir = unsafe { str_of(&l.config_dir) }.into();
         listener.listen_fd = (l.listen_fd >= 0).then_some(l.listen_fd);
+    }
+    if has(std::mem::offset_of!(sys::sockhost_listener, max_packet_size) + 4) {
+        listener.log_fd = (l.log_fd >= 0).then_some(l.log_fd);
+        listener.max_packet_size = l.max_packet_size as usize;
     }
     H::create(&listener)
 }

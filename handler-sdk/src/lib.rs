@@ -34,7 +34,7 @@ mod entry;
 mod log;
 mod request;
 
-pub use log::{depends_on, log, log_enabled, Level};
+pub use log::{depends_on, log, log_enabled, take_listener, Level};
 pub use request::{Kind, ProxyTlvs, RFile, Request, Socket, WFile};
 
 /// The error type handlers return; any error converts into it with `?`.
@@ -74,6 +74,12 @@ pub struct Listener {
     /// The listening socket, borrowed (never close it); `None` under
     /// `sockhostd --check` or from a host older than 1.1.
     pub listen_fd: Option<std::os::fd::RawFd>,
+    /// The write end of the worker's log relay (ABI 1.2): each line written
+    /// to it becomes a log record with the listener and the writer's pid.
+    /// Borrowed (never close it); `None` under `--check` or from an older host.
+    pub log_fd: Option<std::os::fd::RawFd>,
+    /// The listener's `max_packet_size` (0 from a host older than 1.2).
+    pub max_packet_size: usize,
 }
 
 /// Who is asking, as [`Handler::verify_request`] sees it.

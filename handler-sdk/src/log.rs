@@ -79,3 +79,23 @@ pub fn depends_on(path: &std::path::Path) -> bool {
     // SAFETY: the host reads `len` bytes of UTF-8 during the call.
     unsafe { f(text.as_ptr().cast(), text.len()) == 0 }
 }
+
+/// Serve the listening socket itself, as inetd's `wait` services do (ABI
+/// 1.2): call it from [`crate::Handler::create`]. The host then takes
+/// nothing from the socket; each time it is readable it runs one request
+/// whose fd is the listening socket, and waits for it to end before
+/// polling again. False when the host (older than 1.2, or outside
+/// `create`) did not take it.
+pub fn take_listener() -> bool {
+    let Some(host) = host() else { return false };
+    let needed = std::mem::offset_of!(sys::sockhost_host, take_listener)
+        + std::mem::size_of::<Option<unsafe extern "C" fn() -> i32>>();
+    if (host.size as usize) < needed {
+        return false;
+    }
+    let Some(f) = host.take_listener else {
+        return false;
+    };
+    // SAFETY: a host function without arguments.
+    unsafe { f() == 0 }
+}

@@ -237,6 +237,23 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Attach `text` to this request's access log line (ABI 1.2, field
+    /// DETAIL; at most 200 bytes kept), e.g. a program's exit status. False
+    /// when the host is older than 1.2.
+    pub fn set_detail(&mut self, text: &str) -> bool {
+        let Some(h) = host() else { return false };
+        let needed = std::mem::offset_of!(sys::sockhost_host, set_detail)
+            + std::mem::size_of::<Option<crate::sys::RequestTextFn>>();
+        if (h.size as usize) < needed {
+            return false;
+        }
+        let Some(f) = h.set_detail else { return false };
+        // SAFETY: the request pointer is the host's own, live for this call;
+        // the host copies `len` bytes of `text` during the call.
+        unsafe { f(self.raw, text.as_ptr().cast(), text.len()) };
+        true
+    }
+
     /// The TLVs of a PROXY v2 header (`proxy_protocol` listeners), raw as
     /// sent: type, 2-byte big-endian length, value, one after another.
     /// Empty when there are none, and from a host older than ABI 1.1.

@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_void};
 /// "SOCKHOST" read as a big-endian 64-bit number.
 pub const SOCKHOST_ABI_MAGIC: u64 = 0x534F_434B_484F_5354;
 pub const SOCKHOST_ABI_MAJOR: u16 = 1;
-pub const SOCKHOST_ABI_MINOR: u16 = 1;
+pub const SOCKHOST_ABI_MINOR: u16 = 2;
 /// Name of the exported version record.
 pub const SOCKHOST_ABI_SYMBOL: &str = "sockhost_abi";
 /// Name of the exported entry function.
@@ -74,6 +74,9 @@ pub struct sockhost_listener {
     pub config_dir: sockhost_str,
     pub listen_fd: i32,
     pub reserved1: u32,
+    // ABI 1.2
+    pub log_fd: i32,
+    pub max_packet_size: u32,
 }
 
 #[repr(C)]
@@ -111,7 +114,14 @@ pub struct sockhost_host {
     >,
     // ABI 1.1
     pub depends_on: Option<unsafe extern "C" fn(path: *const c_char, len: usize) -> i32>,
+    // ABI 1.2
+    pub take_listener: Option<unsafe extern "C" fn() -> i32>,
+    pub set_detail: Option<RequestTextFn>,
 }
+
+/// `set_error` and `set_detail`: text attached to a request.
+pub type RequestTextFn =
+    unsafe extern "C" fn(req: *mut sockhost_request, msg: *const c_char, len: usize);
 
 pub type CreateFn = unsafe extern "C" fn(
     listener: *const sockhost_listener,

@@ -38,7 +38,9 @@ fn expectations() -> Vec<(String, u64)> {
         config_toml,
         config_dir,
         listen_fd,
-        reserved1
+        reserved1,
+        log_fd,
+        max_packet_size
     });
     layout!(sockhost_request {
         size,
@@ -64,7 +66,9 @@ fn expectations() -> Vec<(String, u64)> {
         log_enabled,
         set_error,
         reply,
-        depends_on
+        depends_on,
+        take_listener,
+        set_detail
     });
     layout!(sockhost_plugin {
         size,

@@ -89,6 +89,19 @@ impl Launch {
         self.slots.iter().map(|s| s.worker.ctrl.as_raw_fd())
     }
 
+    /// Every worker in the launch.
+    pub fn workers(&self) -> impl Iterator<Item = &Worker> + '_ {
+        self.slots.iter().map(|s| &s.worker)
+    }
+
+    /// The log relays of its workers, for the master to read.
+    pub fn take_relays(&mut self) -> Vec<super::relay::Relay> {
+        self.slots
+            .iter_mut()
+            .filter_map(|s| s.worker.relay.take())
+            .collect()
+    }
+
     /// The control sockets still to be read.
     pub fn fds(&self) -> impl Iterator<Item = RawFd> + '_ {
         self.slots

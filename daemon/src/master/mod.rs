@@ -25,6 +25,7 @@ mod late;
 mod launch;
 mod metrics;
 mod observe;
+mod relay;
 mod reload;
 mod respawn;
 mod spawn;
@@ -97,6 +98,8 @@ pub struct Master {
     stop_deadline: Option<Instant>,
     /// Metrics endpoint, control socket, and the totals they show.
     pub(crate) obs: observe::Observe,
+    /// Every worker's log relay, until all its writers are gone.
+    relays: Vec<relay::Relay>,
 }
 
 /// Bind every listener's socket; on failure release what was bound.
@@ -217,6 +220,7 @@ pub fn run_with(
         owned_after_start,
         stop_deadline: None,
         obs,
+        relays: Vec::new(),
     };
     master
         .fdstore
@@ -274,6 +278,7 @@ impl Master {
     /// One turn of the loop: wait for a signal, a worker's report or the
     /// next timer, and handle what came.
     fn turn(&mut self) {
+        self.adopt_relays();
         let mut fds = vec![self.signals.fd()];
         fds.extend(self.launches().flat_map(Launch::fds));
         let upgrade_fd = self.upgrade.fd();
@@ -284,6 +289,8 @@ impl Master {
         let mut polled: Vec<(RawFd, Interest)> =
             fds.iter().map(|&fd| (fd, Interest::Read)).collect();
         self.observer_fds(&mut polled);
+        let relays_at = polled.len();
+        polled.extend(self.relays.iter().map(|r| (r.fd(), Interest::Read)));
         let timeout = self
             .next_timer()
             .map(|t| t.saturating_duration_since(Instant::now()));
@@ -313,10 +320,33 @@ impl Master {
                 }
             }
         }
-        self.serve_observers(ready.get(ours..).unwrap_or_default());
+        self.serve_observers(ready.get(ours..relays_at).unwrap_or_default());
+        let relays_ready = ready.get(relays_at..).unwrap_or_default().to_vec();
+        self.read_relays(&relays_ready);
         self.expire_observers();
         self.run_timers();
         self.advance();
+    }
+
+    /// Take the relays of workers forked since the last turn.
+    fn adopt_relays(&mut self) {
+        let mut new = Vec::new();
+        new.extend(self.workers.iter_mut().filter_map(|w| w.relay.take()));
+        for l in self.launches_mut() {
+            new.extend(l.take_relays());
+        }
+        self.relays.extend(new);
+    }
+
+    /// Read the relays that are readable (`ready`, in `self.relays`
+    /// order); drop those whose writers are all gone.
+    fn read_relays(&mut self, ready: &[bool]) {
+        let mut i = 0;
+        self.relays.retain_mut(|r| {
+            let keep = !ready.get(i).copied().unwrap_or(false) || r.readable();
+            i += 1;
+            keep
+        });
     }
 
     /// Every launch in flight: the first generation, a reload's, respawns.
@@ -434,6 +464,13 @@ impl Master {
         fds.extend(self.workers.iter().map(|w| w.ctrl.as_raw_fd()));
         fds.extend(self.launches().flat_map(Launch::ctrl_fds));
         fds.extend(self.obs.fds());
+        fds.extend(self.relays.iter().map(relay::Relay::fd));
+        fds.extend(
+            self.workers
+                .iter()
+                .chain(self.launches().flat_map(Launch::workers))
+                .filter_map(|w| w.relay.as_ref().map(relay::Relay::fd)),
+        );
         fds.retain(|&fd| fd != own);
         fds
     }
@@ -457,6 +494,11 @@ impl Master {
             for index in 0..l.workers {
                 let mut close = self.fds_to_close(new_sockets, own);
                 close.extend(started.iter().map(|w| w.ctrl.as_raw_fd()));
+                close.extend(
+                    started
+                        .iter()
+                        .filter_map(|w| w.relay.as_ref().map(relay::Relay::fd)),
+                );
                 match spawn::spawn(config, l, index, socket, generation, close, false) {
                     Ok(w) => started.push(w),
                     Err(e) => {
@@ -496,6 +538,7 @@ impl Master {
             self.stop_deadline,
             self.notifier.watchdog_due(),
             self.observers_due(),
+            self.relays.iter().filter_map(relay::Relay::due).min(),
         ]
         .into_iter()
         .flatten()
@@ -505,6 +548,7 @@ impl Master {
     fn run_timers(&mut self) {
         self.notifier.watchdog_tick();
         let now = Instant::now();
+        self.relays.iter_mut().for_each(|r| r.tick(now));
         self.launches_mut().for_each(|l| l.tick(now));
         if let Some(deadline) = self.stop_deadline {
             if now >= deadline && !self.workers.is_empty() {

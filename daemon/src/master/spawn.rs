@@ -33,6 +33,9 @@ pub struct Worker {
     pub stats: Option<SharedSlice<WorkerStats>>,
     /// What it reports after READY (`late`).
     pub late: super::late::Late,
+    /// The read end of its log relay, until the master adopts it (it
+    /// outlives the worker: programs may still write).
+    pub relay: Option<super::relay::Relay>,
 }
 
 /// Fork one worker for `l`. `close_fds` are the master's fds the worker
@@ -57,6 +60,10 @@ pub fn spawn(
     } else {
         Some(WorkerStats::map()?)
     };
+    let (relay, log_fd) = match check_only {
+        true => (None, None),
+        false => super::relay::pair(&l.name).map(|(r, w)| (Some(r), Some(w)))?,
+    };
     // SAFETY: getpid has no preconditions.
     let master_pid = unsafe { libc::getpid() };
     // SAFETY: the master is single-threaded, so the child cannot inherit a
@@ -64,6 +71,7 @@ pub fn spawn(
     match unsafe { fork() }.map_err(io::Error::from)? {
         ForkResult::Child => {
             drop(master_end);
+            drop(relay);
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
             worker_main(WorkerArgs {
                 listener: l,
@@ -75,6 +83,7 @@ pub fn spawn(
                 generation,
                 check_only,
                 stats,
+                log_fd,
             })
         }
         ForkResult::Parent { child } => {
@@ -87,6 +96,7 @@ pub fn spawn(
                     tracing::warn!(listener = %l.name, "worker {child}: counters stay visible to later workers: {e}");
                 }
             }
+            drop(log_fd); // only the worker and what it runs write
             master_end.set_nonblocking(true)?;
             Ok(Worker {
                 pid: child,
@@ -98,6 +108,7 @@ pub fn spawn(
                 draining: false,
                 stats,
                 late: Default::default(),
+                relay,
             })
         }
     }

@@ -1,5 +1,6 @@
 //! The host's side of each call into a plugin: the host function table
-//! (`log`, `log_enabled`, `set_error`, `reply`, `depends_on`) and the request a plugin
+//! (`log`, `log_enabled`, `set_error`, `reply`, `depends_on`,
+//! `take_listener`, `set_detail`) and the request a plugin
 //! sees (`RequestCtx`, the boxed `sockhost_request` plus the memory it
 //! points into).
 //!
@@ -14,7 +15,7 @@ use socket2::SockAddr;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
 
 /// The plugin name for log lines from the host's log function.
@@ -31,7 +32,60 @@ pub(crate) static HOST: sys::sockhost_host = sys::sockhost_host {
     set_error: Some(host_set_error),
     reply: Some(host_reply),
     depends_on: Some(host_depends_on),
+    take_listener: Some(host_take_listener),
+    set_detail: Some(host_set_detail),
 };
+
+/// Set while the plugin's `create` runs (`take_listener` is refused
+/// outside it).
+static IN_CREATE: AtomicBool = AtomicBool::new(false);
+/// The plugin took the listening socket (`take_listener`).
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Run the plugin's `create` (`f`), letting it call `take_listener`.
+pub(crate) fn in_create<T>(f: impl FnOnce() -> T) -> T {
+    IN_CREATE.store(true, Ordering::SeqCst);
+    let out = f();
+    IN_CREATE.store(false, Ordering::SeqCst);
+    out
+}
+
+/// Whether the plugin serves the listening socket itself (inetd's `wait`).
+pub fn listener_taken() -> bool {
+    TAKEN.load(Ordering::SeqCst)
+}
+
+unsafe extern "C" fn host_take_listener() -> i32 {
+    if !IN_CREATE.load(Ordering::SeqCst) {
+        return -1;
+    }
+    TAKEN.store(true, Ordering::SeqCst);
+    0
+}
+
+/// The most bytes of a request's detail kept (and carried from a forked
+/// child to the worker).
+pub const DETAIL_MAX: usize = 200;
+
+unsafe extern "C" fn host_set_detail(
+    req: *mut sys::sockhost_request,
+    msg: *const c_char,
+    len: usize,
+) {
+    // SAFETY: the plugin passes back the request we gave it, and `len` bytes.
+    let (Some(ctx), false) = (unsafe { ctx_of(req) }, msg.is_null()) else {
+        return;
+    };
+    // SAFETY: as above.
+    let bytes = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let mut cut = text.len().min(DETAIL_MAX);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    ctx.detail = Some(text);
+}
 
 /// Files named through `depends_on` while the worker is starting; `None`
 /// once it reported them (later calls are refused).
@@ -187,6 +241,8 @@ pub struct RequestCtx {
     proxy_tlvs: Vec<u8>,
     /// The message a hook attached with `set_error`.
     pub error: Option<String>,
+    /// The text a hook attached with `set_detail`, for the access log.
+    pub detail: Option<String>,
 }
 
 /// A client address as NUL-terminated UTF-8 in a fixed buffer: the longest
@@ -286,6 +342,7 @@ impl RequestCtx {
             data,
             proxy_tlvs: Vec::new(),
             error: None,
+            detail: None,
         }
     }
 

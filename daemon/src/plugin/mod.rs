@@ -16,8 +16,8 @@ mod host;
 pub use file_id::{Depends, FileId};
 
 use crate::config::{ListenerConfig, Mixin};
-pub use host::RequestCtx;
 pub(crate) use host::{report_late_to, take_dependencies};
+pub use host::{listener_taken, RequestCtx, DETAIL_MAX};
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -236,14 +236,16 @@ unsafe impl Sync for Instance {}
 impl Instance {
     /// Call the plugin's `create` for `l`, with no listening socket.
     pub fn create(plugin: &'static Plugin, l: &ListenerConfig) -> Result<Instance, PluginError> {
-        Self::create_on(plugin, l, -1)
+        Self::create_on(plugin, l, -1, -1)
     }
 
-    /// Call the plugin's `create` for `l`, lending it `listen_fd` (-1: none).
+    /// Call the plugin's `create` for `l`, lending it `listen_fd` and the
+    /// log relay's `log_fd` (-1: none).
     pub fn create_on(
         plugin: &'static Plugin,
         l: &ListenerConfig,
         listen_fd: RawFd,
+        log_fd: RawFd,
     ) -> Result<Instance, PluginError> {
         let fail = |reason: String| PluginError {
             path: plugin.path.clone(),
@@ -276,6 +278,8 @@ impl Instance {
             config_dir: s(&dir),
             listen_fd,
             reserved1: 0,
+            log_fd,
+            max_packet_size: u32::try_from(l.max_packet_size).unwrap_or(u32::MAX),
         };
         let mut ptr: *mut c_void = std::ptr::null_mut();
         let mut err: *const c_char = std::ptr::null();
@@ -284,7 +288,7 @@ impl Instance {
         };
         // SAFETY: `raw` and its strings live across the call; the out
         // pointers are valid locals.
-        let rc = unsafe { create(&raw, &mut ptr, &mut err) };
+        let rc = host::in_create(|| unsafe { create(&raw, &mut ptr, &mut err) });
         if rc != sys::SOCKHOST_OK {
             let why = static_str(err).unwrap_or_else(|| format!("returned {rc}"));
             return Err(fail(format!(

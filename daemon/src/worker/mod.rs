@@ -50,6 +50,8 @@ pub struct WorkerArgs<'a> {
     pub check_only: bool,
     /// This worker's counters, shared with the master (None in check mode).
     pub stats: Option<SharedSlice<WorkerStats>>,
+    /// The write end of this worker's log relay (None in check mode).
+    pub log_fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// The signals a worker routes to its loop.
@@ -112,7 +114,9 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     }
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
     let listen_fd = args.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
-    let instance = Instance::create_on(plugin, l, listen_fd).map_err(|e| e.to_string())?;
+    // Kept open for the worker's whole life (the plugin borrows it).
+    let log_fd = args.log_fd.map_or(-1, std::os::fd::IntoRawFd::into_raw_fd);
+    let instance = Instance::create_on(plugin, l, listen_fd, log_fd).map_err(|e| e.to_string())?;
     let depends = plugin::take_dependencies();
     if l.mixin == Mixin::Fork {
         if let Err(why) = crate::os::threads::check_single_threaded() {

@@ -103,14 +103,23 @@ pub fn request_ended(shared: &Shared, ctx: &RequestCtx, started: Instant, ok: bo
             took,
             outcome,
             std::process::id(),
+            ctx.detail.as_deref(),
         );
     }
 }
 
 /// One access log line (xinetd's `log_on_success`): the worker's span
-/// names the listener; journald gets CLIENT, DURATION_US, OUTCOME.
+/// names the listener; journald gets CLIENT, DURATION_US, OUTCOME, and
+/// DETAIL when the plugin set one (`set_detail`: a program's exit status).
 #[cold]
-pub fn log_access(mixin: Mixin, client: &str, took: Duration, outcome: Outcome, pid: u32) {
+pub fn log_access(
+    mixin: Mixin,
+    client: &str,
+    took: Duration,
+    outcome: Outcome,
+    pid: u32,
+    detail: Option<&str>,
+) {
     let mixin = mixin.as_str();
     let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     let who = if client.is_empty() {
@@ -118,13 +127,27 @@ pub fn log_access(mixin: Mixin, client: &str, took: Duration, outcome: Outcome, 
     } else {
         client
     };
+    let Some(detail) = detail else {
+        tracing::info!(
+            client,
+            duration_us = us,
+            outcome = outcome.as_str(),
+            mixin,
+            pid,
+            "request from {who}: {} in {:.3} ms ({mixin}, pid {pid})",
+            outcome.as_str(),
+            took.as_secs_f64() * 1000.0
+        );
+        return;
+    };
     tracing::info!(
         client,
         duration_us = us,
         outcome = outcome.as_str(),
         mixin,
         pid,
-        "request from {who}: {} in {:.3} ms ({mixin}, pid {pid})",
+        detail,
+        "request from {who}: {} in {:.3} ms ({mixin}, pid {pid}): {detail}",
         outcome.as_str(),
         took.as_secs_f64() * 1000.0
     );

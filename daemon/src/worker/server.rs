@@ -62,6 +62,9 @@ pub struct Server {
     /// Headers read while the mixin was at its cap: served first when
     /// there is room again (never more than one poll turn's worth).
     held: std::collections::VecDeque<Request>,
+    /// The plugin serves the listening socket itself (`take_listener`,
+    /// inetd's `wait`): one request at a time, nothing taken from it here.
+    taken: bool,
 }
 
 impl Server {
@@ -75,7 +78,13 @@ impl Server {
         signals: SignalPipe,
         meter: Meter,
     ) -> Result<Server, (io::Error, Instance)> {
-        let dispatch = match dispatch::for_listener(&listener, meter) {
+        let taken = crate::plugin::listener_taken();
+        let mut bound = listener.clone();
+        if taken {
+            // inetd's `wait`: one program at a time, whatever the mixin.
+            (bound.max_children, bound.max_threads) = (1, 1);
+        }
+        let dispatch = match dispatch::for_listener(&bound, meter) {
             Ok(d) => d,
             Err(e) => return Err((e, instance)),
         };
@@ -104,8 +113,9 @@ impl Server {
             oversized: OversizeLog::default(),
             backoff: AcceptBackoff::default(),
             full: CapLog::default(),
-            intake,
+            intake: intake.filter(|_| !taken),
             held: std::collections::VecDeque::new(),
+            taken,
         })
     }
 
@@ -143,7 +153,9 @@ impl Server {
             if ready[0] {
                 self.handle_signals();
             }
-            if ready[1] && !self.shutdown_requested {
+            if ready[1] && !self.shutdown_requested && self.taken {
+                self.hand_over_listener();
+            } else if ready[1] && !self.shutdown_requested {
                 self._handle_request_noblock();
             } else if can_accept && self.timeout_expired() {
                 self.handle_timeout();
@@ -280,6 +292,26 @@ impl Server {
                 return;
             }
         }
+    }
+
+    /// inetd's `wait`: the listening socket is readable and the plugin
+    /// serves it itself; one request whose fd is the listening socket, no
+    /// client, no data. The loop polls the socket again only once the
+    /// mixin (capped at one) has room: when that request ended.
+    fn hand_over_listener(&mut self) {
+        if self.shared.listener.timeout.is_some() {
+            self.last_activity = Instant::now();
+        }
+        // SAFETY: an all-zero sockaddr_storage of length 0 is a valid
+        // (empty, AF_UNSPEC) address.
+        let none = unsafe { socket2::SockAddr::new(std::mem::zeroed(), 0) };
+        let ctx = self.new_ctx(self.shared.server_fd, none, Vec::new());
+        let request = Request {
+            ctx,
+            sock: None,
+            slot: None,
+        };
+        self.process_request(request);
     }
 
     /// `verify_request`, then `process_request` or `shutdown_request`.

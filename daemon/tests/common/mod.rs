@@ -136,6 +136,7 @@ pub fn listener(
 pub mod clients;
 pub mod daemon;
 pub mod deb;
+pub mod exec;
 pub mod journal;
 pub mod life;
 pub mod notify;

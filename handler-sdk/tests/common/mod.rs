@@ -80,6 +80,8 @@ pub static HOST: sockhost_host = sockhost_host {
     set_error: Some(host_set_error),
     reply: Some(host_reply),
     depends_on: None,
+    take_listener: None,
+    set_detail: None,
 };
 
 // ---- the handler under test ----------------------------------------------
@@ -311,6 +313,8 @@ pub fn create(name: &str, config: &str) -> std::result::Result<Instance, String>
         config_dir: host_str(&address),
         listen_fd: -1,
         reserved1: 0,
+        log_fd: -1,
+        max_packet_size: 0,
     };
     let mut instance = std::ptr::null_mut();
     let mut error: *const c_char = std::ptr::null();

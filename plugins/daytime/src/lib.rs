@@ -123,6 +123,8 @@ mod tests {
             config: toml::from_str(config).expect("test config parses"),
             config_dir: "/".into(),
             listen_fd: None,
+            log_fd: None,
+            max_packet_size: 0,
         }
     }
 

@@ -48,6 +48,8 @@ static HOST: sockhost_host = sockhost_host {
     set_error: Some(host_set_error),
     reply: Some(host_reply),
     depends_on: None,
+    take_listener: None,
+    set_detail: None,
 };
 
 /// The plugin table and one instance, for the whole test binary.
@@ -93,6 +95,8 @@ fn loaded() -> &'static Loaded {
             config_dir: s(address),
             listen_fd: -1,
             reserved1: 0,
+            log_fd: -1,
+            max_packet_size: 0,
         };
         let mut instance = std::ptr::null_mut();
         let mut error: *const c_char = std::ptr::null();

@@ -18,6 +18,7 @@
 //! rather than through a signal handler, which would build a signal frame
 //! on the worker's stack for every request.
 
+use super::details::Details;
 use super::unshared::UnsharedVec;
 use super::Dispatch;
 use crate::config::{ListenerConfig, Mixin};
@@ -51,6 +52,8 @@ struct Child {
     /// until reaped, then reused for a later request: freeing it while the
     /// child still shares those heap pages would copy them for nothing.
     ctx: Box<RequestCtx>,
+    /// Its slot in `details` (u32::MAX: none).
+    detail: u32,
 }
 
 /// A request child's exit status when a hook failed (socketserver's
@@ -74,6 +77,8 @@ pub struct ForkingMixIn {
     /// Counts each reaped child as ended, and a crashed one as failed.
     meter: Meter,
     access_log: bool,
+    /// What children set with `set_detail`, for their access log lines.
+    details: Details,
 }
 
 /// SIGCHLD as a readable fd. The worker keeps SIGCHLD blocked and reads it
@@ -132,6 +137,7 @@ impl ForkingMixIn {
             exits: ChildExits::new()?,
             meter,
             access_log: l.access_log,
+            details: Details::new(l.max_children)?,
         })
     }
 
@@ -160,7 +166,8 @@ impl ForkingMixIn {
         let Some(child) = self.children.swap_remove(at) else {
             return;
         };
-        self.count(&child, status);
+        let detail = self.details.release(child.detail);
+        self.count(&child, status, detail.as_deref());
         let ms = child.started.elapsed().as_millis();
         let client = child.ctx.client();
         match status {
@@ -196,7 +203,7 @@ impl ForkingMixIn {
 
     /// Count a reaped child's request: its exit status says how it went
     /// (the child itself writes no counter: no shared page, no clock).
-    fn count(&self, child: &Child, status: WaitStatus) {
+    fn count(&self, child: &Child, status: WaitStatus, detail: Option<&str>) {
         let outcome = match status {
             WaitStatus::Exited(_, 0) => Outcome::Ok,
             WaitStatus::Exited(_, FAILED) => Outcome::Error,
@@ -205,7 +212,7 @@ impl ForkingMixIn {
         let took = self.meter.ended(child.started, outcome == Outcome::Ok);
         if self.access_log {
             let pid = child.pid.as_raw() as u32;
-            log_access(Mixin::Fork, child.ctx.client(), took, outcome, pid);
+            log_access(Mixin::Fork, child.ctx.client(), took, outcome, pid, detail);
         }
     }
 
@@ -255,6 +262,7 @@ impl Dispatch for ForkingMixIn {
             return;
         }
         let slot = request.slot.take();
+        let detail = self.details.take().unwrap_or(u32::MAX);
         shared.instance.before_fork();
         // SAFETY: the worker is single-threaded (checked just above), so the
         // child cannot inherit a lock held by another thread.
@@ -263,7 +271,9 @@ impl Dispatch for ForkingMixIn {
             shared.instance.after_fork_parent();
         }
         match forked {
-            Ok(ForkResult::Child) => run_child(request, shared, &self.exits),
+            Ok(ForkResult::Child) => {
+                run_child(request, shared, &self.exits, (&self.details, detail))
+            }
             Ok(ForkResult::Parent { child }) => {
                 let Request { ctx, sock, .. } = request;
                 drop(sock); // close_request: the worker's copy of the connection
@@ -272,6 +282,7 @@ impl Dispatch for ForkingMixIn {
                     started,
                     _slot: slot,
                     ctx,
+                    detail,
                 };
                 if self.children.push(record).is_err() {
                     // Not reachable: requests are taken only below the cap.
@@ -282,6 +293,7 @@ impl Dispatch for ForkingMixIn {
                 }
             }
             Err(e) => {
+                let _ = self.details.release(detail);
                 let client = request.ctx.client();
                 tracing::error!(client, "fork failed: {e}; the connection was closed");
                 request_ended(shared, &request.ctx, started, false);
@@ -331,7 +343,12 @@ impl Dispatch for ForkingMixIn {
 /// duration and its access log line when it reaps the child, so the child
 /// writes no shared page and reads no clock.
 #[inline(always)]
-fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
+fn run_child(
+    mut request: Request,
+    shared: &Shared,
+    exits: &ChildExits,
+    (details, slot): (&Details, u32),
+) -> ! {
     exits.unblock();
     shared.instance.after_fork_child();
     if request.sock.is_some() {
@@ -344,6 +361,9 @@ fn run_child(mut request: Request, shared: &Shared, exits: &ChildExits) -> ! {
         finish_request(shared, &mut request)
     }));
     shutdown_connection(&request);
+    if let Some(text) = &request.ctx.detail {
+        details.write(slot, text);
+    }
     let status = match ok {
         Ok(true) => 0,
         Ok(false) => FAILED,

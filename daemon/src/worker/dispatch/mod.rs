@@ -13,6 +13,7 @@
 //!   Forking is refused when the worker has more than one thread (a fork
 //!   could deadlock the child).
 
+mod details;
 mod fork;
 mod thread;
 mod unshared;

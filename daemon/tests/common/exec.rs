@@ -1,0 +1,90 @@
+//! Helpers for the exec plugin suites (exec_*.rs): a listener running a
+//! program, scripts written into the test folder, the program's output
+//! read back, and processes found by their parent.
+
+#![allow(dead_code)]
+
+use super::*;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A `[[listener]]` running `command` (TOML array text) through
+/// libsockhost_exec.so, with `extra` keys before the config table and
+/// `config` lines inside it.
+pub fn exec_listener(
+    name: &str,
+    family: &str,
+    ty: &str,
+    address: &str,
+    mixin: &str,
+    command: &str,
+    extra: &str,
+    config: &str,
+) -> String {
+    listener(
+        name,
+        family,
+        ty,
+        address,
+        mixin,
+        &plugin("sockhost_exec"),
+        &format!("{extra}\n[listener.config]\ncommand = {command}\n{config}\n"),
+    )
+}
+
+/// An executable shell script `name` in `dir` with `body`.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
+}
+
+/// `KEY=VALUE` lines as a map.
+pub fn env_map(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Connect to `addr`, send `input`, close our side, read all that comes back.
+pub fn converse(addr: &str, input: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = Stream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.write_all(input).expect("send");
+    s.shutdown_write();
+    let out = s.read_all().expect("read until the program closes");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A folder for scripts that outlives the daemon started on it (the
+/// daemon's own TestDir holds the config).
+pub fn scripts_dir(tag: &str) -> TestDir {
+    let d = TestDir::new(tag);
+    std::fs::set_permissions(&d.path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d
+}
+
+/// Every process whose parent is `pid`, recursively (workers, request
+/// children, programs).
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for c in child_pids(p) {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// The log lines containing every one of `needles`.
+pub fn lines_with(log: &str, needles: &[&str]) -> Vec<String> {
+    log.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .map(str::to_string)
+        .collect()
+}
