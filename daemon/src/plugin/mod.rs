@@ -16,8 +16,8 @@ mod host;
 pub use file_id::{Depends, FileId};
 
 use crate::config::{ListenerConfig, Mixin};
-pub(crate) use host::{report_late_to, take_dependencies};
 pub use host::{listener_taken, RequestCtx, DETAIL_MAX};
+pub(crate) use host::{report_late_to, take_dependencies};
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -5,9 +5,9 @@ them (an exception is "being handled" when `handle_error` prints it).
 Contract: `build_server` makes the server object a socketserver program
 would have, without binding anything; `serve` is socketserver's
 `finish_request` wrapped in the error handling of `_handle_request_noblock`
-and `process_request_thread`; the writers and the logging handler send
-text to the daemon's log through `_sockhost.log` and never to a file
-descriptor. Nothing here starts a thread or touches the listening socket's
+and `process_request_thread`; sys.stdout and sys.stderr are real files on
+the worker's log relay (`install_stdio`), and logging is left as CPython
+has it. Nothing here starts a thread or touches the listening socket's
 blocking mode. `prepare_exit` bounds threading's wait for non-daemon threads
 at interpreter exit; everything else about the exit is CPython's own.
 """
@@ -88,27 +88,43 @@ class LogWriter(io.TextIOBase):
             _sockhost.log(self._level, rest)
 
 
-def route_logging(logging, level):
-    """Give the root logger a handler that sends each record to the
-    daemon's log (level mapped), and the daemon's level."""
+def relay_file(fd, name):
+    """A real text file on (a dup of) the worker's log relay, as CPython's
+    own sys.stdout/sys.stderr are: line-buffered, `.buffer`, `fileno()`."""
+    f = open(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="backslashreplace",
+             closefd=True)
+    return f
 
-    class LogHandler(logging.Handler):
+
+# sd-daemon priorities (sd-daemon(3)) for logging's levels.
+def _priority(levelno):
+    return 2 if levelno >= 50 else 3 if levelno >= 40 else 4 if levelno >= 30 else \
+        6 if levelno >= 20 else 7
+
+
+def prioritise_last_resort(logging):
+    """logging's lastResort handler (what a program that configures no
+    logging gets: WARNING and above, the bare message, on sys.stderr) with
+    each line given its sd-daemon priority, so the daemon logs an error as
+    an error. A program's own configuration is never touched."""
+    stock = logging.lastResort
+    if stock is None:
+        return
+
+    class LastResort(type(stock)):
         def emit(self, record):
             try:
-                mapped = (ERROR if record.levelno >= logging.ERROR
-                          else WARN if record.levelno >= logging.WARNING
-                          else INFO if record.levelno >= logging.INFO
-                          else DEBUG if record.levelno >= logging.DEBUG
-                          else TRACE)
-                _sockhost.log(mapped, self.format(record))
+                text = self.format(record)
+                prefix = "<%d>" % _priority(record.levelno)
+                stream = self.stream
+                stream.write("".join(prefix + line + "\n" for line in text.split("\n")))
+                self.flush()
+            except RecursionError:
+                raise
             except Exception:
                 self.handleError(record)
 
-    handler = LogHandler()
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level)
+    logging.lastResort = LastResort(stock.level)
 
 
 class WhenImported:
@@ -142,24 +158,31 @@ class WhenImported:
         return spec
 
 
-def install_logging(lowest_enabled):
-    """Route print, sys.stdout, sys.stderr and logging into the daemon's log.
-    The root logger's level follows the daemon's filter. `logging` is routed
-    when it is imported (at once if it already is): a handler that never
-    logs pays neither its memory nor its at-fork hooks in every child."""
-    sys.stdout = LogWriter("<stdout>", INFO)
-    sys.stderr = LogWriter("<stderr>", ERROR)
-    level = {ERROR: 40, WARN: 30, INFO: 20}.get(lowest_enabled, 10)
-    if "logging" in sys.modules:
-        route_logging(sys.modules["logging"], level)
+def install_stdio(log_fd):
+    """sys.stdout and sys.stderr: real files on the worker's log relay
+    (each line a log record, info unless it starts with an sd-daemon <N>
+    prefix), as a program under systemd has them; under sockhostd --check
+    (no relay) writers into the daemon's log. logging is left as CPython
+    has it; only its last-resort handler marks each line's priority (when
+    logging is imported: a handler that never logs pays nothing for it)."""
+    if log_fd >= 0:
+        sys.stdout = sys.__stdout__ = relay_file(log_fd, "<stdout>")
+        sys.stderr = sys.__stderr__ = relay_file(log_fd, "<stderr>")
     else:
-        sys.meta_path.insert(0, WhenImported("logging", lambda m: route_logging(m, level)))
+        sys.stdout = LogWriter("<stdout>", INFO)
+        sys.stderr = LogWriter("<stderr>", INFO)
+    if "logging" in sys.modules:
+        prioritise_last_resort(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, WhenImported("logging", prioritise_last_resort))
 
 
 def flush_logs():
     for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, LogWriter):
+        try:
             stream.flush()
+        except Exception:
+            pass
 
 
 def join_until(deadline):

@@ -5,15 +5,16 @@
 //! starts (the daemon loads this plugin RTLD_LOCAL, so without that the
 //! extension modules `_socket`, `select`, `_json`, `_ssl` would not find the
 //! C API they need); the interpreter installs no signal handler and starts
-//! no thread; `print`, `sys.stdout`, `sys.stderr` and `logging` go to the
-//! daemon's log; when `start` returns the GIL is released, so the worker's
+//! no thread; `sys.stdout` and `sys.stderr` are real files on the worker's
+//! log relay (`log_fd`), whose lines the daemon logs; `logging` is left as
+//! CPython has it; when `start` returns the GIL is released, so the worker's
 //! main loop never holds it while it polls. Finalizing it is `exit`'s
 //! business (from `destroy`); a forked request child ends in `_exit` with
 //! it alive.
 
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
-use sockhost_sdk::{log_enabled, Level};
+use sockhost_sdk::Level;
 use std::ffi::{c_void, CStr};
 
 /// Our Python side (glue.py), compiled once as module `_sockhost_glue`.
@@ -86,17 +87,9 @@ fn dl_error() -> String {
     unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
 }
 
-/// The lowest level the daemon logs, as glue.py's numbers.
-fn lowest_enabled() -> i32 {
-    [Level::Trace, Level::Debug, Level::Info, Level::Warn]
-        .into_iter()
-        .find(|&l| log_enabled(l))
-        .map_or(1, |l| l as i32)
-}
-
 /// Start the interpreter (once) and return the glue module. `path` is
-/// prepended to `sys.path`, in order.
-pub fn start(path: &[String]) -> Result<Py<PyModule>, String> {
+/// prepended to `sys.path`, in order; `log_fd` is the worker's log relay.
+pub fn start(path: &[String], log_fd: Option<i32>) -> Result<Py<PyModule>, String> {
     make_libpython_global()?;
     Python::initialize();
     Python::attach(|py| -> PyResult<Py<PyModule>> {
@@ -113,7 +106,7 @@ pub fn start(path: &[String]) -> Result<Py<PyModule>, String> {
         native.add_function(wrap_pyfunction!(depends_on, &native)?)?;
         sys.getattr("modules")?.set_item("_sockhost", &native)?;
         let glue = PyModule::from_code(py, GLUE, c"<sockhost glue.py>", c"_sockhost_glue")?;
-        glue.call_method1("install_logging", (lowest_enabled(),))?;
+        glue.call_method1("install_stdio", (log_fd.unwrap_or(-1),))?;
         Ok(glue.unbind())
     })
     .map_err(|e| crate::describe(&e))

@@ -141,7 +141,7 @@ impl PyHandler {
     fn build(l: &Listener) -> std::result::Result<PyHandler, String> {
         let s = settings::Settings::parse(&l.config, &l.config_dir)?;
         enter_directory(&s.directory, l.listen_fd.is_some())?;
-        let glue = interp::start(&s.path)?;
+        let glue = interp::start(&s.path, l.log_fd)?;
         let socktype = match l.kind {
             Kind::Stream => libc::SOCK_STREAM,
             Kind::Datagram => libc::SOCK_DGRAM,
