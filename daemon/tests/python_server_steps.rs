@@ -4,8 +4,9 @@
 //! daemon starts a fresh one, so shutdown never blocks and nothing is
 //! refused), `service_actions` every poll_interval while idle,
 //! `verify_request` given the real socket, datagrams longer than
-//! `max_packet_size` cut as socketserver cuts them, and a program's own
-//! quiet `handle_error` leaving no ERROR line.
+//! `max_packet_size` cut as socketserver cuts them, a program's own
+//! quiet `handle_error` leaving no ERROR line, and fresh `threading.local`
+//! data for every request on reused request threads.
 
 mod common;
 
@@ -14,7 +15,7 @@ use common::py::*;
 use common::*;
 
 const APP: &str = r#"
-import os, socket, socketserver
+import os, socket, socketserver, threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,6 +66,17 @@ class Length(socketserver.DatagramRequestHandler):
 class Quiet(socketserver.TCPServer):
     def handle_error(self, request, client_address):
         request.sendall(b"sorry\n")
+
+
+local = threading.local()
+
+
+class Fresh(socketserver.BaseRequestHandler):
+    def handle(self):
+        seen = getattr(local, "mark", None)
+        local.mark = "stale"
+        me = threading.current_thread()
+        self.request.sendall(b"%r %r %d\n" % (seen, me.daemon, threading.get_native_id()))
 
 
 class Fails(socketserver.BaseRequestHandler):
@@ -243,5 +255,19 @@ fn a_quiet_handle_error_leaves_no_error_line() {
         let (_, log) = d.stop();
         assert!(!log.contains("quietly-handled"), "{mixin}:\n{log}");
         assert!(!log.contains(" ERROR "), "{mixin}:\n{log}");
+    }
+}
+
+/// Protects: thread mode keeps ThreadingMixIn's per-request thread
+/// semantics while request threads are reused: `threading.local` is fresh
+/// for every request and the request's thread is non-daemon (the
+/// default `daemon_threads = False`), one request after another.
+#[test]
+fn thread_locals_are_fresh_for_every_request() {
+    let cfg = py_listener("fresh", "inet", "stream", "thread", "app:Fresh", "", "");
+    let d = start_with("pyfresh", &[("app.py", APP)], &cfg);
+    for _ in 0..8 {
+        let reply = line(&d.addr("fresh"), "x");
+        assert!(reply.starts_with("None False "), "{reply}\n{}", d.log());
     }
 }
