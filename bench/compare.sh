@@ -25,11 +25,11 @@
 # usage: bench/compare.sh [-d SECONDS] [-r REPS] [-c CLIENTS] [-s BYTES]
 #                         [--only GROUPS] [--no-footprint] [--no-install]
 #   defaults: 2 s per run (plus 0.5 s warm-up), 6 rounds, 8 clients, 64 B
-#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http,proxy,python
+#   GROUPS: comma-separated of conn,workers,persist,dgram,unix,http,proxy,python,exec
 #   SOCKHOST_BENCH_PORT: first of the loopback ports used (default 27100)
 set -euo pipefail
 
-DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http,proxy,python"
+DUR=2 REPS=6 CONC=8 SIZE=64 ONLY="conn,workers,persist,dgram,unix,http,proxy,python,exec"
 FOOTPRINT=1 INSTALL=1
 BASE=${SOCKHOST_BENCH_PORT:-27100}
 BODY='Hello, world!\n'
@@ -147,6 +147,11 @@ listener() { # name type address mixin handler [extra]
         listener "$name" inet stream "127.0.0.1:$(port "$n")" "$mixin" $H \
             "workers = $workers\n[listener.config]\nbody = \"Hello, world!\\\\n\""
     done
+    # The exec group: /bin/cat per connection (inetd's nowait).
+    listener exec-fork inet stream "127.0.0.1:$(port 60)" fork libsockhost_exec.so \
+        'max_children = 1000\n[listener.config]\ncommand = ["/bin/cat"]'
+    listener exec-thread inet stream "127.0.0.1:$(port 61)" thread libsockhost_exec.so \
+        '[listener.config]\ncommand = ["/bin/cat"]'
     if [[ ",$ONLY," == *",python,"* ]]; then
         # The same class CPython's servers run below (pyecho.StreamEcho).
         for spec in "py-sync:sync:1:50" "py-thread:thread:1:51" "py-fork:fork:1:52" "py-sync-w2:sync:2:53"; do
@@ -236,6 +241,10 @@ EOF
     start nginx nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log"
     wait_port "$(port 44)" && HAVE+="nginx "
 fi
+if command -v systemd-socket-activate >/dev/null; then
+    start ssa systemd-socket-activate -l "127.0.0.1:$(port 62)" --inetd -a /bin/cat
+    wait_port "$(port 62)" && HAVE+="ssa "
+fi
 command -v wrk >/dev/null && HAVE+="wrk "
 HAPROXY=$(command -v haproxy || ls /usr/sbin/haproxy 2>/dev/null || true)
 if [ -n "$HAPROXY" ] && [[ ",$ONLY," == *",proxy,"* ]]; then
@@ -323,6 +332,12 @@ py-http|http|Python ThreadingHTTPServer|http|$(port 39)|nginx||wrk
 hap-pp|proxy|HAProxy send-proxy-v2 → sockhostd thread, proxy_protocol = true|conn|$T:$(port 45)|hap-plain|hap-bare|haproxy
 hap-plain|proxy|HAProxy → sockhostd thread|conn|$T:$(port 46)|hap-bare||haproxy
 hap-bare|proxy|HAProxy → bare Rust loop, thread|conn|$T:$(port 47)|||haproxy
+exec-fork|exec|sockhostd exec /bin/cat, fork|conn|$T:$(port 60)|floor||sockhostd
+exec-thread|exec|sockhostd exec /bin/cat, thread|conn|$T:$(port 61)|floor||sockhostd
+tcpserver-x|exec|tcpserver cat|conn|$T:$(port 42)|floor||tcpserver
+xinetd-x|exec|xinetd cat|conn|$T:$(port 43)|floor||xinetd
+ssa-x|exec|systemd-socket-activate --inetd -a cat|conn|$T:$(port 62)|floor||ssa
+floor|exec|spawn floor: /bin/cat started and reaped, nothing served|spawn|/bin/cat|||bare
 EOF
 
 # A row runs when its group is selected and its server is there.
@@ -337,7 +352,9 @@ for rep in $(seq "$REPS"); do
     while IFS='|' read -r id group name mode target _ _ need; do
         selected "$group" "$need" || continue
         out="$WORK/res/$id.$rep"
-        if [ "$mode" = http ]; then
+        if [ "$mode" = spawn ]; then
+            "$BENCH" spawn -p "$target" -c "$CONC" -d "$DUR" --tsv >"$out" 2>/dev/null || true
+        elif [ "$mode" = http ]; then
             wrk -t2 "-c$CONC" "-d${DUR}s" --latency "http://127.0.0.1:$target/" >"$out" 2>&1 || true
         else
             "$BENCH" load -t "$target" -m "$mode" -c "$CONC" -s "$SIZE" -d "$DUR" --tsv >"$out" 2>/dev/null || true
@@ -363,6 +380,7 @@ GROUPS = {
     "http": "HTTP/1.1 keep-alive (wrk -t2)",
     "proxy": "TCP via HAProxy, new connection per request",
     "python": "Python handler class, TCP, new connection per request",
+    "exec": "a program (/bin/cat) per connection, new connection per request",
 }
 TARGETS = {  # id: [(reference id, minimum ratio)]
     "sh-sync": [("ref", 0.8)],
@@ -377,6 +395,9 @@ TARGETS = {  # id: [(reference id, minimum ratio)]
     "sh-py-sync-w2": [("ref", 1.6)],
     "sh-py-thread": [("ref", 1.5)],
     "sh-py-fork": [("ref", 2.5)],
+    # Within 1.1× of the spawn floor measured in the same round.
+    "exec-fork": [("ref", 1 / 1.1)],
+    "exec-thread": [("ref", 1 / 1.1)],
 }
 
 def to_us(v, unit):

@@ -6,6 +6,8 @@
 //! - `startup`: exec → ready and SIGHUP → new generation ready for sockhostd.
 //! - `memory`: RSS/PSS of the master, each kind of worker, and per idle
 //!   connection in thread mode.
+//! - `spawn`: the spawn floor, a program started and reaped with nothing
+//!   served (the ceiling on every program-per-connection server).
 //!
 //! Promises: loopback addresses only; every run is bounded in time; the
 //! exit status is 0 on success, 1 when the measurement failed, 2 on a bad
@@ -15,6 +17,7 @@
 mod bare;
 mod footprint;
 mod load;
+mod spawn;
 mod target;
 
 use clap::{Parser, Subcommand};
@@ -82,6 +85,21 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Start and reap PROGRAM (stdio /dev/null) from closed-loop threads:
+    /// the spawn floor, printed like `load`.
+    Spawn {
+        #[arg(short, long, default_value = "/bin/cat")]
+        program: PathBuf,
+        #[arg(short, long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(short, long, default_value_t = 3.0)]
+        duration: f64,
+        #[arg(short, long, default_value_t = 0.5)]
+        warmup: f64,
+        /// Print one tab-separated line: runs/s, p50 µs, p99 µs, errors.
+        #[arg(long)]
+        tsv: bool,
+    },
     /// Memory of the master and workers idle, and per idle connection.
     Memory {
         #[arg(long, default_value = "target/release/sockhostd")]
@@ -133,6 +151,13 @@ fn main() -> ExitCode {
             connections,
         } => footprint::memory(&absolute(sockhostd), &absolute(plugin), connections)
             .map_err(|e| e.to_string()),
+        Cmd::Spawn {
+            program,
+            concurrency,
+            duration,
+            warmup,
+            tsv,
+        } => run_spawn(&program, concurrency, duration, warmup, tsv),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,6 +203,34 @@ fn run_load(
             mode,
             r.rate(),
             r.requests,
+            r.errors
+        );
+    }
+    if let Some(e) = r.first_error {
+        eprintln!("first error: {e}");
+    }
+    Ok(())
+}
+
+fn run_spawn(
+    program: &std::path::Path,
+    concurrency: usize,
+    duration: f64,
+    warmup: f64,
+    tsv: bool,
+) -> Result<(), String> {
+    if concurrency == 0 {
+        return Err("concurrency must be at least 1".into());
+    }
+    let r = spawn::run(program, concurrency, seconds(warmup)?, seconds(duration)?);
+    let (p50, p99) = (r.percentile_us(0.50), r.percentile_us(0.99));
+    if tsv {
+        println!("{:.0}\t{p50:.1}\t{p99:.1}\t{}", r.rate(), r.errors);
+    } else {
+        println!(
+            "{} x{concurrency}: {:.0} runs/s, p50 {p50:.1} µs, p99 {p99:.1} µs, {} errors",
+            program.display(),
+            r.rate(),
             r.errors
         );
     }

@@ -211,3 +211,51 @@ fn a_thousand_fork_mode_connections_leave_no_zombie() {
     assert_eq!(of(&d, "sockhost_requests_total", "x"), 1000.0);
     assert_eq!(of(&d, "sockhost_requests_failed_total", "x"), 0.0);
 }
+
+/// Protects: a stop waits for running programs as for any request in
+/// flight (up to `shutdown_timeout`), then ends them: none outlives the
+/// daemon, in fork or thread mode.
+#[test]
+fn a_stop_waits_for_programs_then_ends_them() {
+    let dir = scripts_dir("exec-stop");
+    let s = script(&dir.path, "long.sh", "echo up; exec sleep 60");
+    for mixin in ["fork", "thread"] {
+        let d = Daemon::start(&format!(
+            "[daemon]\nshutdown_timeout = 1.0\ncontrol_socket = \"\"\n{}",
+            exec_listener(
+                "x",
+                "inet",
+                "stream",
+                "127.0.0.1:0",
+                mixin,
+                &format!("[\"{}\"]", s.display()),
+                "",
+                ""
+            ),
+        ));
+        let mut c = Stream::connect(&d.addr("x")).expect("connect");
+        let mut buf = [0u8; 3];
+        std::io::Read::read_exact(&mut c, &mut buf).expect("the program started");
+        let sleeping = || -> Vec<i32> {
+            descendants(d.pid())
+                .into_iter()
+                .filter(|&p| comm(p, p) == "sleep")
+                .collect()
+        };
+        let programs = wait_for(DEADLINE, || Some(sleeping()).filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| {
+                let all: Vec<(i32, String)> = descendants(d.pid())
+                    .into_iter()
+                    .map(|p| (p, comm(p, p)))
+                    .collect();
+                panic!("{mixin}: no program among {all:?}")
+            });
+        assert_eq!(programs.len(), 1, "{mixin}: one program running");
+        let (status, log) = d.stop();
+        assert!(status.success(), "{mixin}: {log}");
+        assert!(
+            common::life::wait_until(DEADLINE, || programs.iter().all(|&p| is_dead(p))),
+            "{mixin}: the program outlived the daemon:\n{log}"
+        );
+    }
+}

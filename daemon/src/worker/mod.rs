@@ -88,6 +88,7 @@ pub fn worker_main(args: WorkerArgs) -> ! {
             1
         }
     };
+    end_leftovers();
     // SAFETY: ending the worker without unwinding into the master's stack
     // frames it inherited through fork.
     unsafe { libc::_exit(code) }
@@ -162,6 +163,30 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     let served = server.serve_forever();
     server.server_close(args.daemon.shutdown_timeout);
     served.map_err(|e| format!("serve loop failed: {e}"))
+}
+
+/// SIGTERM to whatever is left in this worker's process group as it
+/// exits (programs a request started and that outlived the stop, since
+/// requests in flight were already waited for): none runs on without its
+/// worker. Only when the worker leads its own group (the master makes it
+/// so), never the master's group; the worker blocks SIGTERM first, so its
+/// exit status stays its own.
+fn end_leftovers() {
+    // SAFETY: getpgrp and getpid have no preconditions.
+    let (group, me) = unsafe { (libc::getpgrp(), libc::getpid()) };
+    if group != me {
+        return;
+    }
+    // SAFETY: blocking SIGTERM in this thread (the worker is about to
+    // _exit: the signal must not end it first), then signalling our own
+    // process group; sigset_t is filled by sigemptyset/sigaddset.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::kill(-me, libc::SIGTERM);
+    }
 }
 
 /// Block until the master says `GO` (true) or closes the socket (false).

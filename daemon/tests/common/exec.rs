@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// A `[[listener]]` running `command` (TOML array text) through
 /// libsockhost_exec.so, with `extra` keys before the config table and
 /// `config` lines inside it.
+#[allow(clippy::too_many_arguments)] // the listener table's fields, in its order
 pub fn exec_listener(
     name: &str,
     family: &str,
@@ -68,17 +69,33 @@ pub fn scripts_dir(tag: &str) -> TestDir {
 }
 
 /// Every process whose parent is `pid`, recursively (workers, request
-/// children, programs).
+/// children, programs), whichever thread started it (a thread-mode
+/// worker's programs are children of its request threads).
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
-        for c in child_pids(p) {
+        for c in children_of_any_thread(p) {
             out.push(c);
             todo.push(c);
         }
     }
     out
+}
+
+fn children_of_any_thread(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
 }
 
 /// The log lines containing every one of `needles`.

@@ -181,8 +181,7 @@ impl Running {
     /// Wait for the program to end, enforcing the deadline.
     pub fn wait(mut self) -> io::Result<Ended> {
         if let Some(pidfd) = self.pidfd.take() {
-            loop {
-                let Some(wait) = self.due() else { break };
+            while let Some(wait) = self.due() {
                 let mut fds = [libc::pollfd {
                     fd: pidfd.as_raw_fd(),
                     events: libc::POLLIN,
