@@ -411,7 +411,8 @@ def build_server(server_cls, handler_cls, family, socktype, address, config_dir,
     server.RequestHandlerClass = handler_cls
     if listen_fd >= 0:
         server.server_address = sock.getsockname()
-    server.server_bind()
+    if hasattr(server, "server_bind"):     # BaseServer itself has none
+        server.server_bind()
     server.server_activate()
     if server.socket is not sock:
         # server_bind/server_activate wrapped it (TLS): the wrapper must
