@@ -180,6 +180,10 @@ impl PyHandler {
                 gc.call_method0("collect")?;
                 gc.call_method0("freeze")?;
             }
+            // Every module imported so far is named now, so a request (a
+            // fork child above all, whose findings die with it) looks for
+            // new ones only after it imported some itself.
+            g.call_method0("watch_modules")?;
             let serve = if datagram {
                 "serve_datagram"
             } else {
@@ -230,6 +234,9 @@ impl PyHandler {
                     &format!("server.{name}: {}", describe(&e)),
                 );
             }
+            // Modules the hook imported: named here, in the worker, not
+            // again in every request child.
+            let _ = self.py.glue.bind(py).call_method0("watch_modules");
         });
     }
 }
