@@ -100,7 +100,7 @@ const CLASSES: [&str; 2] = ["WrapInInit", "WrapInGetRequest"];
 /// and never answers a plaintext client in clear.
 #[test]
 fn tls_server_classes_serve_tls_and_refuse_plaintext() {
-    if !tool_or_skip("openssl", "openssl", "python_tls") {
+    if !tool_or_skip("openssl", "openssl", "SOCKHOST_REQUIRE_OPENSSL") {
         return;
     }
     let dir = TestDir::new("pytls");
