@@ -26,6 +26,16 @@ const GLUE: &CStr = {
     }
 };
 
+/// The server's steps (steps.py), compiled first as `_sockhost_steps`
+/// (glue.py imports from it).
+const STEPS: &CStr = {
+    const TEXT: &str = concat!(include_str!("steps.py"), "\0");
+    match CStr::from_bytes_with_nul(TEXT.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("steps.py holds a NUL byte"),
+    }
+};
+
 /// `_sockhost.depends_on(path)`: name a file the listener's code was
 /// loaded from (watched for reload); False when the host did not take it.
 #[pyfunction]
@@ -105,6 +115,7 @@ pub fn start(path: &[String], log_fd: Option<i32>) -> Result<Py<PyModule>, Strin
         native.add_function(wrap_pyfunction!(log, &native)?)?;
         native.add_function(wrap_pyfunction!(depends_on, &native)?)?;
         sys.getattr("modules")?.set_item("_sockhost", &native)?;
+        PyModule::from_code(py, STEPS, c"<sockhost steps.py>", c"_sockhost_steps")?;
         let glue = PyModule::from_code(py, GLUE, c"<sockhost glue.py>", c"_sockhost_glue")?;
         glue.call_method1("install_stdio", (log_fd.unwrap_or(-1),))?;
         Ok(glue.unbind())

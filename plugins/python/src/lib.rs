@@ -6,7 +6,7 @@
 //! would: constructed with `bind_and_activate=False`, given the daemon's
 //! listening socket (wrapped in TLS again when its `__init__` wrapped its
 //! own), then its own `server_bind()` and `server_activate()` run with
-//! bind and listen doing nothing (glue.py). A class overriding a step the
+//! bind and listen doing nothing (steps.py). A class overriding a step the
 //! daemon runs itself (`serve_forever`, `handle_request`) is refused. Each
 //! request then goes through the class's steps as `_handle_request_noblock`
 //! does: its `get_request` when it has one or wraps the socket
@@ -60,7 +60,9 @@ pub(crate) fn describe(err: &PyErr) -> String {
         // errors our glue raises about the config).
         if let Some(Ok(text)) = err.traceback(py).map(|tb| tb.format()) {
             let theirs = text.lines().any(|l| {
-                l.trim_start().starts_with("File \"") && !l.contains("<sockhost glue.py>")
+                l.trim_start().starts_with("File \"")
+                    && !l.contains("<sockhost glue.py>")
+                    && !l.contains("<sockhost steps.py>")
             });
             if theirs {
                 sockhost_sdk::log(sockhost_sdk::Level::Error, text.trim_end());
