@@ -4,7 +4,7 @@
 //! with the Python error in the message; editing a handler's `.py` (or a
 //! module it imports from `path`) makes the next SIGHUP restart that
 //! listener on the new code, while a listener whose modules are unchanged
-//! is kept.
+//! is kept; so does editing a module first imported inside `handle`.
 
 mod common;
 
@@ -164,4 +164,31 @@ fn sighup_after_editing_the_py_runs_the_new_code() {
     );
     assert_eq!(reply(&d, "py"), "version two, edited helper-b, edited\n");
     d.stop();
+}
+
+const LATE: &str = r#"
+import socketserver
+
+class Late(socketserver.StreamRequestHandler):
+    def handle(self):
+        import lazy
+        self.wfile.write(lazy.TAG + b"\n")
+"#;
+
+/// Protects: a module first imported inside `handle` (not at start) is
+/// watched too, in every mixin (a fork child reports it as well): editing
+/// it makes the next SIGHUP restart the listener on the new code.
+#[test]
+fn modules_imported_inside_handle_are_watched() {
+    for mixin in ["sync", "thread", "fork"] {
+        let cfg = py_listener("late", "inet", "stream", mixin, "app:Late", "", "");
+        let files = [("app.py", LATE), ("lazy.py", "TAG = b'lazy-a'\n")];
+        let d = start_with("pylate", &files, &cfg);
+        assert_eq!(reply(&d, "late"), "lazy-a\n", "{mixin}");
+        d.dir.write("lazy.py", "TAG = b'lazy-b, edited'\n");
+        let outcome = reload_outcome(&d);
+        assert!(outcome.contains("changed [late]"), "{mixin}: {outcome}");
+        assert_eq!(reply(&d, "late"), "lazy-b, edited\n", "{mixin}");
+        d.stop();
+    }
 }

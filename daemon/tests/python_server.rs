@@ -1,8 +1,8 @@
 //! The server side of a Python listener: attributes a custom server's
 //! `__init__` sets, its `verify_request`, `service_actions`,
 //! `handle_timeout` and `handle_error` called where socketserver calls
-//! them, tracebacks and `logging` in the daemon's log (levels mapped),
-//! StreamRequestHandler's class attributes, and handlers that start
+//! them, tracebacks in the daemon's log, StreamRequestHandler's class
+//! attributes, and handlers that start
 //! threads of their own.
 
 mod common;
@@ -51,15 +51,6 @@ class Attrs(socketserver.StreamRequestHandler):
         self.wfile.write(b" ".join([s.greeting, type(s).__name__.encode(),
                                     str(s.server_address == s.socket.getsockname()).encode(),
                                     str(os.getpid()).encode()]) + b"\n")
-
-
-class Logs(socketserver.StreamRequestHandler):
-    def handle(self):
-        log = logging.getLogger("app")
-        log.error("E-msg"); log.warning("W-msg"); log.info("I-msg"); log.debug("D-msg")
-        print("P-msg")
-        sys.stderr.write("S-msg\n")
-        self.wfile.write(b"logged\n")
 
 
 class Tuned(socketserver.StreamRequestHandler):
@@ -198,33 +189,6 @@ fn verify_request_service_actions_and_handle_timeout() {
     d.stop();
 }
 
-/// Protects: `logging` records, `print` and `sys.stderr` land in the
-/// daemon's log at the mapped level (error, warn, info, debug; print info,
-/// stderr error).
-#[test]
-fn logging_print_and_stderr_reach_the_log_with_levels() {
-    let cfg = py_listener("logs", "inet", "stream", "thread", "app:Logs", "", "");
-    let d = start_with("pylogs", &[("app.py", APP)], &cfg);
-    assert_eq!(stream_line(&d.addr("logs"), "x"), "logged\n");
-    assert!(d.wait_log("S-msg", DEADLINE), "{}", d.log());
-    let log = d.log();
-    for (level, msg) in [
-        ("ERROR", "app: E-msg"),
-        ("WARN", "app: W-msg"),
-        ("INFO", "app: I-msg"),
-        ("DEBUG", "app: D-msg"),
-        ("INFO", "P-msg"),
-        ("ERROR", "S-msg"),
-    ] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains(msg) && l.contains(level) && l.contains("listener=logs")),
-            "no {level} line with {msg:?}:\n{log}"
-        );
-    }
-    d.stop();
-}
-
 /// Protects: extension modules (`_socket`, `select`, `_json`, `_ssl`,
 /// `_hashlib`) import inside the daemon, which loads the plugin RTLD_LOCAL.
 #[test]
@@ -236,34 +200,6 @@ fn extension_modules_import() {
         "['{\"a\": 1}', True, 'OpenSSL', '2d711642', '_json', '_ssl']\n",
         "{}",
         d.log()
-    );
-    d.stop();
-}
-
-/// A module that imports `logging` only inside `handle`.
-const LATE: &str = r#"
-import socketserver
-
-class LateLogs(socketserver.StreamRequestHandler):
-    def handle(self):
-        import logging
-        logging.getLogger("late").warning("late-msg")
-        self.wfile.write(b"logged late\n")
-"#;
-
-/// Protects: `logging` imported for the first time inside a request (here
-/// in a fork child) still logs into the daemon's log at the mapped level.
-#[test]
-fn logging_imported_late_still_reaches_the_log() {
-    let cfg = py_listener("late", "inet", "stream", "fork", "late:LateLogs", "", "");
-    let d = start_with("pylate", &[("late.py", LATE)], &cfg);
-    assert_eq!(stream_line(&d.addr("late"), "x"), "logged late\n");
-    assert!(d.wait_log("late: late-msg", DEADLINE), "{}", d.log());
-    let log = d.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("late: late-msg") && l.contains("WARN")),
-        "{log}"
     );
     d.stop();
 }

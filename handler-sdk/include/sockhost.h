@@ -138,6 +138,16 @@ typedef struct sockhost_abi_record {
 #define SOCKHOST_MIXIN_THREAD 1
 #define SOCKHOST_MIXIN_FORK 2
 
+/* Bits of sockhost_plugin.flags. A host that does not know a bit ignores it.
+ * POLL_SERVICE_ACTIONS: call service_actions at least every 0.5 s while the
+ * listener is idle too (socketserver's serve_forever poll_interval), not
+ * only on a turn of the serve loop that something woke.
+ * TRUNCATE_DATAGRAMS: hand on a datagram longer than max_packet_size cut to
+ * its first max_packet_size bytes, as socketserver's recvfrom(max_packet_size)
+ * does, instead of dropping it. */
+#define SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS 0x1
+#define SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS 0x2
+
 /* ---- data handed to the plugin ---------------------------------------- */
 
 /* A UTF-8 string. `ptr` is never NULL and is NUL-terminated; `len` does not
@@ -242,10 +252,13 @@ typedef struct sockhost_host {
     /* ---- ABI 1.1: check `size` before calling these ---- */
     /* Name a file (absolute path, `len` bytes of UTF-8, not NUL-terminated)
      * this listener's code was loaded from besides the plugin itself, e.g. a
-     * script. Call it from create. The master records the file's identity
-     * when the worker reports ready; a reload restarts the listener when
-     * any named file changed (replaced, edited, removed), as it does when
-     * the plugin file changes. Returns 0, or -1 outside create. */
+     * script. Call it from create, or later from any hook, thread or
+     * request child (a module first loaded while serving). The master
+     * records the file's identity when the worker reports ready (later:
+     * when the call reaches it); a reload restarts the listener when any
+     * named file changed (replaced, edited, removed), as it does when the
+     * plugin file changes. Returns 0, or -1 when the path is not absolute
+     * or cannot be reported. */
     int32_t (*depends_on)(const char *path, size_t len);
 
     /* ---- ABI 1.2: check `size` before calling these ---- */
@@ -281,7 +294,7 @@ typedef struct sockhost_host {
  * "not provided" for every optional function. */
 typedef struct sockhost_plugin {
     uint32_t size;  /* set by the host: sizeof(sockhost_plugin) as it knows it */
-    uint32_t flags; /* reserved, leave zero */
+    uint32_t flags; /* SOCKHOST_PLUGIN_* bits; zero for none */
     const char *name;    /* static, NUL-terminated: the plugin's name */
     const char *version; /* static, NUL-terminated: the plugin's version */
 

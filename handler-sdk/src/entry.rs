@@ -54,6 +54,7 @@ pub unsafe fn init<H: Handler>(
     let mut table = sys::sockhost_plugin::empty();
     table.name = name;
     table.version = version;
+    table.flags = H::FLAGS;
     table.create = Some(create::<H>);
     table.destroy = Some(destroy::<H>);
     table.setup = Some(setup::<H>);

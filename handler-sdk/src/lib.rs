@@ -129,6 +129,10 @@ pub trait Handler: Send + Sync + Sized + 'static {
     /// `message`. The connection is still open.
     fn handle_error(&self, _req: &mut Request, _message: &str) {}
 
+    /// `sockhost.h`'s `SOCKHOST_PLUGIN_*` bits for the plugin table's
+    /// `flags` (e.g. `sys::SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS`).
+    const FLAGS: u32 = 0;
+
     /// Set to `true` to have the three fork hooks below called (ABI 1.1);
     /// when `false` (the default) the SDK leaves them out of the table, so
     /// a fork costs no extra call.

@@ -31,6 +31,9 @@ pub const SOCKHOST_MIXIN_SYNC: i32 = 0;
 pub const SOCKHOST_MIXIN_THREAD: i32 = 1;
 pub const SOCKHOST_MIXIN_FORK: i32 = 2;
 
+pub const SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS: u32 = 0x1;
+pub const SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS: u32 = 0x2;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct sockhost_abi_record {

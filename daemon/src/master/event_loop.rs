@@ -33,7 +33,15 @@ impl Master {
         fds.extend(self.launches().flat_map(Launch::fds));
         let upgrade_fd = self.upgrade.fd();
         fds.extend(upgrade_fd);
-        fds.extend(self.retiring_fds());
+        let retiring = self.retiring_fds();
+        // A retired worker's control socket is read for its STOPPED alone.
+        let late: Vec<RawFd> = self
+            .late_fds()
+            .into_iter()
+            .filter(|fd| !retiring.contains(fd))
+            .collect();
+        fds.extend(&retiring);
+        fds.extend(&late);
         let ours = fds.len();
         let mut polled: Vec<(RawFd, Interest)> =
             fds.iter().map(|&fd| (fd, Interest::Read)).collect();
@@ -47,7 +55,10 @@ impl Master {
         for (&fd, _) in fds.iter().zip(&ready).skip(1).filter(|(_, &r)| r) {
             if Some(fd) == upgrade_fd {
                 self.upgrade_readable();
-            } else if !self.retiring_readable(fd) {
+            } else if self.retiring_readable(fd) {
+            } else if late.contains(&fd) {
+                self.late_readable(fd);
+            } else {
                 self.launches_mut().for_each(|l| l.readable(fd));
             }
         }

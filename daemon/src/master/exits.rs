@@ -99,8 +99,18 @@ impl Master {
             return;
         }
         if self.sockets.contains_key(name) && self.stop_deadline.is_none() {
-            let what = format!("worker {pid} died ({what})");
-            self.schedule_respawn(name.clone(), w.index, w.started, &what);
+            // Exit status 0: it stopped serving on its own, as a
+            // socketserver program's serve_forever returns (Python:
+            // server.shutdown()); not a crash to report, but the listener
+            // keeps being served, with the same back-off should it keep
+            // stopping at once.
+            let clean = matches!(st, WaitStatus::Exited(_, 0));
+            let what = if clean {
+                format!("worker {pid} stopped serving on its own ({what})")
+            } else {
+                format!("worker {pid} died ({what})")
+            };
+            self.schedule_respawn(name.clone(), w.index, w.started, &what, clean);
         }
     }
 

@@ -28,6 +28,7 @@ mod error;
 mod event_loop;
 mod exits;
 mod generation;
+mod late;
 mod launch;
 mod metrics;
 mod observe;

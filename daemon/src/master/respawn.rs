@@ -58,13 +58,15 @@ impl Respawns {
 }
 
 impl Master {
-    /// Back off exponentially while a slot keeps crashing soon after start.
+    /// Back off exponentially while a slot keeps crashing (or, `clean`,
+    /// stopping on its own) soon after start.
     pub(super) fn schedule_respawn(
         &mut self,
         name: String,
         index: usize,
         started: Instant,
         what: &str,
+        clean: bool,
     ) {
         let key = (name.clone(), index);
         let count = match self.respawn.crashes.get(&key) {
@@ -73,7 +75,9 @@ impl Master {
         };
         self.respawn.crashes.insert(key, count);
         let delay = RESPAWN.delay(count);
-        if count >= 3 {
+        if clean {
+            tracing::info!(listener = %name, "{what}; restarting in {delay:?}");
+        } else if count >= 3 {
             tracing::error!(listener = %name, "{what}; {count} crashes in a row, restarting in {delay:?} (crash-loop back-off)");
         } else {
             tracing::error!(listener = %name, "{what}; restarting in {delay:?}");
@@ -112,7 +116,7 @@ impl Master {
             }
             Err(e) => {
                 let what = format!("restart failed: cannot fork: {e}");
-                self.schedule_respawn(slot.listener, slot.index, Instant::now(), &what);
+                self.schedule_respawn(slot.listener, slot.index, Instant::now(), &what, false);
             }
         }
     }
@@ -134,7 +138,7 @@ impl Master {
                 LaunchState::Failed(why) => {
                     self.dying.extend(launch.abort());
                     let what = format!("restart failed: {why}");
-                    self.schedule_respawn(slot.listener, slot.index, Instant::now(), &what);
+                    self.schedule_respawn(slot.listener, slot.index, Instant::now(), &what, false);
                 }
             }
         }

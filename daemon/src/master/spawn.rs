@@ -32,6 +32,8 @@ pub struct Worker {
     pub draining: bool,
     /// Its request counters (None for a `--check` worker).
     pub stats: Option<SharedSlice<WorkerStats>>,
+    /// What it reports after READY (`late`).
+    pub late: super::late::Late,
     /// The read end of its log relay, until the master adopts it (it
     /// outlives the worker: programs may still write).
     pub relay: Option<super::relay::Relay>,
@@ -114,6 +116,7 @@ pub fn spawn(
                 started: Instant::now(),
                 draining: false,
                 stats,
+                late: Default::default(),
                 relay,
             })
         }

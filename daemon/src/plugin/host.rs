@@ -15,7 +15,7 @@ use socket2::SockAddr;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 /// The plugin name for log lines from the host's log function.
@@ -125,14 +125,44 @@ unsafe extern "C" fn host_depends_on(path: *const c_char, len: usize) -> i32 {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return -1;
     };
-    let mut guard = DEPENDS.lock().unwrap_or_else(|e| e.into_inner());
-    match guard.as_mut() {
-        Some(list) if !text.contains('\n') && text.starts_with('/') => {
-            list.push(text.into());
-            0
-        }
-        _ => -1,
+    if text.contains('\n') || !text.starts_with('/') {
+        return -1;
     }
+    let mut guard = DEPENDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(list) = guard.as_mut() {
+        list.push(text.into());
+        return 0;
+    }
+    drop(guard);
+    let fd = LATE_FD.load(Ordering::Acquire);
+    if fd < 0 {
+        return -1;
+    }
+    // One write per line (a few hundred bytes at most), so lines from
+    // request threads or children never interleave.
+    let line = match super::FileId::of(std::path::Path::new(text)) {
+        Some(id) => format!("DEPENDS_ID {} {text}\n", id.to_words()),
+        None => format!("DEPENDS {text}\n"),
+    };
+    // SAFETY: `fd` is the worker's control socket, open for the life of
+    // the worker (and inherited by its request children); `line` is a
+    // live buffer of that length.
+    let n = unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+    if n == line.len() as isize {
+        0
+    } else {
+        -1
+    }
+}
+
+/// The serving worker's control socket, for `depends_on` after READY
+/// (the master reads such late lines: master/late.rs); -1 before.
+static LATE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// From now on `depends_on` reports each file to the master at once on
+/// `fd` (the worker's control socket).
+pub(crate) fn report_late_to(fd: std::os::fd::RawFd) {
+    LATE_FD.store(fd, Ordering::Release);
 }
 
 /// The files the plugin named with `depends_on`, once; afterwards the

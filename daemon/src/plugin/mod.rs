@@ -17,8 +17,8 @@ mod memcopy;
 pub use file_id::{Depends, FileId};
 
 use crate::config::{ListenerConfig, Mixin};
-pub(crate) use host::take_dependencies;
 pub use host::{listener_taken, set_exec_mark, RequestCtx, DETAIL_MAX};
+pub(crate) use host::{report_late_to, take_dependencies};
 use memcopy::private_copy;
 use sockhost_sdk::sys;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -328,6 +328,11 @@ impl Instance {
             // SAFETY: the instance is live.
             unsafe { f(self.ptr) };
         }
+    }
+
+    /// Whether the plugin asked for `flag` (a `SOCKHOST_PLUGIN_*` bit).
+    pub fn wants(&self, flag: u32) -> bool {
+        self.plugin.table.flags & flag != 0
     }
 
     /// The plugin's `service_actions`.

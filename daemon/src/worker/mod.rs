@@ -177,6 +177,7 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     report.push_str("READY\n");
     ctrl.write_all(report.as_bytes())
         .map_err(|e| format!("control socket: {e}"))?;
+    plugin::report_late_to(ctrl.as_raw_fd());
     if !wait_for_go(&ctrl) {
         server.server_close(Duration::ZERO);
         return Ok(()); // the master aborted the generation

@@ -9,9 +9,12 @@
 //! `service_actions`, `shutdown`, `server_close` and `fileno`.
 //!
 //! Promises: the loop sleeps in one poll over the listening socket, the
-//! signal pipe and the mixin's wake fd (no polling interval); garbage from a
+//! signal pipe and the mixin's wake fd (no polling interval, unless the
+//! plugin asks for socketserver's: `SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS`
+//! wakes it every `POLL_INTERVAL` to run `service_actions`); garbage from a
 //! client fails only that request; an oversized datagram is dropped and
-//! counted, never truncated and handed on.
+//! counted, never handed on, unless the plugin asks for socketserver's
+//! truncation (`SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS`).
 
 use crate::config::{ListenerConfig, SockType};
 use crate::os::backoff::AcceptBackoff;
@@ -35,6 +38,10 @@ use std::time::{Duration, Instant};
 /// At most this many requests are taken per wake-up before the loop looks
 /// at signals again, so a flood cannot starve a stop request.
 const BATCH: usize = 64;
+
+/// socketserver's `serve_forever(poll_interval=0.5)`: how often an idle
+/// loop runs `service_actions` for a plugin that asked for it.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One listener's server: the listening socket, the handler instance and
 /// the dispatch mode.
@@ -216,12 +223,22 @@ impl Server {
             .as_ref()
             .filter(|_| room)
             .and_then(|i| i.due_in(Instant::now()));
-        [self.backoff.remaining(), self.gate.log_due_in(), header]
-            .into_iter()
-            .fold(idle, |a, b| match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            })
+        let poll = self
+            .shared
+            .instance
+            .wants(sockhost_sdk::sys::SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS)
+            .then_some(POLL_INTERVAL);
+        [
+            self.backoff.remaining(),
+            self.gate.log_due_in(),
+            header,
+            poll,
+        ]
+        .into_iter()
+        .fold(idle, |a, b| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     fn timeout_expired(&self) -> bool {
@@ -358,6 +375,11 @@ impl Server {
         };
         let (n, peer) = sock.recv_from_with_flags(&mut self.recv_buf, libc::MSG_TRUNC)?;
         let max = self.shared.listener.max_packet_size;
+        let truncate = self
+            .shared
+            .instance
+            .wants(sockhost_sdk::sys::SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS);
+        let n = if truncate { n.min(max) } else { n };
         if n > max {
             self.shared.meter.dropped();
             self.oversized

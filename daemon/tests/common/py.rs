@@ -80,8 +80,9 @@ class ShapeDgram(socketserver.BaseRequestHandler):
 "#;
 
 /// The reference server: `python3 REF FOLDER SPECS`, SPECS a JSON list of
-/// [name, family, type, "module:Class", address]. Prints `name address`
-/// for each, then READY, then serves until stdin closes.
+/// [name, family, type, "module:Class", address, "module:Server" or ""]
+/// (the server class; "" for the stock one), run in FOLDER. Prints
+/// `name address` for each, then READY, then serves until stdin closes.
 const REFERENCE: &str = r#"
 import importlib, json, os, socket, socketserver, sys, threading
 sys.path.insert(0, sys.argv[1])
@@ -91,10 +92,14 @@ out, sys.stdout = sys.stdout, open(os.devnull, "w")
 stock = {("inet", "stream"): socketserver.TCPServer, ("inet", "dgram"): socketserver.UDPServer,
          ("unix", "stream"): socketserver.UnixStreamServer,
          ("unix", "dgram"): socketserver.UnixDatagramServer}
-for name, family, kind, spec, address in json.loads(sys.argv[2]):
+def load(spec):
     module, _, cls = spec.partition(":")
-    handler = getattr(importlib.import_module(module), cls)
+    return getattr(importlib.import_module(module), cls)
+for name, family, kind, spec, address, server_spec in json.loads(sys.argv[2]):
+    handler = load(spec)
     server_cls = stock[("unix" if family == "unix" else "inet", kind)]
+    if server_spec:
+        server_cls = load(server_spec)
     if family == "inet6":
         server_cls = type("V6", (server_cls,), {"address_family": socket.AF_INET6})
     if family == "unix":
@@ -164,17 +169,29 @@ impl Reference {
     /// `specs`: (name, family, type, "module:Class"); modules come from
     /// `folder`, unix sockets are made there as `ref-NAME.sock`.
     pub fn start(folder: &Path, specs: &[(String, String, String, String)]) -> Reference {
+        let with: Vec<_> = specs
+            .iter()
+            .map(|(n, f, t, s)| (n.as_str(), f.as_str(), t.as_str(), s.as_str(), ""))
+            .collect();
+        Reference::start_servers(folder, &with)
+    }
+
+    /// As `start`, each with a server class ("module:Class", or "" for
+    /// the stock one): (name, family, type, handler, server).
+    pub fn start_servers(folder: &Path, specs: &[(&str, &str, &str, &str, &str)]) -> Reference {
         let list: Vec<String> = specs
             .iter()
-            .map(|(name, family, ty, spec)| {
-                let address = match family.as_str() {
+            .map(|(name, family, ty, spec, server)| {
+                let address = match *family {
                     "unix" => folder
                         .join(format!("ref-{name}.sock"))
                         .display()
                         .to_string(),
                     other => any_address(name, other),
                 };
-                format!("[\"{name}\", \"{family}\", \"{ty}\", \"{spec}\", \"{address}\"]")
+                format!(
+                    "[\"{name}\", \"{family}\", \"{ty}\", \"{spec}\", \"{address}\", \"{server}\"]"
+                )
             })
             .collect();
         let mut child = Command::new("python3")
@@ -183,6 +200,7 @@ impl Reference {
             .arg(folder)
             .arg(format!("[{}]", list.join(", ")))
             .env("PYTHONDONTWRITEBYTECODE", "1")
+            .current_dir(folder)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

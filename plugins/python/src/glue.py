@@ -2,12 +2,11 @@
 not do itself, written in Python so they run exactly as socketserver runs
 them (an exception is "being handled" when `handle_error` prints it).
 
-Contract: `build_server` makes the server object a socketserver program
-would have, without binding anything; `serve` is socketserver's
-`finish_request` wrapped in the error handling of `_handle_request_noblock`
-and `process_request_thread`; the writers and the logging handler send
-text to the daemon's log through `_sockhost.log` and never to a file
-descriptor. Nothing here starts a thread or touches the listening socket's
+Contract: `load_handler` / `load_server` find the configured classes (the
+server's steps, `build_server` and `serve_*`, are steps.py's, imported
+below); sys.stdout and sys.stderr are real files on
+the worker's log relay (`install_stdio`), and logging is left as CPython
+has it. Nothing here starts a thread or touches the listening socket's
 blocking mode. `prepare_exit` bounds threading's wait for non-daemon threads
 at interpreter exit; everything else about the exit is CPython's own.
 """
@@ -87,27 +86,43 @@ class LogWriter(io.TextIOBase):
             _sockhost.log(self._level, rest)
 
 
-def route_logging(logging, level):
-    """Give the root logger a handler that sends each record to the
-    daemon's log (level mapped), and the daemon's level."""
+def relay_file(fd, name):
+    """A real text file on (a dup of) the worker's log relay, as CPython's
+    own sys.stdout/sys.stderr are: line-buffered, `.buffer`, `fileno()`."""
+    f = open(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="backslashreplace",
+             closefd=True)
+    return f
 
-    class LogHandler(logging.Handler):
+
+# sd-daemon priorities (sd-daemon(3)) for logging's levels.
+def _priority(levelno):
+    return 2 if levelno >= 50 else 3 if levelno >= 40 else 4 if levelno >= 30 else \
+        6 if levelno >= 20 else 7
+
+
+def prioritise_last_resort(logging):
+    """logging's lastResort handler (what a program that configures no
+    logging gets: WARNING and above, the bare message, on sys.stderr) with
+    each line given its sd-daemon priority, so the daemon logs an error as
+    an error. A program's own configuration is never touched."""
+    stock = logging.lastResort
+    if stock is None:
+        return
+
+    class LastResort(type(stock)):
         def emit(self, record):
             try:
-                mapped = (ERROR if record.levelno >= logging.ERROR
-                          else WARN if record.levelno >= logging.WARNING
-                          else INFO if record.levelno >= logging.INFO
-                          else DEBUG if record.levelno >= logging.DEBUG
-                          else TRACE)
-                _sockhost.log(mapped, self.format(record))
+                text = self.format(record)
+                prefix = "<%d>" % _priority(record.levelno)
+                stream = self.stream
+                stream.write("".join(prefix + line + "\n" for line in text.split("\n")))
+                self.flush()
+            except RecursionError:
+                raise
             except Exception:
                 self.handleError(record)
 
-    handler = LogHandler()
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level)
+    logging.lastResort = LastResort(stock.level)
 
 
 class WhenImported:
@@ -141,24 +156,31 @@ class WhenImported:
         return spec
 
 
-def install_logging(lowest_enabled):
-    """Route print, sys.stdout, sys.stderr and logging into the daemon's log.
-    The root logger's level follows the daemon's filter. `logging` is routed
-    when it is imported (at once if it already is): a handler that never
-    logs pays neither its memory nor its at-fork hooks in every child."""
-    sys.stdout = LogWriter("<stdout>", INFO)
-    sys.stderr = LogWriter("<stderr>", ERROR)
-    level = {ERROR: 40, WARN: 30, INFO: 20}.get(lowest_enabled, 10)
-    if "logging" in sys.modules:
-        route_logging(sys.modules["logging"], level)
+def install_stdio(log_fd):
+    """sys.stdout and sys.stderr: real files on the worker's log relay
+    (each line a log record, info unless it starts with an sd-daemon <N>
+    prefix), as a program under systemd has them; under sockhostd --check
+    (no relay) writers into the daemon's log. logging is left as CPython
+    has it; only its last-resort handler marks each line's priority (when
+    logging is imported: a handler that never logs pays nothing for it)."""
+    if log_fd >= 0:
+        sys.stdout = sys.__stdout__ = relay_file(log_fd, "<stdout>")
+        sys.stderr = sys.__stderr__ = relay_file(log_fd, "<stderr>")
     else:
-        sys.meta_path.insert(0, WhenImported("logging", lambda m: route_logging(m, level)))
+        sys.stdout = LogWriter("<stdout>", INFO)
+        sys.stderr = LogWriter("<stderr>", INFO)
+    if "logging" in sys.modules:
+        prioritise_last_resort(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, WhenImported("logging", prioritise_last_resort))
 
 
 def flush_logs():
     for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, LogWriter):
+        try:
             stream.flush()
+        except Exception:
+            pass
 
 
 def join_until(deadline):
@@ -255,106 +277,7 @@ def load_server(spec, family, socktype):
     return cls
 
 
-def configured_address(family, text, config_dir):
-    """The listener's `address` as socketserver's server_address (used only
-    when there is no socket to ask, under sockhostd --check)."""
-    if family == socket.AF_UNIX:
-        if text.startswith("@"):
-            return b"\0" + text[1:].encode()
-        return os.path.join(config_dir, text)
-    host, _, port = text.rpartition(":")
-    return (host.strip("[]"), int(port))
-
-
-class _InheritedSocket:
-    """The socket module as socketserver sees it while the server object is
-    made: the new socket its __init__ opens is a dup of the daemon's
-    listening socket instead, so no socket is created (a listener whose
-    sandbox has network = "none" may not open an inet socket)."""
-
-    def __init__(self, fd):
-        self._fd = fd
-
-    def __getattr__(self, name):
-        return getattr(socket, name)
-
-    def socket(self, family=-1, type=-1, proto=-1, fileno=None):
-        if fileno is None and self._fd >= 0:
-            fd, self._fd = os.dup(self._fd), -1
-            return socket.socket(family, type, 0, fd)
-        return socket.socket(family, type, proto, fileno)
-
-
-def build_server(server_cls, handler_cls, family, socktype, address, config_dir, listen_fd):
-    """The server object, as `server_cls(address, handler_cls,
-    bind_and_activate=False)` makes it, then given the daemon's listening
-    socket (a dup of it) and the attributes server_bind would set."""
-    saved = socketserver.socket
-    if listen_fd >= 0:
-        socketserver.socket = _InheritedSocket(listen_fd)
-    try:
-        server = server_cls(configured_address(family, address, config_dir), handler_cls,
-                            bind_and_activate=False)
-    finally:
-        socketserver.socket = saved
-    if listen_fd >= 0:
-        made = getattr(server, "socket", None)
-        server.socket = socket.socket(family, socktype, 0, os.dup(listen_fd))
-        if isinstance(made, socket.socket):
-            made.close()
-        server.server_address = server.socket.getsockname()
-    server.address_family = family
-    server.socket_type = socktype
-    server.RequestHandlerClass = handler_cls
-    return server
-
-
-def overrides(server, name):
-    """Whether `server` has its own `name` hook (not socketserver's no-op)."""
-    mine = getattr(type(server), name, None)
-    stock = {getattr(socketserver.BaseServer, name, None),
-             getattr(socketserver.ForkingMixIn, name, None)}
-    return mine not in stock
-
-
-def serve(server, request, client_address):
-    """One request: socketserver's finish_request with the error handling
-    around it (handle_error while the exception is being handled, then
-    shutdown_request). Returns None, or the exception's text.
-
-    A thread-mode request runs on a thread CPython did not start, which
-    threading sees as a daemon "dummy" thread; for the request it counts as
-    ThreadingMixIn's request thread would (daemon only when the server's
-    `daemon_threads` says so), so threads the handler starts are non-daemon
-    by default, as under CPython, and the exit joins them."""
-    me = threading.current_thread()
-    foreign = isinstance(me, threading._DummyThread)
-    if foreign:
-        me._daemonic = bool(getattr(server, "daemon_threads", False))
-    try:
-        try:
-            server.finish_request(request, client_address)
-        except Exception as e:
-            server.handle_error(request, client_address)
-            return f"{type(e).__name__}: {e}"
-        finally:
-            server.shutdown_request(request)
-        return None
-    finally:
-        if foreign:
-            me._daemonic = True
-
-
-def module_files(folders):
-    """Source files of the loaded modules that live in `folders` (the
-    listener's `path`): editing one restarts the listener on reload."""
-    roots = [os.path.realpath(f) + os.sep for f in folders]
-    files = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if not isinstance(path, str):
-            continue
-        real = os.path.realpath(path)
-        if any(real.startswith(root) for root in roots):
-            files.add(real)
-    return sorted(files)
+# The server's steps (steps.py, compiled first as _sockhost_steps): what
+# the plugin calls on this module.
+from _sockhost_steps import (build_server, overrides, plan, serve_datagram,  # noqa: E402,F401
+                             serve_stream, watch_modules)

@@ -5,15 +5,16 @@
 //! starts (the daemon loads this plugin RTLD_LOCAL, so without that the
 //! extension modules `_socket`, `select`, `_json`, `_ssl` would not find the
 //! C API they need); the interpreter installs no signal handler and starts
-//! no thread; `print`, `sys.stdout`, `sys.stderr` and `logging` go to the
-//! daemon's log; when `start` returns the GIL is released, so the worker's
+//! no thread; `sys.stdout` and `sys.stderr` are real files on the worker's
+//! log relay (`log_fd`), whose lines the daemon logs; `logging` is left as
+//! CPython has it; when `start` returns the GIL is released, so the worker's
 //! main loop never holds it while it polls. Finalizing it is `exit`'s
 //! business (from `destroy`); a forked request child ends in `_exit` with
 //! it alive.
 
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
-use sockhost_sdk::{log_enabled, Level};
+use sockhost_sdk::Level;
 use std::ffi::{c_void, CStr};
 
 /// Our Python side (glue.py), compiled once as module `_sockhost_glue`.
@@ -24,6 +25,23 @@ const GLUE: &CStr = {
         Err(_) => panic!("glue.py holds a NUL byte"),
     }
 };
+
+/// The server's steps (steps.py), compiled first as `_sockhost_steps`
+/// (glue.py imports from it).
+const STEPS: &CStr = {
+    const TEXT: &str = concat!(include_str!("steps.py"), "\0");
+    match CStr::from_bytes_with_nul(TEXT.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("steps.py holds a NUL byte"),
+    }
+};
+
+/// `_sockhost.depends_on(path)`: name a file the listener's code was
+/// loaded from (watched for reload); False when the host did not take it.
+#[pyfunction]
+fn depends_on(path: &str) -> bool {
+    sockhost_sdk::depends_on(std::path::Path::new(path))
+}
 
 /// `_sockhost.log(level, text)`: one message into the daemon's log.
 #[pyfunction]
@@ -79,17 +97,9 @@ fn dl_error() -> String {
     unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
 }
 
-/// The lowest level the daemon logs, as glue.py's numbers.
-fn lowest_enabled() -> i32 {
-    [Level::Trace, Level::Debug, Level::Info, Level::Warn]
-        .into_iter()
-        .find(|&l| log_enabled(l))
-        .map_or(1, |l| l as i32)
-}
-
 /// Start the interpreter (once) and return the glue module. `path` is
-/// prepended to `sys.path`, in order.
-pub fn start(path: &[String]) -> Result<Py<PyModule>, String> {
+/// prepended to `sys.path`, in order; `log_fd` is the worker's log relay.
+pub fn start(path: &[String], log_fd: Option<i32>) -> Result<Py<PyModule>, String> {
     make_libpython_global()?;
     Python::initialize();
     Python::attach(|py| -> PyResult<Py<PyModule>> {
@@ -103,9 +113,11 @@ pub fn start(path: &[String]) -> Result<Py<PyModule>, String> {
         }
         let native = PyModule::new(py, "_sockhost")?;
         native.add_function(wrap_pyfunction!(log, &native)?)?;
+        native.add_function(wrap_pyfunction!(depends_on, &native)?)?;
         sys.getattr("modules")?.set_item("_sockhost", &native)?;
+        PyModule::from_code(py, STEPS, c"<sockhost steps.py>", c"_sockhost_steps")?;
         let glue = PyModule::from_code(py, GLUE, c"<sockhost glue.py>", c"_sockhost_glue")?;
-        glue.call_method1("install_logging", (lowest_enabled(),))?;
+        glue.call_method1("install_stdio", (log_fd.unwrap_or(-1),))?;
         Ok(glue.unbind())
     })
     .map_err(|e| crate::describe(&e))

@@ -3,16 +3,23 @@
 //!
 //! `create` starts the interpreter, imports `handler` (and `server`) from
 //! `[listener.config]`, and builds the server object the way socketserver
-//! would (`bind_and_activate=False`, the daemon's listening socket as its
-//! `socket`). Each request then calls `server.finish_request(request,
-//! client_address)`, i.e. `Handler(request, client_address, server)`, with
-//! `request` a real `socket.socket` (stream) or `(data, server.socket)`
-//! (datagram), reporting an exception through `server.handle_error` and
-//! ending with `server.shutdown_request`, as socketserver does. The
-//! server's `verify_request`, `service_actions` and `handle_timeout` run
-//! from the ABI hooks of the same names (only when the class overrides
-//! them: socketserver's own are no-ops, and skipping them keeps the GIL
-//! out of the worker's loop).
+//! would: constructed with `bind_and_activate=False`, given the daemon's
+//! listening socket (wrapped in TLS again when its `__init__` wrapped its
+//! own), then its own `server_bind()` and `server_activate()` run with
+//! bind and listen doing nothing (steps.py). A class overriding a step the
+//! daemon runs itself (`serve_forever`, `handle_request`) is refused. Each
+//! request then goes through the class's steps as `_handle_request_noblock`
+//! does: its `get_request` when it has one or wraps the socket
+//! (`server.socket.accept()` hands over the connection the daemon took),
+//! its `verify_request` with the real socket, its `process_request` (a
+//! mixin's dispatch is the daemon's) or `finish_request`, with
+//! `handle_error` and `shutdown_request` as socketserver calls them.
+//! `server.shutdown()` and a sync-mode `SystemExit` stop the worker (the
+//! daemon starts a fresh one). The server's `verify_request` (datagram),
+//! `service_actions` and `handle_timeout` run from the ABI hooks of the
+//! same names (only when the class overrides them); `service_actions` runs
+//! every 0.5 s while idle too, and a datagram longer than `max_packet_size`
+//! is cut to it (the plugin's `FLAGS`).
 //!
 //! GIL: taken per call (each request thread in thread mode takes it for
 //! its request); the worker's main thread holds it only inside a hook,
@@ -27,8 +34,10 @@
 //! fork-mode request child, which ends in `_exit` like ForkingMixIn's.
 //!
 //! Reload: every module loaded from the listener's `path` folders is named
-//! to the host with `depends_on`, so editing one makes the next SIGHUP
-//! restart this listener (the master knows nothing of Python).
+//! to the host with `depends_on`, at start and, for a module first
+//! imported by a request, before that request's `shutdown_request`, so
+//! editing one makes the next SIGHUP restart this listener (the master
+//! knows nothing of Python).
 
 mod address;
 mod exit;
@@ -51,7 +60,9 @@ pub(crate) fn describe(err: &PyErr) -> String {
         // errors our glue raises about the config).
         if let Some(Ok(text)) = err.traceback(py).map(|tb| tb.format()) {
             let theirs = text.lines().any(|l| {
-                l.trim_start().starts_with("File \"") && !l.contains("<sockhost glue.py>")
+                l.trim_start().starts_with("File \"")
+                    && !l.contains("<sockhost glue.py>")
+                    && !l.contains("<sockhost steps.py>")
             });
             if theirs {
                 sockhost_sdk::log(sockhost_sdk::Level::Error, text.trim_end());
@@ -68,10 +79,22 @@ pub(crate) fn describe(err: &PyErr) -> String {
     })
 }
 
+/// `[listener.config] directory`: the serving worker's working directory
+/// (what `SimpleHTTPRequestHandler` serves, where relative paths in the
+/// program point); under `sockhostd --check` (no listening socket, maybe
+/// not a worker) only checked to be a folder.
+fn enter_directory(dir: &std::path::Path, serving: bool) -> std::result::Result<(), String> {
+    let outcome = if serving {
+        std::env::set_current_dir(dir)
+    } else {
+        std::fs::read_dir(dir).map(drop)
+    };
+    outcome.map_err(|e| format!("[listener.config] directory = {:?}: {e}", dir.display()))
+}
+
 pub struct PyHandler {
     /// Released (with the GIL held) before the interpreter is finalized.
     py: ManuallyDrop<Objects>,
-    family: i32,
     datagram: bool,
     fork: bool,
     has_verify: bool,
@@ -87,10 +110,12 @@ pub struct PyHandler {
 struct Objects {
     glue: Py<PyModule>,
     server: Py<PyAny>,
-    /// `socket.socket`, to wrap each connection.
-    socket_type: Py<PyAny>,
     /// `server.socket`, the datagram requests' socket.
     server_socket: Py<PyAny>,
+    /// glue.plan's verdict: which of the server's steps run in Python.
+    steps: Py<PyAny>,
+    /// `glue.serve_stream` or `glue.serve_datagram`.
+    serve: Py<PyAny>,
 }
 
 /// Counts a request in `in_flight` while it lives.
@@ -117,7 +142,8 @@ thread_local! {
 impl PyHandler {
     fn build(l: &Listener) -> std::result::Result<PyHandler, String> {
         let s = settings::Settings::parse(&l.config, &l.config_dir)?;
-        let glue = interp::start(&s.path)?;
+        enter_directory(&s.directory, l.listen_fd.is_some())?;
+        let glue = interp::start(&s.path, l.log_fd)?;
         let socktype = match l.kind {
             Kind::Stream => libc::SOCK_STREAM,
             Kind::Datagram => libc::SOCK_DGRAM,
@@ -128,19 +154,27 @@ impl PyHandler {
             let server_cls = g.call_method1("load_server", (&s.server, l.family, socktype))?;
             let dir = l.config_dir.to_string_lossy();
             let fd = l.listen_fd.unwrap_or(-1);
-            let args = (server_cls, handler, l.family, socktype, &l.address, dir, fd);
+            let mixin = match l.mixin {
+                Mixin::Sync => "sync",
+                Mixin::Thread => "thread",
+                Mixin::Fork => "fork",
+            };
+            let args = (
+                server_cls, handler, l.family, socktype, &l.address, dir, fd, mixin,
+            );
             let server = g.call_method1("build_server", args)?;
+            let datagram = l.kind == Kind::Datagram;
+            let steps = g.call_method1("plan", (&server, datagram))?;
             let overrides = |name: &str| -> PyResult<bool> {
                 g.call_method1("overrides", (&server, name))?.is_truthy()
             };
-            let (has_verify, has_service_actions) =
-                (overrides("verify_request")?, overrides("service_actions")?);
-            for file in g
-                .call_method1("module_files", (&s.path,))?
-                .extract::<Vec<String>>()?
-            {
-                sockhost_sdk::depends_on(std::path::Path::new(&file));
-            }
+            // A stream listener's verify_request runs in Python with the
+            // real socket (glue.serve); the host's hook has no fd to lend.
+            let (has_verify, has_service_actions) = (
+                datagram && overrides("verify_request")?,
+                overrides("service_actions")?,
+            );
+            g.call_method1("watch_modules", (&s.path,))?;
             if l.mixin == Mixin::Fork {
                 // Objects made so far stay out of the collector's way, so
                 // a request child does not copy their pages to count them.
@@ -148,15 +182,24 @@ impl PyHandler {
                 gc.call_method0("collect")?;
                 gc.call_method0("freeze")?;
             }
+            // Every module imported so far is named now, so a request (a
+            // fork child above all, whose findings die with it) looks for
+            // new ones only after it imported some itself.
+            g.call_method0("watch_modules")?;
+            let serve = if datagram {
+                "serve_datagram"
+            } else {
+                "serve_stream"
+            };
             let objects = Objects {
                 glue: glue.clone_ref(py),
-                socket_type: py.import("socket")?.getattr("socket")?.unbind(),
                 server_socket: server.getattr("socket")?.unbind(),
+                serve: g.getattr(serve)?.unbind(),
+                steps: steps.unbind(),
                 server: server.unbind(),
             };
             Ok(PyHandler {
                 py: ManuallyDrop::new(objects),
-                family: l.family,
                 datagram: l.kind == Kind::Datagram,
                 fork: l.mixin == Mixin::Fork,
                 has_verify,
@@ -168,29 +211,19 @@ impl PyHandler {
         made.map_err(|e| describe(&e))
     }
 
-    /// The `request` socketserver would pass: a socket on a dup of the
-    /// connection, or `(data, server.socket)`.
+    /// What the glue's serve step takes for this request: a dup of the
+    /// connection (the glue owns it from then on) or the datagram's bytes.
     fn request<'py>(&self, py: Python<'py>, fd: i32, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         if self.datagram {
-            let pair = (PyBytes::new(py, data), self.py.server_socket.bind(py));
-            return Ok(pair.into_pyobject(py)?.into_any());
+            return Ok(PyBytes::new(py, data).into_any());
         }
         // SAFETY: `fd` is the request's open connection (borrowed); the
-        // duplicate is ours and goes to the Python socket, which closes it.
+        // duplicate is ours and goes to the glue, which closes it.
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
             return Err(std::io::Error::last_os_error().into());
         }
-        let args = (self.family, libc::SOCK_STREAM, 0, dup);
-        match self.py.socket_type.bind(py).call1(args) {
-            Ok(sock) => Ok(sock),
-            Err(e) => {
-                // SAFETY: the socket object was not made, so the dup is
-                // still ours alone.
-                unsafe { libc::close(dup) };
-                Err(e)
-            }
-        }
+        Ok(dup.into_pyobject(py)?.into_any())
     }
 
     /// Call a no-argument server hook on the worker's main thread, logging
@@ -203,6 +236,9 @@ impl PyHandler {
                     &format!("server.{name}: {}", describe(&e)),
                 );
             }
+            // Modules the hook imported: named here, in the worker, not
+            // again in every request child.
+            let _ = self.py.glue.bind(py).call_method0("watch_modules");
         });
     }
 }
@@ -218,7 +254,13 @@ impl Handler for PyHandler {
             let addr = address::client_address(py, req.family(), req.client_addr())?;
             let request = self.request(py, req.fd(), req.data())?;
             let glue = self.py.glue.bind(py);
-            let result = glue.call_method1("serve", (self.py.server.bind(py), request, addr));
+            let args = (
+                self.py.server.bind(py),
+                request,
+                addr,
+                self.py.steps.bind(py),
+            );
+            let result = self.py.serve.bind(py).call1(args);
             if self.fork {
                 // The child ends in _exit: let no half line be lost.
                 let _ = glue.call_method0("flush_logs");
@@ -286,6 +328,11 @@ impl Handler for PyHandler {
     }
 
     const FORK_HOOKS: bool = true;
+
+    /// socketserver's poll_interval for `service_actions`, and its
+    /// truncation of a datagram longer than `max_packet_size`.
+    const FLAGS: u32 = sockhost_sdk::sys::SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS
+        | sockhost_sdk::sys::SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS;
 
     fn before_fork(&self) {
         // SAFETY: the interpreter is running (create succeeded); the worker's

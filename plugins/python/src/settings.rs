@@ -1,8 +1,10 @@
 //! `[listener.config]` of a Python listener: `handler` (required,
-//! "module:Class"), `server` (optional, "module:Class") and `path`
+//! "module:Class"), `server` (optional, "module:Class"), `path`
 //! (folders prepended to `sys.path`, relative to the config file's folder;
-//! default `["."]`). Unknown keys and wrong types are errors that name the
-//! key; nothing here touches Python.
+//! default `["."]`) and `directory` (the worker's working directory,
+//! relative to the config file's folder; default that folder). Unknown
+//! keys and wrong types are errors that name the key; nothing here touches
+//! Python or the disk.
 
 use std::path::Path;
 
@@ -12,10 +14,12 @@ pub struct Settings {
     pub server: Option<String>,
     /// Absolute folders, in the order given.
     pub path: Vec<String>,
+    /// The worker's working directory (absolute).
+    pub directory: std::path::PathBuf,
 }
 
 /// Every key; others are refused, and the error lists these.
-const KEYS: [&str; 3] = ["handler", "server", "path"];
+const KEYS: [&str; 4] = ["handler", "server", "path", "directory"];
 
 fn string(table: &toml::Table, key: &str) -> Result<Option<String>, String> {
     match table.get(key) {
@@ -62,19 +66,27 @@ impl Settings {
                 ))
             }
         };
+        // Tidy "./" away without touching the disk.
+        let resolve = |p: &str| -> std::path::PathBuf { config_dir.join(p).components().collect() };
         let path = entries
             .iter()
-            .map(|p| {
-                let joined = config_dir.join(p);
-                // Tidy "./" away without touching the disk.
-                let clean: std::path::PathBuf = joined.components().collect();
-                clean.to_string_lossy().into_owned()
-            })
+            .map(|p| resolve(p).to_string_lossy().into_owned())
             .collect();
+        let directory = match table.get("directory") {
+            None => resolve("."),
+            Some(toml::Value::String(d)) => resolve(d),
+            Some(other) => {
+                return Err(format!(
+                    "[listener.config] directory: expected a folder (a string), found {}",
+                    other.type_str()
+                ))
+            }
+        };
         Ok(Settings {
             handler,
             server,
             path,
+            directory,
         })
     }
 }
@@ -98,6 +110,11 @@ mod tests {
             .expect("valid");
         assert_eq!(s.server.as_deref(), Some("a:S"));
         assert_eq!(s.path, vec!["/etc/sockhost/py", "/opt/x"]);
+        assert_eq!(s.directory, Path::new("/etc/sockhost"));
+        let s = parse("handler = \"a:B\"\ndirectory = \"www\"").expect("valid");
+        assert_eq!(s.directory, Path::new("/etc/sockhost/www"));
+        let s = parse("handler = \"a:B\"\ndirectory = \"/srv\"").expect("valid");
+        assert_eq!(s.directory, Path::new("/srv"));
     }
 
     #[test]
@@ -112,5 +129,8 @@ mod tests {
         assert!(parse("handler = \"a:B\"\ngreeting = 1")
             .unwrap_err()
             .contains("unknown key `greeting`"));
+        assert!(parse("handler = \"a:B\"\ndirectory = 1")
+            .unwrap_err()
+            .contains("directory: expected a folder"));
     }
 }

@@ -1,4 +1,11 @@
-//! ThreadingMixIn: a thread per request, bounded by `max_threads`.
+//! ThreadingMixIn: each request on a thread of its own, bounded by
+//! `max_threads`; the threads are kept for the next requests.
+//!
+//! A request goes to an idle request thread when one is waiting, else to a
+//! new thread: so, as with ThreadingMixIn, a request never waits for
+//! another to end (the pool grows to `max_threads`), but a busy listener
+//! stops paying for a thread's start and end on every request. A thread
+//! idle for `IDLE_EXIT` ends.
 //!
 //! Promises: never more than `max_threads` request threads; no join handle
 //! or other record of a finished thread is kept (CPython's bpo-37193); every
@@ -12,11 +19,69 @@ use super::Dispatch;
 use crate::config::ListenerConfig;
 use crate::os::poll::wait_readable;
 use crate::worker::request::{finish_request, request_ended, shutdown_request, Request, Shared};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// A request thread with nothing to do for this long ends.
+const IDLE_EXIT: Duration = Duration::from_secs(1);
+
+/// One request for a request thread: its slot guard and the request.
+type Job = (Finished, Request);
+
+/// Requests handed to idle threads, and how many threads are idle.
+#[derive(Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    jobs: VecDeque<Job>,
+    idle: usize,
+}
+
+impl Pool {
+    /// Hand `job` to an idle thread; give it back when none is free.
+    fn offer(&self, job: Job) -> Option<Job> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.idle > st.jobs.len() {
+            st.jobs.push_back(job);
+            drop(st);
+            self.wake.notify_one();
+            None
+        } else {
+            Some(job)
+        }
+    }
+
+    /// The next job for a thread that just finished one; None when none
+    /// came within `IDLE_EXIT` (the thread then ends).
+    fn next(&self) -> Option<Job> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.idle += 1;
+        let deadline = Instant::now() + IDLE_EXIT;
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                st.idle -= 1;
+                return Some(job);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                st.idle -= 1;
+                return None;
+            }
+            st = match self.wake.wait_timeout(st, left) {
+                Ok((st, _)) => st,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+}
 
 /// Counts running request threads. A finishing thread bumps the eventfd
 /// only when someone may be waiting for it: the loop, when the thread frees
@@ -77,6 +142,7 @@ pub struct ThreadingMixIn {
     max_threads: usize,
     thread_name: String,
     active: Arc<Active>,
+    pool: Arc<Pool>,
     span: tracing::Span,
 }
 
@@ -91,6 +157,7 @@ impl ThreadingMixIn {
                 waiting: AtomicBool::new(false),
                 done: eventfd()?,
             }),
+            pool: Arc::new(Pool::default()),
             span: tracing::Span::current(),
         })
     }
@@ -132,6 +199,17 @@ fn process_request_thread(span: &tracing::Span, mut guard: Finished, mut request
     }
 }
 
+/// A request thread: its first request, then those the pool hands it,
+/// until it has been idle for `IDLE_EXIT`. Each request's guard is dropped
+/// (its slot given back) before the thread waits for the next.
+fn request_thread(span: tracing::Span, pool: Arc<Pool>, first: Job) {
+    let (guard, request) = first;
+    process_request_thread(&span, guard, request);
+    while let Some((guard, request)) = pool.next() {
+        process_request_thread(&span, guard, request);
+    }
+}
+
 impl Dispatch for ThreadingMixIn {
     fn has_capacity(&self) -> bool {
         self.running() < self.max_threads
@@ -145,7 +223,8 @@ impl Dispatch for ThreadingMixIn {
         Some(self.active.done.as_raw_fd())
     }
 
-    /// Start a thread to process the request (`process_request_thread`).
+    /// Hand the request to an idle request thread, or start one
+    /// (`process_request_thread`).
     fn process_request(&mut self, request: Request, shared: &Arc<Shared>) {
         self.active.running.fetch_add(1, Ordering::AcqRel);
         let guard = Finished {
@@ -154,10 +233,14 @@ impl Dispatch for ThreadingMixIn {
             started: shared.meter.dispatched(),
             counted: false,
         };
+        let Some(job) = self.pool.offer((guard, request)) else {
+            return;
+        };
         let span = self.span.clone();
+        let pool = Arc::clone(&self.pool);
         let spawned = std::thread::Builder::new()
             .name(self.thread_name.clone())
-            .spawn(move || process_request_thread(&span, guard, request));
+            .spawn(move || request_thread(span, pool, job));
         // On failure the closure is dropped: the connection closes and the
         // guard gives the slot back.
         if let Err(e) = spawned {
