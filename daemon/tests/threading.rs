@@ -1,6 +1,7 @@
 //! ThreadingMixIn (and the sync baseline) against the real daemon:
 //! `max_threads` makes clients wait (never refused) and bounds the threads
-//! running at once, request threads carry the listener's name, the worker's
+//! running at once, overlapping requests run on threads of their own,
+//! request threads carry the listener's name, the worker's
 //! thread count returns to its baseline, and neither mixin leaks a
 //! descriptor over 1,000 requests.
 
@@ -53,6 +54,27 @@ fn max_threads_makes_clients_wait_never_refuses_and_bounds_concurrency() {
         "nothing refused:\n{}",
         d.log()
     );
+}
+
+/// Protects ThreadingMixIn's promise that survives keeping request threads
+/// for later requests: requests that overlap each run on a thread of their
+/// own, none on the worker's main thread (a request that blocks never holds
+/// up another).
+#[test]
+fn overlapping_requests_each_have_a_thread_of_their_own() {
+    let d = Daemon::start(&probe_listener("overlap", "stream", "thread", ""));
+    let (addr, w) = (d.addr("overlap"), worker(&d, "overlap"));
+    let mut open: Vec<Probe> = (0..4).map(|_| Probe::connect(&addr)).collect();
+    let tids: std::collections::HashSet<i32> = open
+        .iter_mut()
+        .map(|p| p.cmd("TID").parse().expect("tid"))
+        .collect();
+    assert_eq!(
+        tids.len(),
+        4,
+        "four open connections, four threads: {tids:?}"
+    );
+    assert!(!tids.contains(&w), "none on the main thread {w}: {tids:?}");
 }
 
 /// Protects: each request thread carries the listener's name (cut to the
