@@ -146,7 +146,7 @@ for r in $(seq "$ROUNDS"); do
         case $row in
         fork) measure "sockhostd exec, fork" "$(pid_of shd:xc-fork)" "$((BASE + 1))" ;;
         thread) measure "sockhostd exec, thread" "$(pid_of shd:xc-thread)" "$((BASE + 2))" ;;
-        alt) [ -n "${EXEC_ALT:-}" ] && measure "sockhostd exec, fork (EXEC_ALT)" "$(pid_of shd:xc-alt)" "$((BASE + 3))" ;;
+        alt) if [ -n "${EXEC_ALT:-}" ]; then measure "sockhostd exec, fork (EXEC_ALT)" "$(pid_of shd:xc-alt)" "$((BASE + 3))"; fi ;;
         tcpserver) measure "tcpserver cat" "${SERVER[tcpserver]:-}" "$((BASE + 11))" ;;
         xinetd) measure "xinetd cat" "${SERVER[xinetd]:-}" "$((BASE + 12))" ;;
         ssa) measure "systemd-socket-activate --inetd -a cat" "${SERVER[ssa]:-}" "$((BASE + 13))" ;;
