@@ -478,7 +478,7 @@ for key in [g for g in GROUPS if g in only]:
         for which, need in TARGETS.get(rid, []):
             got = r_ref if which == "ref" else r_py
             if got is not None:
-                checks.append(f"≥ {need:g}: {'met' if got >= need else 'MISSED'}")
+                checks.append(f"≥ {round(need, 2):g}: {'met' if got >= need else 'MISSED'}")
         print(f"| {GROUPS[key]} | {name} | {rps:,.0f} | {lo:,.0f}–{hi:,.0f} | {p50:,.0f} | {p99:,.0f} | {errs:.0f} | "
               f"{ref_txt} | {py_txt} | {', '.join(checks)} |")
 EOF
