@@ -128,7 +128,11 @@ fn probe_all(s: &Scene, name: &str) -> (BTreeMap<&'static str, String>, String) 
 fn still_serves(s: &Scene, name: &str) {
     let mut p = Probe::connect(&s.d.addr(name));
     assert_eq!(p.cmd("PING"), "PONG", "{name} still serves");
-    assert_eq!(stream_cmd(&s.d.addr("sib"), "PING"), "PONG", "sib untouched");
+    assert_eq!(
+        stream_cmd(&s.d.addr("sib"), "PING"),
+        "PONG",
+        "sib untouched"
+    );
     assert!(!exited(s.d.pid()), "the master is running");
 }
 
@@ -146,7 +150,10 @@ fn enforce_boxes_the_program_and_logs_what_it_blocked() {
     for m in mixins {
         let name = format!("prog-{m}");
         let (got, pid) = probe_all(&s, &name);
-        assert!(pid.parse::<i32>().is_ok(), "{name}: the program answers: {pid}");
+        assert!(
+            pid.parse::<i32>().is_ok(),
+            "{name}: the program answers: {pid}"
+        );
         let want = [
             ("read_other", "ERR open EACCES"),
             ("read_mine", "OK read 5"),
@@ -188,6 +195,29 @@ fn enforce_boxes_the_program_and_logs_what_it_blocked() {
             s.d.log()
         );
         still_serves(&s, &name);
+        let start: Vec<String> =
+            s.d.log()
+                .lines()
+                .filter(|l| l.contains(&format!("listener={name}")) && l.contains("worker box:"))
+                .map(str::to_owned)
+                .collect();
+        assert_eq!(start.len(), 1, "{name}: one start line:\n{}", s.d.log());
+        for part in [
+            "worker box: user=",
+            " group=",
+            " limits=",
+            " umask=",
+            "no_new_privs=true sandbox=enforce landlock=[ABI ",
+            "TCP bind/connect denied]",
+            " seccomp=[blocks new sockets other than unix (EAFNOSUPPORT)",
+        ] {
+            assert!(start[0].contains(part), "{name}: {part} in {}", start[0]);
+        }
+        assert!(
+            !s.d.log().contains("sandbox enforce:"),
+            "no second start line:\n{}",
+            s.d.log()
+        );
     }
     assert!(
         !s.root.join("escape.txt").exists(),
@@ -202,7 +232,10 @@ fn with_the_sandbox_off_the_program_escapes() {
     let s = scene("off", &["fork"]);
     let (got, _) = probe_all(&s, "prog-fork");
     for (k, v) in &got {
-        assert!(v.starts_with("OK"), "{k} succeeds with the sandbox off: {v}");
+        assert!(
+            v.starts_with("OK"),
+            "{k} succeeds with the sandbox off: {v}"
+        );
     }
     assert_eq!(got["exec"], "OK ran, status 0");
     still_serves(&s, "prog-fork");
@@ -241,7 +274,11 @@ fn log_mode_lets_the_program_through_and_reports_it() {
         "would block socket(AF_INET, SOCK_DGRAM)",
         &format!("in listener prog-fork pid {pid}"),
     ];
-    assert!(has_line(&s.d.log(), &own), "program pid {pid}:\n{}", s.d.log());
+    assert!(
+        has_line(&s.d.log(), &own),
+        "program pid {pid}:\n{}",
+        s.d.log()
+    );
     still_serves(&s, "prog-fork");
 }
 
@@ -251,7 +288,10 @@ fn log_mode_lets_the_program_through_and_reports_it() {
 #[test]
 fn check_refuses_the_exec_plugin_without_exec_under_enforce() {
     for (tag, sandbox) in [
-        ("false", "[listener.sandbox]\nmode = \"enforce\"\nexec = false\n"),
+        (
+            "false",
+            "[listener.sandbox]\nmode = \"enforce\"\nexec = false\n",
+        ),
         ("missing", "[listener.sandbox]\nmode = \"enforce\"\n"),
     ] {
         let dir = TestDir::new("sandbox-exec-check");
@@ -271,7 +311,10 @@ fn check_refuses_the_exec_plugin_without_exec_under_enforce() {
         assert_ne!(code, 0, "{tag}: refused\n{out}{err}");
         let text = format!("{out}{err}");
         assert!(
-            has_line(&text, &[&format!("{file}:"), "listener.sandbox.exec", "exec = true"]),
+            has_line(
+                &text,
+                &[&format!("{file}:"), "listener.sandbox.exec", "exec = true"]
+            ),
             "{tag}: names file, line, column and key:\n{text}"
         );
         let fixed = cfg.replace("mode = \"enforce\"\n", "mode = \"enforce\"\nexec = true\n");
