@@ -8,7 +8,8 @@
 //! (/bin/sh), a user namespace, a signal or ptrace to a sibling worker all
 //! fail with their errno, and the log names the listener, the program's pid
 //! and the blocked call; with the sandbox off the same succeed; under `log`
-//! they succeed and are reported. `exec = false` with the exec plugin is
+//! they succeed and are reported. A shell script runs its interpreter and the
+//! tools `read_only` lists, nothing else. `exec = false` with the exec plugin is
 //! refused by `--check`, naming the key. `git daemon --inetd` serves `git
 //! clone` under enforce with only its repositories readable.
 //! Needs Landlock ABI 6: SKIPPED otherwise.
@@ -323,6 +324,57 @@ fn check_refuses_the_exec_plugin_without_exec_under_enforce() {
         let (code, out, err) = run_cli(&["--check", "-c", &file]);
         assert_eq!(code, 0, "{tag}: exec = true passes:\n{out}{err}");
     }
+}
+
+// Protects: what `exec = true` lets a shell script run: its interpreter
+// (from the `#!` line) and what `read_only` lists, never another binary
+// (exit 126, EACCES); with the sandbox off the same script runs both.
+#[test]
+fn a_script_runs_its_interpreter_and_listed_tools_only() {
+    if !landlock_or_skip() {
+        return;
+    }
+    let dir = scripts_dir("sandbox-exec-script");
+    dir.write("mine/a.txt", "mine\n");
+    let mine = dir.join("mine/a.txt");
+    let prog = script(
+        &dir.path,
+        "tools.sh",
+        &format!(
+            "/usr/bin/cat {}\nif /usr/bin/id -u >/dev/null 2>&1; then echo id ran; else echo id refused $?; fi",
+            mine.display()
+        ),
+    );
+    let mut cfg = String::new();
+    for mode in ["enforce", "off"] {
+        let sandbox = format!(
+            "[listener.sandbox]\nmode = \"{mode}\"\nnetwork = \"none\"\nexec = true\nread_only = [\"{}\", \"/usr/bin/cat\"]\n",
+            dir.join("mine").display()
+        );
+        cfg += &exec_listener(
+            &format!("sh-{mode}"),
+            "inet",
+            "stream",
+            "127.0.0.1:0",
+            "fork",
+            &format!("[\"{}\"]", prog.display()),
+            &sandbox,
+            "",
+        );
+    }
+    let d = Daemon::start(&cfg);
+    assert_eq!(
+        converse(&d.addr("sh-enforce"), b""),
+        "mine\nid refused 126\n",
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        converse(&d.addr("sh-off"), b""),
+        "mine\nid ran\n",
+        "{}",
+        d.log()
+    );
 }
 
 /// Run a command to completion within the deadline; its output on failure.

@@ -114,8 +114,15 @@ pub fn grants(l: &ListenerConfig) -> Result<Vec<Grant>, String> {
     if l.sandbox.exec {
         program(l, &mut add)?;
     }
+    // With `exec = true`, what the listener may read it may also run: how
+    // a script is given the tools it calls (`read_only = ["/usr/bin/cat"]`).
+    let listed = if l.sandbox.exec {
+        Access::ReadExec
+    } else {
+        Access::Read
+    };
     for p in &l.sandbox.read_only {
-        add(p.clone(), Access::Read, "read_only");
+        add(p.clone(), listed, "read_only");
     }
     for p in &l.sandbox.read_write {
         add(p.clone(), Access::ReadWrite, "read_write");
