@@ -308,21 +308,40 @@ fn check_refuses_the_exec_plugin_without_exec_under_enforce() {
         );
         let path = dir.write("sockhost.toml", &cfg);
         let file = path.display().to_string();
+        // Where the error points: `exec = false` itself, else the table.
+        let (needle, column) = match tag {
+            "false" => ("exec = false", 8),
+            _ => ("[listener.sandbox]", 1),
+        };
+        let line = 1 + cfg
+            .lines()
+            .position(|l| l == needle)
+            .expect("the line in the config");
+        let at = format!("{file}:{line}:{column}: key `listener.sandbox.exec`");
         let (code, out, err) = run_cli(&["--check", "-c", &file]);
         assert_ne!(code, 0, "{tag}: refused\n{out}{err}");
         let text = format!("{out}{err}");
         assert!(
-            has_line(
-                &text,
-                &[&format!("{file}:"), "listener.sandbox.exec", "exec = true"]
-            ),
-            "{tag}: names file, line, column and key:\n{text}"
+            has_line(&text, &[&at, "set exec = true"]),
+            "{tag}: names file, line, column and key ({at}):\n{text}"
         );
         let fixed = cfg.replace("mode = \"enforce\"\n", "mode = \"enforce\"\nexec = true\n");
         let fixed = fixed.replace("exec = true\nexec = false\n", "exec = true\n");
         dir.write("sockhost.toml", &fixed);
         let (code, out, err) = run_cli(&["--check", "-c", &file]);
         assert_eq!(code, 0, "{tag}: exec = true passes:\n{out}{err}");
+        // The daemon itself refuses to start on it, with the same words.
+        dir.write("sockhost.toml", &cfg);
+        let mut cmd = Command::new(sockhostd());
+        cmd.arg("-c").arg(&path).args(["--log", "stderr"]);
+        match Daemon::try_start_cmd(dir, path, cmd) {
+            Ok(d) => panic!("{tag}: the daemon started:\n{}", d.log()),
+            Err(f) => assert!(
+                has_line(&f.log, &[&at, "set exec = true"]),
+                "{tag}: the start error names the key:\n{}",
+                f.log
+            ),
+        }
     }
 }
 
