@@ -22,7 +22,7 @@ use common::*;
 use std::collections::BTreeMap;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The hostile fixture's command loop as a program on fd 0.
 const PROGRAM_MAIN: &str = r#"
@@ -394,33 +394,6 @@ fn a_script_runs_its_interpreter_and_listed_tools_only() {
         "{}",
         d.log()
     );
-}
-
-/// Run a command to completion within the deadline; its output on failure.
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{cmd:?}: {}: {text}", out.status))
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    run(Command::new("git")
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(args))
-    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 // Protects: a real inetd program works in the box: `git daemon --inetd`
