@@ -9,49 +9,9 @@
 mod common;
 use common::exec::*;
 use common::*;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const REQUIRE: &str = "SOCKHOST_REQUIRE_PROGRAMS";
-
-/// Run a command to completion within the deadline; its output on failure.
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    let start = std::time::Instant::now();
-    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{cmd:?} did not finish within {DEADLINE:?}"));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{cmd:?}: {}: {text}", out.status))
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    run(Command::new("git")
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(args))
-    .unwrap_or_else(|e| panic!("{e}"));
-}
 
 /// Protects: `git daemon --inetd` serves a clone through the exec
 /// plugin in fork and thread mode (fds 0/1 the connection, PATH found

@@ -13,34 +13,13 @@
 
 mod common;
 use common::life::*;
+use common::sec::landlock_or_skip;
 use common::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Whether the kernel has Landlock ABI 6 (scopes); SKIPPED when not.
-fn landlock_or_skip() -> bool {
-    // SAFETY: landlock_create_ruleset(NULL, 0, VERSION) only returns a number.
-    let abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            1u32,
-        )
-    };
-    if abi >= 6 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SOCKHOST_REQUIRE_LANDLOCK").is_none(),
-        "Landlock ABI 6 is required (SOCKHOST_REQUIRE_LANDLOCK is set); this kernel has {abi}"
-    );
-    eprintln!("SKIPPED: this kernel has Landlock ABI {abi}; the sandbox needs 6");
-    false
-}
 
 /// Compile the hostile fixture into `dir`.
 fn build_hostile(dir: &Path) -> PathBuf {
@@ -197,8 +176,8 @@ fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
         }
         let start = [
             &format!("listener={name}"),
-            "sandbox enforce",
-            "Landlock ABI",
+            "worker box: user=",
+            "no_new_privs=true sandbox=enforce landlock=[ABI ",
         ];
         assert!(has_line(&s.d.log(), &start), "start line:\n{}", s.d.log());
         names.push(name);
@@ -225,7 +204,11 @@ fn with_the_sandbox_off_the_same_escapes_succeed() {
     assert_eq!(got["read_mine"], "OK read 5");
     assert!(has_line(
         &s.d.log(),
-        &["listener=hostile-sync", "sandbox off"]
+        &[
+            "listener=hostile-sync",
+            "worker box: user=",
+            "no_new_privs=true sandbox=off"
+        ]
     ));
     all_still_serve(&s, &["hostile-sync".to_owned()]);
 }
@@ -259,7 +242,11 @@ fn log_mode_lets_every_escape_through_and_reports_it() {
             s.d.log()
         );
     }
-    let start = ["sandbox log", "files not restricted"];
+    let start = [
+        "worker box: user=",
+        "sandbox=log landlock=[files not restricted",
+        "seccomp=[",
+    ];
     assert!(has_line(&s.d.log(), &start), "start line:\n{}", s.d.log());
     all_still_serve(&s, &["hostile-fork".to_owned()]);
 }
@@ -298,8 +285,8 @@ fn echo_serves_under_enforce_in_fork_and_thread_mode() {
         }
         let start = [
             &format!("listener={name}"),
-            "sandbox enforce",
-            "Landlock ABI",
+            "worker box: user=",
+            "no_new_privs=true sandbox=enforce landlock=[ABI ",
         ];
         assert!(has_line(&d.log(), &start), "start line:\n{}", d.log());
     }
@@ -463,7 +450,12 @@ fn limits_bite_inside_the_sandbox_and_the_listener_serves_on() {
     assert!(
         has_line(
             &d.log(),
-            &["listener=tight", "sandbox enforce", "user games"]
+            &[
+                "listener=tight",
+                "worker box: user=games(",
+                "limits=[memory=256M,processes=2]",
+                "sandbox=enforce landlock=[ABI "
+            ]
         ),
         "{}",
         d.log()

@@ -34,29 +34,11 @@ class Probe(socketserver.StreamRequestHandler):
             self.wfile.write((reply + "\n").encode())
 "#;
 
-fn landlock_abi() -> i64 {
-    // SAFETY: landlock_create_ruleset(NULL, 0, VERSION) only returns a number.
-    unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            1u32,
-        )
-    }
-}
-
 // Protects: the Python plugin runs in the box it promises: stdlib and path
 // readable, everything else and new inet sockets refused, and reported.
 #[test]
 fn a_python_handler_serves_under_enforce_and_is_boxed() {
-    let abi = landlock_abi();
-    if abi < 6 {
-        assert!(
-            std::env::var_os("SOCKHOST_REQUIRE_LANDLOCK").is_none(),
-            "Landlock ABI {abi}"
-        );
-        eprintln!("SKIPPED: this kernel has Landlock ABI {abi}; the sandbox needs 6");
+    if !common::sec::landlock_or_skip() {
         return;
     }
     let sandbox = "[listener.sandbox]\nmode = \"enforce\"\nnetwork = \"none\"";

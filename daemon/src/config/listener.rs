@@ -73,6 +73,7 @@ pub fn build(
     plugin_config(src, raw, &mut config)?;
     if let Some(table) = &raw.sandbox {
         config.sandbox = super::sandbox::build(src, table.get_ref())?;
+        super::sandbox::exec_plugin_needs_exec(src, table, &config.handler, &config.sandbox)?;
     }
     Ok(Parsed {
         config,

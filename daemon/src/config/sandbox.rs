@@ -95,6 +95,27 @@ pub(crate) fn build(src: &Source, raw: &RawSandbox) -> Result<Sandbox, ConfigErr
     Ok(out)
 }
 
+/// The exec plugin's whole job is to run a program: under `enforce` with
+/// `exec = false` every request would fail at `execve`, so it is refused
+/// here, naming the key (or the table when `exec` is left out).
+pub(crate) fn exec_plugin_needs_exec(
+    src: &Source,
+    table: &Spanned<RawSandbox>,
+    handler: &std::path::Path,
+    sandbox: &Sandbox,
+) -> Result<(), ConfigError> {
+    let is_exec = handler.file_name().and_then(|n| n.to_str()) == Some("libsockhost_exec.so");
+    if !is_exec || sandbox.mode != SandboxMode::Enforce || sandbox.exec {
+        return Ok(());
+    }
+    let msg = "the exec plugin runs a program for each request: under mode = \"enforce\" \
+               set exec = true (its command, and a script's interpreter, are then allowed)";
+    Err(match &table.get_ref().exec {
+        Some(v) => src.value_error(v, "listener.sandbox.exec", msg),
+        None => src.value_error(table, "listener.sandbox.exec", msg),
+    })
+}
+
 fn choose<T: Copy>(
     src: &Source,
     v: &Spanned<String>,

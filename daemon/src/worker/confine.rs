@@ -23,11 +23,12 @@
 //!
 //! Promises: any step that fails fails the worker's start with a message
 //! naming the setting and the errno: never a silent half box. Returns a
-//! [`BoxReport`] the worker logs once; later steps add their part to it.
+//! [`BoxReport`] the worker logs once, with the sandbox's part added (step 5).
 //! Never runs after the plugin is loaded.
 
 use crate::config::{DaemonConfig, Limits, ListenerConfig};
 use crate::os::identity::{self, Identity};
+use crate::os::sandbox::SandboxReport;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{getgroups, getresgid, getresuid, setgroups, setresgid, setresuid, Gid, Uid};
 use std::fmt;
@@ -42,8 +43,8 @@ pub struct BoxReport {
     pub nice: Option<i32>,
     pub umask: Option<u32>,
     pub no_new_privs: bool,
-    /// Further parts (the sandbox's), each `key=value`, in order.
-    pub more: Vec<String>,
+    /// The sandbox entered (step 5), once it is.
+    pub sandbox: Option<SandboxReport>,
 }
 
 impl fmt::Display for BoxReport {
@@ -81,8 +82,8 @@ impl fmt::Display for BoxReport {
             None => f.write_str(" umask=inherited")?,
         }
         write!(f, " no_new_privs={}", self.no_new_privs)?;
-        for part in &self.more {
-            write!(f, " {part}")?;
+        if let Some(sandbox) = &self.sandbox {
+            write!(f, " {sandbox}")?;
         }
         Ok(())
     }
@@ -126,7 +127,7 @@ pub fn confine(l: &ListenerConfig, d: &DaemonConfig) -> Result<BoxReport, String
         nice: l.nice,
         umask: l.umask,
         no_new_privs: true,
-        more: Vec::new(),
+        sandbox: None,
     })
 }
 

@@ -113,11 +113,8 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     } else {
         None
     };
-    let report = confine::confine(l, args.daemon)?;
+    let mut report = confine::confine(l, args.daemon)?;
     die_with_master(args.master_pid)?;
-    if !args.check_only {
-        tracing::info!("worker box: {report}");
-    }
     set_process_name(&args.listener.name);
     let signals = SignalPipe::install(&WORKER_SIGNALS).map_err(|e| format!("signal setup: {e}"))?;
     crate::os::logfile::reopen_on_sigusr1().map_err(|e| format!("signal setup: {e}"))?;
@@ -135,7 +132,10 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         args.socket.as_ref().map_or(-1, |s| s.as_raw_fd()),
         args.ctrl.as_raw_fd(),
     ];
-    crate::os::sandbox::enter(l, &keep_out)?;
+    report.sandbox = Some(crate::os::sandbox::enter(l, &keep_out)?);
+    if !args.check_only {
+        tracing::info!("worker box: {report}");
+    }
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
     let listen_fd = args.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
     // Kept open for the worker's whole life (the plugin borrows it).

@@ -8,6 +8,7 @@ use super::*;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// A `[[listener]]` running `command` (TOML array text) through
 /// libsockhost_exec.so, with `extra` keys before the config table and
@@ -104,4 +105,45 @@ pub fn lines_with(log: &str, needles: &[&str]) -> Vec<String> {
         .filter(|l| needles.iter().all(|n| l.contains(n)))
         .map(str::to_string)
         .collect()
+}
+
+/// Run a command to completion (stdin empty) within the deadline; its output on failure.
+pub fn run(cmd: &mut Command) -> Result<String, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    let start = std::time::Instant::now();
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} did not finish within {DEADLINE:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{cmd:?}: {}: {text}", out.status))
+    }
+}
+
+/// `git ARGS` in `dir`, with `dir` as HOME and no system config; panics
+/// with git's output when it fails.
+pub fn git(dir: &Path, args: &[&str]) {
+    run(Command::new("git")
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(args))
+    .unwrap_or_else(|e| panic!("{e}"));
 }

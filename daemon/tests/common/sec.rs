@@ -200,3 +200,27 @@ pub fn cap_mask(pid: i32, set: &str) -> u64 {
     let v = status_field(pid, set).unwrap_or_default();
     u64::from_str_radix(v.trim(), 16).expect("capability mask")
 }
+
+/// Whether the kernel has Landlock ABI 6 (scopes), which the sandbox
+/// needs; prints SKIPPED when not, and fails instead when
+/// SOCKHOST_REQUIRE_LANDLOCK is set (CI).
+pub fn landlock_or_skip() -> bool {
+    // SAFETY: landlock_create_ruleset(NULL, 0, VERSION) only returns a number.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32,
+        )
+    };
+    if abi >= 6 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SOCKHOST_REQUIRE_LANDLOCK").is_none(),
+        "Landlock ABI 6 is required (SOCKHOST_REQUIRE_LANDLOCK is set); this kernel has {abi}"
+    );
+    eprintln!("SKIPPED: this kernel has Landlock ABI {abi}; the sandbox needs 6");
+    false
+}

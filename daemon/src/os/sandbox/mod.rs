@@ -8,7 +8,7 @@
 //! part asked for is in force or [`enter`] fails naming the part the
 //! kernel lacks (never a silent downgrade); under `log` nothing is blocked
 //! and the reporter logs each call that `enforce` would block; `off` does
-//! nothing but say so. One start line per worker says what it runs under.
+//! nothing. What it entered is part of the worker's one start line.
 //! Never called twice in a process, never after a thread was started.
 
 pub mod exposure;
@@ -24,14 +24,54 @@ use std::os::fd::RawFd;
 pub use needs::{Access, Grant};
 pub use seccomp::FILTER_GROUPS;
 
+/// What sandbox a worker entered: its part of the worker's one start
+/// line (`worker box: ... sandbox=enforce landlock=[ABI 7, ...]
+/// seccomp=[...]`, see [`crate::worker::confine::BoxReport`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxReport {
+    pub mode: SandboxMode,
+    /// The Landlock ABI enforced and its rule count (`enforce` only).
+    pub landlock: Option<(i64, usize)>,
+    /// TCP bind/connect denied by Landlock (`network = "none"`).
+    pub tcp_denied: bool,
+    /// What the seccomp filter blocks (or, under `log`, reports).
+    pub filters: Option<String>,
+}
+
+impl std::fmt::Display for SandboxReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sandbox={}", self.mode.as_str())?;
+        match (self.mode, self.landlock) {
+            (SandboxMode::Off, _) => return Ok(()),
+            (_, Some((abi, rules))) => write!(
+                f,
+                " landlock=[ABI {abi}, {rules} rules, signals and abstract unix sockets scoped to this listener{}]",
+                if self.tcp_denied { ", TCP bind/connect denied" } else { "" }
+            )?,
+            (_, None) => f.write_str(
+                " landlock=[files not restricted, signals not scoped (log mode: Landlock has no log-only mode)]",
+            )?,
+        }
+        if let Some(filters) = &self.filters {
+            write!(f, " seccomp=[{filters}]")?;
+        }
+        Ok(())
+    }
+}
+
 /// Put this process into `l`'s sandbox. `keep_out` are fds the reporter
-/// process must not hold (the listening and control sockets).
-pub fn enter(l: &ListenerConfig, keep_out: &[RawFd]) -> Result<(), String> {
+/// process must not hold (the listening and control sockets). Returns
+/// what it entered, for the worker's start line.
+pub fn enter(l: &ListenerConfig, keep_out: &[RawFd]) -> Result<SandboxReport, String> {
     let sb = &l.sandbox;
-    let who = identity();
+    let mut out = SandboxReport {
+        mode: sb.mode,
+        landlock: None,
+        tcp_denied: false,
+        filters: None,
+    };
     if sb.mode == SandboxMode::Off {
-        tracing::info!("sandbox off; {who}");
-        return Ok(());
+        return Ok(out);
     }
     crate::os::threads::check_single_threaded()
         .map_err(|why| format!("sandbox: cannot be set up: {why}"))?;
@@ -42,30 +82,16 @@ pub fn enter(l: &ListenerConfig, keep_out: &[RawFd]) -> Result<(), String> {
         Vec::new()
     };
     let reporter = report::Reporter::spawn(&l.name, sb.mode, keep_out)?;
-    let files = if sb.mode == SandboxMode::Enforce {
-        let abi = landlock::restrict(&grants, sb.network == Network::None)?;
-        format!(
-            "Landlock ABI {abi} ({} rules; signals and abstract unix sockets scoped to this listener{})",
-            grants.len(),
-            if sb.network == Network::None {
-                "; TCP bind/connect denied"
-            } else {
-                ""
-            }
-        )
-    } else {
-        "files not restricted, signals not scoped (log mode: Landlock has no log-only mode)"
-            .to_owned()
-    };
+    if sb.mode == SandboxMode::Enforce {
+        let network_none = sb.network == Network::None;
+        let abi = landlock::restrict(&grants, network_none)?;
+        out.landlock = Some((abi, grants.len()));
+        out.tcp_denied = network_none;
+    }
     let notify = seccomp::install(sb.mode, sb.network, sb.exec)?;
     reporter.hand_over(notify)?;
-    tracing::info!(
-        mode = sb.mode.as_str(),
-        "sandbox {}: {who}; {files}; seccomp: {}",
-        sb.mode.as_str(),
-        seccomp::describe(sb.mode, sb.network, sb.exec)
-    );
-    Ok(())
+    out.filters = Some(seccomp::describe(sb.mode, sb.network, sb.exec));
+    Ok(out)
 }
 
 /// The grants `l`'s worker would get under `enforce` (for `sockhostctl
@@ -84,28 +110,4 @@ fn no_new_privileges() -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// "user NAME (uid), group (gid), limits ..." for the start line.
-fn identity() -> String {
-    let uid = nix::unistd::getuid();
-    let gid = nix::unistd::getgid();
-    let name = nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map_or_else(|| uid.to_string(), |u| u.name);
-    let limit = |r: nix::sys::resource::Resource| match nix::sys::resource::getrlimit(r) {
-        Ok((_, hard)) if hard == libc::RLIM_INFINITY => "unlimited".to_owned(),
-        Ok((soft, hard)) if soft == hard => soft.to_string(),
-        Ok((soft, hard)) => format!("{soft}/{hard}"),
-        Err(e) => format!("? ({e})"),
-    };
-    use nix::sys::resource::Resource as R;
-    format!(
-        "user {name} (uid {uid}, gid {gid}); limits memory={} open_files={} processes={} cpu_seconds={}",
-        limit(R::RLIMIT_AS),
-        limit(R::RLIMIT_NOFILE),
-        limit(R::RLIMIT_NPROC),
-        limit(R::RLIMIT_CPU)
-    )
 }

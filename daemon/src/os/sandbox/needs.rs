@@ -114,8 +114,15 @@ pub fn grants(l: &ListenerConfig) -> Result<Vec<Grant>, String> {
     if l.sandbox.exec {
         program(l, &mut add)?;
     }
+    // With `exec = true`, what the listener may read it may also run: how
+    // a script is given the tools it calls (`read_only = ["/usr/bin/cat"]`).
+    let listed = if l.sandbox.exec {
+        Access::ReadExec
+    } else {
+        Access::Read
+    };
     for p in &l.sandbox.read_only {
-        add(p.clone(), Access::Read, "read_only");
+        add(p.clone(), listed, "read_only");
     }
     for p in &l.sandbox.read_write {
         add(p.clone(), Access::ReadWrite, "read_write");
@@ -244,7 +251,8 @@ fn python(
 }
 
 /// The exec plugin's `command[0]` (found on PATH when relative), its
-/// libraries, and the interpreter a `#!` line names.
+/// libraries, its `libexec` helpers folder, and the interpreter a `#!`
+/// line names. Nothing else outside the granted trees may be executed.
 fn program(
     l: &ListenerConfig,
     add: &mut impl FnMut(PathBuf, Access, &'static str),
@@ -265,6 +273,9 @@ fn program(
     for _ in 0..4 {
         let Some(file) = todo.pop() else { break };
         add(file.clone(), Access::ReadExec, "program");
+        if let Some(helpers) = libexec(&file) {
+            add(helpers, Access::ReadExec, "program helpers");
+        }
         for lib in libraries(&file) {
             add_library(add, lib);
         }
@@ -273,6 +284,16 @@ fn program(
         }
     }
     Ok(())
+}
+
+/// `PREFIX/libexec` for a program in `PREFIX/bin` or `PREFIX/sbin`: where
+/// programs keep the helpers they run (git's `git-core`, ssh's
+/// `sftp-server`). Debian keeps them under `/usr/lib`, already granted; a
+/// program built into `/usr/local` or `/opt/NAME` keeps them here.
+fn libexec(program: &Path) -> Option<PathBuf> {
+    let bin = program.parent()?;
+    let name = bin.file_name()?.to_str()?;
+    (name == "bin" || name == "sbin").then(|| bin.parent().map(|p| p.join("libexec")))?
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {
