@@ -93,7 +93,6 @@ fn every_family_type_and_mixin_dispatches_as_configured() {
                 }
                 if ty == "stream" {
                     let pids: HashSet<i32> = ids.iter().map(|i| i.0).collect();
-                    let tids: HashSet<i32> = ids.iter().map(|i| i.2).collect();
                     match mixin {
                         "fork" => {
                             assert_eq!(pids.len(), 3, "{name}: a new process per request: {ids:?}")
