@@ -106,6 +106,7 @@ fn probe_all(s: &Scene, name: &str) -> BTreeMap<&'static str, String> {
         ("userns", "USERNS".into()),
         ("kill", format!("KILL {sib}")),
         ("ptrace", format!("PTRACE {sib}")),
+        ("uring", "URING".into()),
     ];
     let mut p = Probe::connect(&s.d.addr(name));
     let out = cmds.into_iter().map(|(k, c)| (k, p.cmd(&c))).collect();
@@ -155,6 +156,7 @@ fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
             ("userns", "ERR unshare EPERM"),
             ("kill", "ERR kill EPERM"),
             ("ptrace", "ERR ptrace EPERM"),
+            ("uring", "ERR io_uring_setup EPERM"),
         ];
         for (k, v) in want {
             assert_eq!(got[k], v, "{name}: {k}\n{}", s.d.log());
@@ -166,6 +168,7 @@ fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
             "execve(/bin/sh)",
             "unshare(CLONE_NEWUSER)",
             "ptrace(",
+            "io_uring_setup",
         ] {
             let needles = ["sandbox blocked", what, &format!("in listener {name} pid")];
             assert!(
