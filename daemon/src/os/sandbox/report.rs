@@ -9,8 +9,8 @@
 //! the errno (EAFNOSUPPORT for sockets, EPERM for the rest) or let the call
 //! run. Lines are rate-limited per call description (one a second, with the
 //! count held back). Promises: it exits when the last process using the
-//! filter is gone (the fd hangs up) or when the worker dies before handing
-//! the fd over; it never holds the listening or control socket. Never runs
+//! filter is gone (the fd hangs up, kernel 5.8 on) or when the worker dies
+//! (PR_SET_PDEATHSIG); it never holds the listening or control socket. Never runs
 //! plugin code, never blocks a signal the worker relies on.
 
 use crate::config::SandboxMode;
@@ -39,6 +39,8 @@ impl Reporter {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| format!("sandbox: reporter socketpair: {e}"))?;
+        // SAFETY: getpid cannot fail.
+        let worker = unsafe { libc::getpid() };
         // SAFETY: the worker is single-threaded here (checked by the
         // caller), so the child may run ordinary code; it ends in _exit.
         match unsafe { libc::fork() } {
@@ -55,6 +57,16 @@ impl Reporter {
             }
             0 => {
                 drop(mine);
+                // Die with the worker: POLLHUP on the notification fd only
+                // comes from kernel 5.8 on, and a worker that dies before
+                // handing it over leaves nobody to hang up.
+                // SAFETY: prctl with integer arguments.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+                // SAFETY: getppid cannot fail.
+                if unsafe { libc::getppid() } != worker {
+                    // SAFETY: the worker died before the prctl took hold.
+                    unsafe { libc::_exit(0) }
+                }
                 close_copies(keep_out);
                 ignore_stop_signals();
                 let code = match receive_fd(&theirs) {
@@ -84,7 +96,8 @@ impl Reporter {
 }
 
 /// Close every fd of this process that is `keep_out` or a copy of one
-/// (the same open socket, also under another number).
+/// (the same open socket, also under another number): the `keep_out`
+/// fds themselves always, copies as far as /proc/self/fd can be read.
 fn close_copies(keep_out: &[RawFd]) {
     let id = |fd: RawFd| {
         let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -100,6 +113,11 @@ fn close_copies(keep_out: &[RawFd]) {
         .filter(|fd| **fd >= 0)
         .filter_map(|fd| id(*fd))
         .collect();
+    for fd in keep_out.iter().filter(|fd| **fd >= 0) {
+        // SAFETY: closing this process's copy of a worker fd that the
+        // reporter never uses.
+        unsafe { libc::close(*fd) };
+    }
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };

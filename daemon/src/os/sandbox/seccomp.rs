@@ -245,7 +245,7 @@ pub fn install(mode: SandboxMode, network: Network, exec: bool) -> Result<OwnedF
     if fd < 0 {
         let e = std::io::Error::last_os_error();
         return Err(format!(
-            "sandbox: this kernel cannot load the seccomp filter with a notification fd (needs Linux 5.5): {e}"
+            "sandbox: this kernel cannot load the seccomp filter with a notification fd (needs Linux 5.8): {e}"
         ));
     }
     // SAFETY: the kernel returned a new fd that nothing else owns.
