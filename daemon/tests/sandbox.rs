@@ -385,6 +385,14 @@ fn blocked_call_lines_are_rate_limited_and_count_what_was_held_back() {
     );
     // 500 calls are 500 notifications; at one line a second, far fewer lines.
     assert!(count(&s.d.log()) < 50, "rate-limited:\n{}", s.d.log());
+    // The master logs them, from the worker's log relay (so they follow a
+    // log file reopened on SIGUSR1), at warning level with the writer's pid.
+    let relayed = |l: &&str| l.contains(what) && l.contains("WARN") && l.contains("syslog_pid=");
+    assert!(
+        s.d.log().lines().any(|l| relayed(&l)),
+        "through the relay:\n{}",
+        s.d.log()
+    );
     let held = |log: &str| {
         log.lines()
             .any(|l| l.contains(what) && l.contains("more held back"))

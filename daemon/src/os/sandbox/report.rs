@@ -8,7 +8,7 @@
 //! listener, the pid and the call with its telling arguments, answer with
 //! the errno (EAFNOSUPPORT for sockets, EPERM for the rest) or let the call
 //! run. Lines are rate-limited per call description (one a second, with the
-//! count held back). Promises: it exits when the last process using the
+//! count held back), each a line on the worker's log relay. Promises: it exits when the last process using the
 //! filter is gone (the fd hangs up, kernel 5.8 on) or when the worker dies
 //! (PR_SET_PDEATHSIG); it never holds the listening or control socket. Never runs
 //! plugin code, never blocks a signal the worker relies on.
@@ -31,7 +31,16 @@ pub struct Reporter {
 
 impl Reporter {
     /// Fork the reporter for listener `name`.
-    pub fn spawn(name: &str, mode: SandboxMode, keep_out: &[RawFd]) -> Result<Reporter, String> {
+    /// `log_fd`: the worker's log relay, where its lines go (the master
+    /// logs them with the listener and this process's pid, to wherever
+    /// the log goes now: a rotated log file is followed); without one
+    /// (--check) they go to the inherited log.
+    pub fn spawn(
+        name: &str,
+        mode: SandboxMode,
+        keep_out: &[RawFd],
+        log_fd: Option<RawFd>,
+    ) -> Result<Reporter, String> {
         let (mine, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -71,7 +80,7 @@ impl Reporter {
                 ignore_stop_signals();
                 let code = match receive_fd(&theirs) {
                     Some(notify) => {
-                        serve(name, mode, &notify);
+                        serve(name, mode, &notify, log_fd);
                         0
                     }
                     None => 0,
@@ -168,7 +177,7 @@ fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
 }
 
 /// Answer notifications until the filter has no more users.
-fn serve(name: &str, mode: SandboxMode, notify: &OwnedFd) {
+fn serve(name: &str, mode: SandboxMode, notify: &OwnedFd, log_fd: Option<RawFd>) {
     let mut limits: HashMap<String, RateLimit> = HashMap::new();
     loop {
         let mut pfd = libc::pollfd {
@@ -222,7 +231,7 @@ fn serve(name: &str, mode: SandboxMode, notify: &OwnedFd) {
                 &mut resp,
             )
         };
-        log_line(name, mode, req.pid, &what, errno, &mut limits);
+        log_line(name, mode, req.pid, &what, errno, &mut limits, log_fd);
     }
 }
 
@@ -233,6 +242,7 @@ fn log_line(
     what: &str,
     errno: i32,
     limits: &mut HashMap<String, RateLimit>,
+    log_fd: Option<RawFd>,
 ) {
     const MAX_KINDS: usize = 256;
     let key = if limits.len() < MAX_KINDS || limits.contains_key(what) {
@@ -252,18 +262,33 @@ fn log_line(
         String::new()
     };
     let err = std::io::Error::from_raw_os_error(errno);
-    if mode == SandboxMode::Enforce {
-        tracing::warn!(
-            listener = name,
-            pid,
+    let text = if mode == SandboxMode::Enforce {
+        format!(
             "sandbox blocked {what} in listener {name} pid {pid}: {}{more}",
             super::report_text::errno_name(errno, &err)
-        );
+        )
     } else {
-        tracing::warn!(
-            listener = name,
-            pid,
-            "sandbox (log mode) would block {what} in listener {name} pid {pid}{more}"
-        );
+        format!("sandbox (log mode) would block {what} in listener {name} pid {pid}{more}")
+    };
+    match log_fd {
+        Some(fd) => relay_line(fd, &text),
+        None => tracing::warn!(listener = name, pid, "{text}"),
     }
+}
+
+/// One line to the log relay at warning level (sd-daemon `<4>`). Never
+/// waits: while the relay is full (the master behind) the line is dropped,
+/// so that answering the filter's notifications never stalls on the log.
+fn relay_line(fd: RawFd, text: &str) {
+    let line = format!("<4>{}\n", text.replace('\n', " "));
+    // SAFETY: send reads `line` for its length; the relay is a unix
+    // stream socket (MSG_NOSIGNAL: no SIGPIPE if the master is gone).
+    unsafe {
+        libc::send(
+            fd,
+            line.as_ptr().cast(),
+            line.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
 }
