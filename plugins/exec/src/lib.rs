@@ -93,7 +93,11 @@ impl Handler for Exec {
             running.wait()?
         } else {
             let (stdin, feed) = run::pipe()?;
-            fill(feed, req.data())?;
+            if let Err(e) = fill(feed, req.data()) {
+                let detail = e.to_string();
+                req.set_detail(&detail);
+                return Err(detail.into());
+            }
             let (out_r, out_w) = run::pipe()?;
             cmd.stdin(Stdio::from(stdin))
                 .stdout(Stdio::from(out_w))
