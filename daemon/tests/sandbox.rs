@@ -106,6 +106,7 @@ fn probe_all(s: &Scene, name: &str) -> BTreeMap<&'static str, String> {
         ("userns", "USERNS".into()),
         ("kill", format!("KILL {sib}")),
         ("ptrace", format!("PTRACE {sib}")),
+        ("uring", "URING".into()),
     ];
     let mut p = Probe::connect(&s.d.addr(name));
     let out = cmds.into_iter().map(|(k, c)| (k, p.cmd(&c))).collect();
@@ -155,6 +156,7 @@ fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
             ("userns", "ERR unshare EPERM"),
             ("kill", "ERR kill EPERM"),
             ("ptrace", "ERR ptrace EPERM"),
+            ("uring", "ERR io_uring_setup EPERM"),
         ];
         for (k, v) in want {
             assert_eq!(got[k], v, "{name}: {k}\n{}", s.d.log());
@@ -166,6 +168,7 @@ fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
             "execve(/bin/sh)",
             "unshare(CLONE_NEWUSER)",
             "ptrace(",
+            "io_uring_setup",
         ] {
             let needles = ["sandbox blocked", what, &format!("in listener {name} pid")];
             assert!(
@@ -382,6 +385,14 @@ fn blocked_call_lines_are_rate_limited_and_count_what_was_held_back() {
     );
     // 500 calls are 500 notifications; at one line a second, far fewer lines.
     assert!(count(&s.d.log()) < 50, "rate-limited:\n{}", s.d.log());
+    // The master logs them, from the worker's log relay (so they follow a
+    // log file reopened on SIGUSR1), at warning level with the writer's pid.
+    let relayed = |l: &&str| l.contains(what) && l.contains("WARN") && l.contains("syslog_pid=");
+    assert!(
+        s.d.log().lines().any(|l| relayed(&l)),
+        "through the relay:\n{}",
+        s.d.log()
+    );
     let held = |log: &str| {
         log.lines()
             .any(|l| l.contains(what) && l.contains("more held back"))

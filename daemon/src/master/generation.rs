@@ -132,6 +132,7 @@ impl Master {
         fds.extend(self.workers.iter().map(|w| w.ctrl.as_raw_fd()));
         fds.extend(self.launches().flat_map(Launch::ctrl_fds));
         fds.extend(self.obs.fds());
+        fds.extend(self.upgrade.report_fd());
         fds.extend(self.relays.iter().map(relay::Relay::fd));
         fds.extend(
             self.workers

@@ -91,7 +91,9 @@ impl Master {
             return;
         };
         let paths = read_late(w);
-        if paths.is_empty() {
+        // A draining worker runs the old generation's code: what it now
+        // depends on is not the listener's current set.
+        if paths.is_empty() || w.draining {
             return;
         }
         let listener = w.listener.clone();

@@ -229,6 +229,8 @@ impl Observe {
         if let Some(c) = &self.control {
             c.fds(&mut out);
         }
+        // The counts memfd handed to an upgrade's new daemon.
+        out.extend(self.carry.as_ref().map(CarryOut::fd));
         out
     }
 

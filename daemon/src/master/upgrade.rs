@@ -70,6 +70,12 @@ impl Upgrades {
             .map(|p| p.report.as_raw_fd())
     }
 
+    /// The report pipe while an upgrade is pending (a forked worker
+    /// closes it, read or not).
+    pub fn report_fd(&self) -> Option<RawFd> {
+        self.pending.as_ref().map(|p| p.report.as_raw_fd())
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         self.pending.as_ref().map(|p| p.deadline)
     }

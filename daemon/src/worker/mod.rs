@@ -132,7 +132,8 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         args.socket.as_ref().map_or(-1, |s| s.as_raw_fd()),
         args.ctrl.as_raw_fd(),
     ];
-    report.sandbox = Some(crate::os::sandbox::enter(l, &keep_out)?);
+    let relay = args.log_fd.as_ref().map(|fd| fd.as_raw_fd());
+    report.sandbox = Some(crate::os::sandbox::enter(l, &keep_out, relay)?);
     if !args.check_only {
         tracing::info!("worker box: {report}");
     }

@@ -93,7 +93,11 @@ impl Handler for Exec {
             running.wait()?
         } else {
             let (stdin, feed) = run::pipe()?;
-            fill(feed, req.data())?;
+            if let Err(e) = fill(feed, req.data()) {
+                let detail = e.to_string();
+                req.set_detail(&detail);
+                return Err(detail.into());
+            }
             let (out_r, out_w) = run::pipe()?;
             cmd.stdin(Stdio::from(stdin))
                 .stdout(Stdio::from(out_w))
@@ -148,22 +152,73 @@ impl Exec {
 
 /// Write the datagram into the program's stdin pipe, then close it. The
 /// pipe is grown first when the datagram is larger than its buffer, so
-/// this never waits for the program.
+/// this never waits for the program; a datagram the pipe cannot be grown
+/// to hold (past /proc/sys/fs/pipe-max-size) is refused, naming its size.
 fn fill(feed: OwnedFd, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
-    if data.len() > 65536 {
-        // SAFETY: F_SETPIPE_SZ on a pipe of ours, integer argument.
-        unsafe {
-            libc::fcntl(
-                feed.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                data.len() as libc::c_int,
-            )
-        };
+    if data.len() > 4096 {
+        // SAFETY: F_GETPIPE_SZ on an fd of ours, no argument.
+        let have = unsafe { libc::fcntl(feed.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        if have < 0 || (have as usize) < data.len() {
+            let want = libc::c_int::try_from(data.len()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: F_SETPIPE_SZ on an fd of ours, integer argument.
+            let got = unsafe { libc::fcntl(feed.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+            if got < 0 || (got as usize) < data.len() {
+                let why = if got < 0 {
+                    std::io::Error::last_os_error().to_string()
+                } else {
+                    format!("it holds {got}")
+                };
+                return Err(std::io::Error::other(format!(
+                    "datagram of {} bytes does not fit the program's stdin pipe ({why}; see /proc/sys/fs/pipe-max-size)",
+                    data.len()
+                )));
+            }
+        }
     }
     let mut f = std::fs::File::from(feed);
     f.write_all(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+
+    #[test]
+    fn a_datagram_larger_than_the_default_pipe_goes_in_whole() {
+        let (read, feed) = run::pipe().expect("pipe");
+        let data = vec![7u8; 200_000];
+        fill(feed, &data).expect("the pipe is grown to hold it");
+        let mut got = Vec::new();
+        std::fs::File::from(read)
+            .read_to_end(&mut got)
+            .expect("read");
+        assert_eq!(got, data);
+    }
+
+    /// When the buffer cannot be grown (here: not a pipe), the datagram is
+    /// refused instead of blocking on a write nobody reads.
+    #[test]
+    fn a_datagram_the_pipe_cannot_hold_is_refused() {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair fills two fds on success.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0);
+        // SAFETY: two fresh fds we own.
+        let (feed, _peer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let e = fill(feed, &vec![0u8; 4 << 20]).expect_err("refused");
+        assert!(e.to_string().contains("4194304 bytes does not fit"), "{e}");
+    }
 }
 
 export_handler!(Exec);

@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 /// Between SIGTERM and SIGKILL when `max_runtime` passed.
 pub const KILL_AFTER: Duration = Duration::from_secs(5);
 
+/// After SIGKILL, how long output is still read: a process the program
+/// left behind (a grandchild) may hold the pipe open for ever.
+pub const READ_AFTER_KILL: Duration = Duration::from_secs(1);
+
 /// How a program ended.
 pub struct Ended {
     pub pid: u32,
@@ -98,24 +102,45 @@ pub struct Running {
     deadline: Option<Instant>,
     /// Set once the program got SIGTERM: when SIGKILL is due.
     kill_at: Option<Instant>,
+    /// Set once SIGKILL was sent: when reading output stops.
+    stop_reading_at: Option<Instant>,
     pidfd: Option<OwnedFd>,
+    /// `wait` reaped it; otherwise Drop kills and reaps it.
+    reaped: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Running {
     /// Start `cmd` (its stdio already set), with `max_runtime`.
     pub fn start(cmd: &mut Command, max_runtime: Option<Duration>) -> io::Result<Running> {
         let started = Instant::now();
-        let child = cmd.spawn()?;
-        let pidfd = match max_runtime {
-            Some(_) => Some(pidfd_open(child.id())?),
+        let mut child = cmd.spawn()?;
+        let pidfd = match max_runtime.map(|_| pidfd_open(child.id())) {
             None => None,
+            Some(Ok(fd)) => Some(fd),
+            Some(Err(e)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
         };
         Ok(Running {
             child,
             started,
-            deadline: max_runtime.map(|d| started + d),
+            // Beyond what Instant holds: no deadline in practice.
+            deadline: max_runtime.and_then(|d| started.checked_add(d)),
             kill_at: None,
+            stop_reading_at: None,
             pidfd,
+            reaped: false,
         })
     }
 
@@ -125,7 +150,10 @@ impl Running {
         let now = Instant::now();
         if let Some(kill_at) = self.kill_at {
             if now >= kill_at {
-                let _ = self.child.kill();
+                if self.stop_reading_at.is_none() {
+                    let _ = self.child.kill();
+                    self.stop_reading_at = Some(now + READ_AFTER_KILL);
+                }
                 return None; // SIGKILL cannot be ignored: wait for it
             }
             return Some(kill_at - now);
@@ -141,13 +169,22 @@ impl Running {
     }
 
     /// Read `out` to its end (keeping at most `max` bytes) while the
-    /// deadline holds; then wait for the program.
+    /// deadline holds; then wait for the program. Once SIGKILL was sent
+    /// and [`READ_AFTER_KILL`] passed, stop reading and return what was
+    /// kept (whoever still holds the pipe is not the program).
     pub fn collect(&mut self, out: OwnedFd, max: usize) -> io::Result<Vec<u8>> {
         let mut file = std::fs::File::from(out);
         let mut kept = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
-            let wait = self.due();
+            let mut wait = self.due();
+            if let Some(stop) = self.stop_reading_at {
+                let now = Instant::now();
+                if now >= stop {
+                    return Ok(kept);
+                }
+                wait = Some(stop - now);
+            }
             let mut fds = [libc::pollfd {
                 fd: file.as_raw_fd(),
                 events: libc::POLLIN,
@@ -197,7 +234,10 @@ impl Running {
         }
         let status = loop {
             match self.child.wait() {
-                Ok(s) => break s,
+                Ok(s) => {
+                    self.reaped = true;
+                    break s;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
@@ -219,4 +259,46 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     }
     // SAFETY: a fresh fd we own (pidfds are CLOEXEC).
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Stdio;
+
+    /// A program killed at max_runtime whose child keeps its stdout:
+    /// collect returns (with what was written) while that child lives.
+    #[test]
+    fn collect_returns_after_sigkill_though_a_grandchild_holds_stdout() {
+        let (read, write) = pipe().expect("pipe");
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "trap '' TERM; sleep 600 & echo $!; exec sleep 600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(write));
+        let mut run = Running::start(&mut cmd, Some(Duration::from_millis(50))).expect("start");
+        drop(cmd); // our copy of the write end
+        let out = run.collect(read, 100).expect("collect");
+        let ended = run.wait().expect("wait");
+        let text = String::from_utf8_lossy(&out);
+        let pid: libc::pid_t = text.trim().parse().expect("the grandchild's pid");
+        // SAFETY: signal 0 only checks the pid exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        // SAFETY: ending the sleep this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert!(alive, "the grandchild still held stdout");
+        assert!(ended.timed_out, "{}", ended.describe());
+    }
+
+    /// A Running dropped without wait leaves no zombie behind.
+    #[test]
+    fn a_running_never_waited_for_is_killed_and_reaped() {
+        let mut cmd = Command::new("/bin/sleep");
+        cmd.arg("600");
+        let run = Running::start(&mut cmd, None).expect("start");
+        let pid = run.child.id() as libc::pid_t;
+        drop(run);
+        // SAFETY: waitpid on our own (already reaped) child's pid.
+        let rc = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        assert_eq!(rc, -1, "reaped already, so no such child");
+    }
 }

@@ -64,9 +64,11 @@ fn string_list(table: &toml::Table, key: &str) -> Result<Vec<String>, String> {
         .ok_or_else(|| format!("`{key}` must be an array of strings"))?;
     arr.iter()
         .map(|x| {
-            x.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("`{key}` must be an array of strings, not {x}"))
+            let s = x
+                .as_str()
+                .ok_or_else(|| format!("`{key}` must be an array of strings, not {x}"))?;
+            no_nul(key, s)?;
+            Ok(s.to_string())
         })
         .collect()
 }
@@ -74,10 +76,21 @@ fn string_list(table: &toml::Table, key: &str) -> Result<Vec<String>, String> {
 fn string(table: &toml::Table, key: &str) -> Result<Option<String>, String> {
     match table.get(key) {
         None => Ok(None),
-        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(toml::Value::String(s)) => no_nul(key, s).map(|()| Some(s.clone())),
         Some(other) => Err(format!("`{key}` must be a string, not {other}")),
     }
 }
+
+/// A NUL byte cannot go into an argument, a path or the environment.
+fn no_nul(key: &str, s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return Err(format!("`{key}`: {s:?} holds a NUL byte"));
+    }
+    Ok(())
+}
+
+/// The longest `max_runtime` taken: 2^32 seconds (about 136 years).
+const MAX_RUNTIME_LIMIT: f64 = 4_294_967_296.0;
 
 impl Settings {
     /// Check `table`; `stream`: the listener is a stream one.
@@ -128,15 +141,19 @@ impl Settings {
         }
         let max_runtime = match table.get("max_runtime") {
             None => None,
-            Some(toml::Value::Float(f)) if f.is_finite() && *f >= 0.0 => {
-                (*f > 0.0).then(|| Duration::from_secs_f64(*f))
+            Some(toml::Value::Float(f))
+                if f.is_finite() && *f >= 0.0 && *f <= MAX_RUNTIME_LIMIT =>
+            {
+                (*f > 0.0)
+                    .then(|| Duration::try_from_secs_f64(*f).ok())
+                    .flatten()
             }
-            Some(toml::Value::Integer(i)) if *i >= 0 => {
+            Some(toml::Value::Integer(i)) if *i >= 0 && *i as f64 <= MAX_RUNTIME_LIMIT => {
                 (*i > 0).then(|| Duration::from_secs(*i as u64))
             }
             Some(other) => {
                 return Err(format!(
-                    "`max_runtime` must be a number of seconds >= 0, not {other}"
+                    "`max_runtime` must be a number of seconds from 0 to 4294967296 (2^32), not {other}"
                 ))
             }
         };
@@ -162,7 +179,7 @@ fn environment(table: &toml::Table) -> Result<Vec<(OsString, OsString)>, String>
         env.push((k, v));
     };
     for name in string_list(table, "pass_env")? {
-        if name.is_empty() || name.contains('=') {
+        if name.is_empty() || name.contains(['=', '\0']) {
             return Err(format!("`pass_env`: {name:?} is not a variable name"));
         }
         if let Some(v) = std::env::var_os(&name) {
@@ -176,9 +193,10 @@ fn environment(table: &toml::Table) -> Result<Vec<(OsString, OsString)>, String>
                 let Some(v) = v.as_str() else {
                     return Err(format!("`env.{k}` must be a string, not {v}"));
                 };
-                if k.is_empty() || k.contains('=') {
+                if k.is_empty() || k.contains(['=', '\0']) {
                     return Err(format!("`env`: {k:?} is not a variable name"));
                 }
+                no_nul(&format!("env.{k}"), v)?;
                 set(k.into(), v.into());
             }
         }
@@ -293,7 +311,37 @@ mod tests {
                 "{bad}"
             );
         }
+        for bad in ["1e20", "4294967297", "9223372036854775807", "inf"] {
+            let e =
+                parse(&format!("command = [\"/bin/cat\"]\nmax_runtime = {bad}")).expect_err(bad);
+            assert!(e.contains("`max_runtime`"), "{bad}: {e}");
+        }
+        let s = parse("command = [\"/bin/cat\"]\nmax_runtime = 4294967296").expect("2^32");
+        assert_eq!(s.max_runtime, Some(Duration::from_secs(1 << 32)));
         let s = parse("command = [\"/bin/cat\"]\nmax_runtime = 1.5").expect("ok");
         assert_eq!(s.max_runtime, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_naming_the_key() {
+        for (bad, key) in [
+            ("command = [\"/bin/cat\", \"a\\u0000b\"]", "`command`"),
+            ("command = [\"/bin/cat\"]\nargv0 = \"c\\u0000t\"", "`argv0`"),
+            (
+                "command = [\"/bin/cat\"]\nenv = { \"A\\u0000B\" = \"1\" }",
+                "`env`",
+            ),
+            (
+                "command = [\"/bin/cat\"]\nenv = { A = \"1\\u00002\" }",
+                "`env.A`",
+            ),
+            (
+                "command = [\"/bin/cat\"]\npass_env = [\"HO\\u0000ME\"]",
+                "`pass_env`",
+            ),
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -60,9 +60,14 @@ impl std::fmt::Display for SandboxReport {
 }
 
 /// Put this process into `l`'s sandbox. `keep_out` are fds the reporter
-/// process must not hold (the listening and control sockets). Returns
-/// what it entered, for the worker's start line.
-pub fn enter(l: &ListenerConfig, keep_out: &[RawFd]) -> Result<SandboxReport, String> {
+/// process must not hold (the listening and control sockets); `log_fd`
+/// the worker's log relay, where the reporter writes. Returns what it
+/// entered, for the worker's start line.
+pub fn enter(
+    l: &ListenerConfig,
+    keep_out: &[RawFd],
+    log_fd: Option<RawFd>,
+) -> Result<SandboxReport, String> {
     let sb = &l.sandbox;
     let mut out = SandboxReport {
         mode: sb.mode,
@@ -81,7 +86,7 @@ pub fn enter(l: &ListenerConfig, keep_out: &[RawFd]) -> Result<SandboxReport, St
     } else {
         Vec::new()
     };
-    let reporter = report::Reporter::spawn(&l.name, sb.mode, keep_out)?;
+    let reporter = report::Reporter::spawn(&l.name, sb.mode, keep_out, log_fd)?;
     if sb.mode == SandboxMode::Enforce {
         let network_none = sb.network == Network::None;
         let abi = landlock::restrict(&grants, network_none)?;

@@ -8,9 +8,9 @@
 //! listener, the pid and the call with its telling arguments, answer with
 //! the errno (EAFNOSUPPORT for sockets, EPERM for the rest) or let the call
 //! run. Lines are rate-limited per call description (one a second, with the
-//! count held back). Promises: it exits when the last process using the
-//! filter is gone (the fd hangs up) or when the worker dies before handing
-//! the fd over; it never holds the listening or control socket. Never runs
+//! count held back), each a line on the worker's log relay. Promises: it exits when the last process using the
+//! filter is gone (the fd hangs up, kernel 5.8 on) or when the worker dies
+//! (PR_SET_PDEATHSIG); it never holds the listening or control socket. Never runs
 //! plugin code, never blocks a signal the worker relies on.
 
 use crate::config::SandboxMode;
@@ -31,7 +31,16 @@ pub struct Reporter {
 
 impl Reporter {
     /// Fork the reporter for listener `name`.
-    pub fn spawn(name: &str, mode: SandboxMode, keep_out: &[RawFd]) -> Result<Reporter, String> {
+    /// `log_fd`: the worker's log relay, where its lines go (the master
+    /// logs them with the listener and this process's pid, to wherever
+    /// the log goes now: a rotated log file is followed); without one
+    /// (--check) they go to the inherited log.
+    pub fn spawn(
+        name: &str,
+        mode: SandboxMode,
+        keep_out: &[RawFd],
+        log_fd: Option<RawFd>,
+    ) -> Result<Reporter, String> {
         let (mine, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -39,6 +48,8 @@ impl Reporter {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| format!("sandbox: reporter socketpair: {e}"))?;
+        // SAFETY: getpid cannot fail.
+        let worker = unsafe { libc::getpid() };
         // SAFETY: the worker is single-threaded here (checked by the
         // caller), so the child may run ordinary code; it ends in _exit.
         match unsafe { libc::fork() } {
@@ -55,11 +66,21 @@ impl Reporter {
             }
             0 => {
                 drop(mine);
+                // Die with the worker: POLLHUP on the notification fd only
+                // comes from kernel 5.8 on, and a worker that dies before
+                // handing it over leaves nobody to hang up.
+                // SAFETY: prctl with integer arguments.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+                // SAFETY: getppid cannot fail.
+                if unsafe { libc::getppid() } != worker {
+                    // SAFETY: the worker died before the prctl took hold.
+                    unsafe { libc::_exit(0) }
+                }
                 close_copies(keep_out);
                 ignore_stop_signals();
                 let code = match receive_fd(&theirs) {
                     Some(notify) => {
-                        serve(name, mode, &notify);
+                        serve(name, mode, &notify, log_fd);
                         0
                     }
                     None => 0,
@@ -84,7 +105,8 @@ impl Reporter {
 }
 
 /// Close every fd of this process that is `keep_out` or a copy of one
-/// (the same open socket, also under another number).
+/// (the same open socket, also under another number): the `keep_out`
+/// fds themselves always, copies as far as /proc/self/fd can be read.
 fn close_copies(keep_out: &[RawFd]) {
     let id = |fd: RawFd| {
         let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
@@ -100,6 +122,11 @@ fn close_copies(keep_out: &[RawFd]) {
         .filter(|fd| **fd >= 0)
         .filter_map(|fd| id(*fd))
         .collect();
+    for fd in keep_out.iter().filter(|fd| **fd >= 0) {
+        // SAFETY: closing this process's copy of a worker fd that the
+        // reporter never uses.
+        unsafe { libc::close(*fd) };
+    }
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -150,7 +177,7 @@ fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
 }
 
 /// Answer notifications until the filter has no more users.
-fn serve(name: &str, mode: SandboxMode, notify: &OwnedFd) {
+fn serve(name: &str, mode: SandboxMode, notify: &OwnedFd, log_fd: Option<RawFd>) {
     let mut limits: HashMap<String, RateLimit> = HashMap::new();
     loop {
         let mut pfd = libc::pollfd {
@@ -204,7 +231,7 @@ fn serve(name: &str, mode: SandboxMode, notify: &OwnedFd) {
                 &mut resp,
             )
         };
-        log_line(name, mode, req.pid, &what, errno, &mut limits);
+        log_line(name, mode, req.pid, &what, errno, &mut limits, log_fd);
     }
 }
 
@@ -215,6 +242,7 @@ fn log_line(
     what: &str,
     errno: i32,
     limits: &mut HashMap<String, RateLimit>,
+    log_fd: Option<RawFd>,
 ) {
     const MAX_KINDS: usize = 256;
     let key = if limits.len() < MAX_KINDS || limits.contains_key(what) {
@@ -234,18 +262,33 @@ fn log_line(
         String::new()
     };
     let err = std::io::Error::from_raw_os_error(errno);
-    if mode == SandboxMode::Enforce {
-        tracing::warn!(
-            listener = name,
-            pid,
+    let text = if mode == SandboxMode::Enforce {
+        format!(
             "sandbox blocked {what} in listener {name} pid {pid}: {}{more}",
             super::report_text::errno_name(errno, &err)
-        );
+        )
     } else {
-        tracing::warn!(
-            listener = name,
-            pid,
-            "sandbox (log mode) would block {what} in listener {name} pid {pid}{more}"
-        );
+        format!("sandbox (log mode) would block {what} in listener {name} pid {pid}{more}")
+    };
+    match log_fd {
+        Some(fd) => relay_line(fd, &text),
+        None => tracing::warn!(listener = name, pid, "{text}"),
     }
+}
+
+/// One line to the log relay at warning level (sd-daemon `<4>`). Never
+/// waits: while the relay is full (the master behind) the line is dropped,
+/// so that answering the filter's notifications never stalls on the log.
+fn relay_line(fd: RawFd, text: &str) {
+    let line = format!("<4>{}\n", text.replace('\n', " "));
+    // SAFETY: send reads `line` for its length; the relay is a unix
+    // stream socket (MSG_NOSIGNAL: no SIGPIPE if the master is gone).
+    unsafe {
+        libc::send(
+            fd,
+            line.as_ptr().cast(),
+            line.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
 }

@@ -177,6 +177,9 @@ fn syscall_name(nr: i64) -> String {
         (SYS_keyctl, "keyctl"),
         (SYS_add_key, "add_key"),
         (SYS_request_key, "request_key"),
+        (SYS_io_uring_setup, "io_uring_setup"),
+        (SYS_io_uring_enter, "io_uring_enter"),
+        (SYS_io_uring_register, "io_uring_register"),
     ];
     known
         .iter()

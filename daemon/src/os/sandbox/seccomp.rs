@@ -18,12 +18,13 @@ use crate::config::{Network, SandboxMode};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 /// What `sockhostctl security` and the start line call each group.
-pub const FILTER_GROUPS: [&str; 5] = [
+pub const FILTER_GROUPS: [&str; 6] = [
     "namespaces (unshare, setns, clone with namespace flags)",
     "tracing (ptrace, process_vm_readv/writev, pidfd_getfd)",
     "kernel modules, kexec, bpf, perf_event_open",
     "identity (setuid family, setgroups, capset)",
     "mounts, chroot, swap, reboot, clock and host name",
+    "io_uring (its operations bypass the socket and exec rules)",
 ];
 
 /// When a call is blocked.
@@ -108,6 +109,11 @@ fn always() -> Vec<(i64, When)> {
         SYS_keyctl,
         SYS_add_key,
         SYS_request_key,
+        // An io_uring runs socket (IORING_OP_SOCKET), open and the rest
+        // without the system calls this filter sees: none at all.
+        SYS_io_uring_setup,
+        SYS_io_uring_enter,
+        SYS_io_uring_register,
     ] {
         v.push((nr, When::Always));
     }
@@ -153,6 +159,8 @@ pub fn describe(mode: SandboxMode, network: Network, exec: bool) -> String {
         text.push_str("; clone3 answers ENOSYS (threads use clone)");
     }
     text.push_str("; other architectures EPERM");
+    #[cfg(target_arch = "x86_64")]
+    text.push_str(", x32 calls ENOSYS");
     text
 }
 
@@ -237,7 +245,7 @@ pub fn install(mode: SandboxMode, network: Network, exec: bool) -> Result<OwnedF
     if fd < 0 {
         let e = std::io::Error::last_os_error();
         return Err(format!(
-            "sandbox: this kernel cannot load the seccomp filter with a notification fd (needs Linux 5.5): {e}"
+            "sandbox: this kernel cannot load the seccomp filter with a notification fd (needs Linux 5.8): {e}"
         ));
     }
     // SAFETY: the kernel returned a new fd that nothing else owns.
