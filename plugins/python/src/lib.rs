@@ -11,8 +11,10 @@
 //! request then goes through the class's steps as `_handle_request_noblock`
 //! does: its `get_request` when it has one or wraps the socket
 //! (`server.socket.accept()` hands over the connection the daemon took),
-//! its `verify_request` with the real socket, its `process_request` (a
-//! mixin's dispatch is the daemon's) or `finish_request`, with
+//! its `verify_request` with the real socket (a refusal is reported with
+//! `refuse_request`, so the daemon counts it as refused), its
+//! `process_request` (a mixin's dispatch is the daemon's) or
+//! `finish_request`, with
 //! `handle_error` and `shutdown_request` as socketserver calls them.
 //! `server.shutdown()` and a sync-mode `SystemExit` stop the worker (the
 //! daemon starts a fresh one). The server's `verify_request` (datagram),
@@ -45,7 +47,7 @@ mod interp;
 mod settings;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyModule};
+use pyo3::types::{PyBool, PyBytes, PyModule};
 use sockhost_sdk::{export_handler, Client, Handler, Kind, Listener, Mixin, Request, Result};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
@@ -250,7 +252,7 @@ impl Handler for PyHandler {
 
     fn handle(&self, req: &mut Request) -> Result<()> {
         let _counted = InFlight::enter(&self.in_flight);
-        let outcome = Python::attach(|py| -> PyResult<Option<String>> {
+        let outcome = Python::attach(|py| -> PyResult<Option<Option<String>>> {
             let addr = address::client_address(py, req.family(), req.client_addr())?;
             let request = self.request(py, req.fd(), req.data())?;
             let glue = self.py.glue.bind(py);
@@ -268,14 +270,21 @@ impl Handler for PyHandler {
             let result = result?;
             if result.is_none() {
                 Ok(None)
+            } else if result.is_instance_of::<PyBool>() {
+                // The class's verify_request refused the client.
+                Ok(Some(None))
             } else {
-                Ok(Some(result.extract::<String>()?))
+                Ok(Some(Some(result.extract::<String>()?)))
             }
         });
         match outcome {
             Ok(None) => Ok(()),
+            Ok(Some(None)) => {
+                req.refuse_request();
+                Ok(())
+            }
             // handle_error has reported it with its traceback already.
-            Ok(Some(text)) => Err(text.into()),
+            Ok(Some(Some(text))) => Err(text.into()),
             Err(e) => Err(describe(&e).into()),
         }
     }

@@ -303,8 +303,9 @@ def serve(server, request, client_address, steps=(False, False, False)):
     get_request: verify_request (stream listeners whose class has its own,
     with the real socket), process_request (the class's own, with the
     mixin's dispatch already done by the daemon) or finish_request +
-    shutdown_request, with handle_error for an exception. Returns None, or
-    the failure's text for the daemon's log.
+    shutdown_request, with handle_error for an exception. Returns None,
+    False when verify_request refused the client (the daemon counts a
+    refusal), or the failure's text for the daemon's log.
 
     A thread-mode request runs on a thread CPython did not start, which
     threading sees as a daemon "dummy" thread; for the request it counts as
@@ -319,7 +320,7 @@ def serve(server, request, client_address, steps=(False, False, False)):
         _, verify, process = steps
         if verify and not server.verify_request(request, client_address):
             server.shutdown_request(request)
-            return None
+            return False
         try:
             if process:
                 _here.inline = True
