@@ -188,15 +188,16 @@ impl PyHandler {
             // fork child above all, whose findings die with it) looks for
             // new ones only after it imported some itself.
             g.call_method0("watch_modules")?;
-            let serve = if datagram {
-                "serve_datagram"
-            } else {
-                "serve_stream"
+            let plain = steps.extract::<(bool, bool, bool)>()? == (false, false, false);
+            let serve = match (datagram, l.mixin == Mixin::Fork && plain) {
+                (true, _) => g.getattr("serve_datagram")?,
+                (false, true) => g.call_method1("child_server", (&server,))?,
+                (false, false) => g.getattr("serve_stream")?,
             };
             let objects = Objects {
                 glue: glue.clone_ref(py),
                 server_socket: server.getattr("socket")?.unbind(),
-                serve: g.getattr(serve)?.unbind(),
+                serve: serve.unbind(),
                 steps: steps.unbind(),
                 server: server.unbind(),
             };
@@ -251,7 +252,9 @@ impl Handler for PyHandler {
     }
 
     fn handle(&self, req: &mut Request) -> Result<()> {
-        let _counted = InFlight::enter(&self.in_flight);
+        // A fork child never runs destroy: nothing there reads the count
+        // (and writing it would copy its page).
+        let _counted = (!self.fork).then(|| InFlight::enter(&self.in_flight));
         let outcome = Python::attach(|py| -> PyResult<Option<Option<String>>> {
             let addr = address::client_address(py, req.family(), req.client_addr())?;
             let request = self.request(py, req.fd(), req.data())?;
@@ -265,7 +268,7 @@ impl Handler for PyHandler {
             let result = self.py.serve.bind(py).call1(args);
             if self.fork {
                 // The child ends in _exit: let no half line be lost.
-                let _ = glue.call_method0("flush_logs");
+                let _ = glue.call_method0(pyo3::intern!(py, "flush_logs"));
             }
             let result = result?;
             if result.is_none() {
@@ -365,14 +368,16 @@ impl Handler for PyHandler {
     }
 
     fn after_fork_child(&self) {
-        if let Some(state) = FORK_GIL.with(Cell::take) {
+        if FORK_GIL.with(Cell::take).is_some() {
             // SAFETY: the child's only thread is the one that ran
             // before_fork, GIL held; CPython resets its locks and runs the
-            // register_at_fork(after_in_child=...) hooks.
-            unsafe {
-                pyo3::ffi::PyOS_AfterFork_Child();
-                pyo3::ffi::PyGILState_Release(state);
-            }
+            // register_at_fork(after_in_child=...) hooks. The child keeps
+            // the GIL, as a ForkingMixIn child does (its request's
+            // Python::attach finds it held): dropping it only to take it
+            // again would write the lock's pages, and the child ends in
+            // _exit, never giving it back. Threads the handler starts still
+            // run: the eval loop hands the GIL over as usual.
+            unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
         }
     }
 }
