@@ -8,7 +8,6 @@ mod common;
 
 use common::observe::*;
 use common::py::*;
-use common::*;
 
 const APP: &str = r#"
 import socket, socketserver
