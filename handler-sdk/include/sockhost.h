@@ -73,6 +73,10 @@
  *   sockhost_host.exec_request                  a fork-mode request child
  *                                               is about to become a
  *                                               program (execve)
+ *   sockhost_host.refuse_request                the plugin's own check,
+ *                                               run inside the request,
+ *                                               refused it: count it as
+ *                                               refused, not served
  * Nothing new is read from a plugin: 1.0 and 1.1 plugins load unchanged.
  */
 #ifndef SOCKHOST_H
@@ -91,7 +95,7 @@ extern "C" {
 /* "SOCKHOST" read as a big-endian 64-bit number. */
 #define SOCKHOST_ABI_MAGIC UINT64_C(0x534F434B484F5354)
 #define SOCKHOST_ABI_MAJOR 1
-#define SOCKHOST_ABI_MINOR 2 /* 1.1: fork hooks, listener config_dir/listen_fd, depends_on, request proxy_tlvs; 1.2: log_fd, max_packet_size, take_listener, set_detail, exec_request */
+#define SOCKHOST_ABI_MINOR 2 /* 1.1: fork hooks, listener config_dir/listen_fd, depends_on, request proxy_tlvs; 1.2: log_fd, max_packet_size, take_listener, set_detail, exec_request, refuse_request */
 
 /* Names of the two exported symbols. */
 #define SOCKHOST_ABI_SYMBOL "sockhost_abi"
@@ -285,6 +289,15 @@ typedef struct sockhost_host {
      * spawn the program and wait for it instead. If execve then fails,
      * return a failure from handle as usual. */
     int32_t (*exec_request)(sockhost_request *req);
+    /* Call from setup or handle when the plugin's own check, run inside the
+     * request because it needs the connection itself (an embedded runtime's
+     * verify_request that reads the socket), refused the client: the host
+     * then counts the request as refused with reason "verify_request"
+     * (sockhost_requests_refused_total), not as a request served or failed,
+     * and writes no access log line for it. Close nothing: return from the
+     * hook as usual (SOCKHOST_OK). Works in every mixin, also in a forked
+     * request child. Returns 0, or -1 for a request the host does not know. */
+    int32_t (*refuse_request)(sockhost_request *req);
 } sockhost_host;
 
 /* ---- plugin functions ------------------------------------------------- */

@@ -272,6 +272,25 @@ impl<'a> Request<'a> {
         unsafe { f(self.raw) == 0 }
     }
 
+    /// The plugin's own check, run inside this request (it needed the
+    /// connection), refused the client (ABI 1.2): the host counts the
+    /// request as refused with reason `verify_request`, not as served or
+    /// failed. Return from the hook as usual. False when the host is
+    /// older than this call.
+    pub fn refuse_request(&mut self) -> bool {
+        let Some(h) = host() else { return false };
+        let needed =
+            std::mem::offset_of!(sys::sockhost_host, refuse_request) + std::mem::size_of::<usize>();
+        if (h.size as usize) < needed {
+            return false;
+        }
+        let Some(f) = h.refuse_request else {
+            return false;
+        };
+        // SAFETY: the request pointer is the host's own, live for this call.
+        unsafe { f(self.raw) == 0 }
+    }
+
     /// The TLVs of a PROXY v2 header (`proxy_protocol` listeners), raw as
     /// sent: type, 2-byte big-endian length, value, one after another.
     /// Empty when there are none, and from a host older than ABI 1.1.

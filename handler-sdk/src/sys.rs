@@ -118,6 +118,7 @@ pub struct sockhost_host {
     pub take_listener: Option<unsafe extern "C" fn() -> i32>,
     pub set_detail: Option<RequestTextFn>,
     pub exec_request: Option<unsafe extern "C" fn(req: *mut sockhost_request) -> i32>,
+    pub refuse_request: Option<unsafe extern "C" fn(req: *mut sockhost_request) -> i32>,
 }
 
 /// `set_error` and `set_detail`: text attached to a request.

@@ -69,7 +69,8 @@ fn expectations() -> Vec<(String, u64)> {
         depends_on,
         take_listener,
         set_detail,
-        exec_request
+        exec_request,
+        refuse_request
     });
     layout!(sockhost_plugin {
         size,

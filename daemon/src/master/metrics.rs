@@ -6,7 +6,9 @@
 //! After a binary upgrade the old daemon's counts are added to every
 //! series (`carry`), so counters go on growing across it.
 //!
-//! Promises: a counter never decreases while the daemon runs: a worker's
+//! Promises: a counter never decreases while the daemon runs: `requests`
+//! is held at the highest value shown (a request the plugin refused from
+//! inside is taken back from its worker's count once it ends); a worker's
 //! counts move from its live block into the totals exactly once, when the
 //! master reaps it (requests it still had in flight count as failed), and a
 //! listener removed by a reload keeps its totals (and its series). The
@@ -17,6 +19,7 @@
 
 use crate::os::stats::{Counts, WorkerStats, BUCKETS};
 use crate::worker::gate::Reason;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -32,6 +35,10 @@ struct Retired {
 #[derive(Debug)]
 pub struct Totals {
     listeners: BTreeMap<String, Retired>,
+    /// The highest `requests` each listener has shown: a request the
+    /// plugin refuses from inside (`refuse_request`) is taken back from
+    /// its worker's count, which must not make the counter step back.
+    shown: RefCell<BTreeMap<String, u64>>,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub started_at: SystemTime,
@@ -53,6 +60,7 @@ impl Default for Totals {
     fn default() -> Totals {
         Totals {
             listeners: BTreeMap::new(),
+            shown: RefCell::new(BTreeMap::new()),
             reloads_ok: 0,
             reloads_failed: 0,
             started_at: SystemTime::now(),
@@ -147,6 +155,12 @@ impl Totals {
             v.active += now.active();
             v.workers += 1;
             v.counts.add(&now);
+        }
+        let mut shown = self.shown.borrow_mut();
+        for (name, v) in out.iter_mut() {
+            let high = shown.entry(name.clone()).or_default();
+            *high = (*high).max(v.counts.requests);
+            v.counts.requests = *high;
         }
         out
     }
@@ -316,6 +330,27 @@ fn histogram(o: &mut String, listeners: &BTreeMap<String, ListenerView>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Protects: a request the plugin refused from inside is taken back
+    /// from its worker's count, and the counter shown never steps back.
+    #[test]
+    fn requests_never_step_back_when_one_is_taken_back() {
+        use crate::os::stats::Meter;
+        let totals = Totals::default();
+        let meter = Meter::leak(WorkerStats::map().expect("map a block"));
+        let stats = meter.stats().expect("a block");
+        let shown = |t: &Totals| t.view([("echo", stats)])["echo"].counts.requests;
+        meter.dispatched();
+        meter.dispatched();
+        assert_eq!(shown(&totals), 2);
+        meter.withdrawn(Reason::Plugin.index());
+        assert_eq!(stats.snapshot().requests, 1);
+        assert_eq!(shown(&totals), 2);
+        assert_eq!(stats.snapshot().refused[Reason::Plugin.index()], 1);
+        meter.dispatched();
+        meter.dispatched();
+        assert_eq!(shown(&totals), 3);
+    }
 
     #[test]
     fn label_values_are_quoted() {

@@ -224,6 +224,20 @@ impl Meter {
         }
     }
 
+    /// A request dispatched but then refused by the plugin's own check run
+    /// inside it (`refuse_request`): no longer a request, a refusal by
+    /// reason index `reason`. Its dispatch is taken back, so it never
+    /// counted as in flight, done or failed once it ends.
+    #[cold]
+    pub fn withdrawn(&self, reason: usize) {
+        if let Some(s) = self.stats {
+            s.serve.requests.fetch_sub(1, Relaxed);
+            if let Some(c) = s.serve.refused.get(reason) {
+                c.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// An oversized datagram was dropped.
     #[inline]
     pub fn dropped(&self) {

@@ -1,6 +1,7 @@
 //! The host's side of each call into a plugin: the host function table
 //! (`log`, `log_enabled`, `set_error`, `reply`, `depends_on`,
-//! `take_listener`, `set_detail`) and the request a plugin
+//! `take_listener`, `set_detail`, `exec_request`, `refuse_request`) and
+//! the request a plugin
 //! sees (`RequestCtx`, the boxed `sockhost_request` plus the memory it
 //! points into).
 //!
@@ -35,6 +36,7 @@ pub(crate) static HOST: sys::sockhost_host = sys::sockhost_host {
     take_listener: Some(host_take_listener),
     set_detail: Some(host_set_detail),
     exec_request: Some(host_exec_request),
+    refuse_request: Some(host_refuse_request),
 };
 
 /// In a fork-mode request child: the flag that tells the worker this
@@ -54,6 +56,17 @@ unsafe extern "C" fn host_exec_request(_req: *mut sys::sockhost_request) -> i32 
     match unsafe { mark.as_ref() } {
         Some(m) => {
             m.store(1, Ordering::SeqCst);
+            0
+        }
+        None => -1,
+    }
+}
+
+unsafe extern "C" fn host_refuse_request(req: *mut sys::sockhost_request) -> i32 {
+    // SAFETY: the plugin passes back the request we gave it.
+    match unsafe { ctx_of(req) } {
+        Some(ctx) => {
+            ctx.refused = true;
             0
         }
         None => -1,
@@ -267,6 +280,9 @@ pub struct RequestCtx {
     pub error: Option<String>,
     /// The text a hook attached with `set_detail`, for the access log.
     pub detail: Option<String>,
+    /// The plugin's own check, run inside the request, refused it
+    /// (`refuse_request`): counted as refused, not served.
+    pub refused: bool,
 }
 
 /// A client address as NUL-terminated UTF-8 in a fixed buffer: the longest
@@ -367,6 +383,7 @@ impl RequestCtx {
             proxy_tlvs: Vec::new(),
             error: None,
             detail: None,
+            refused: false,
         }
     }
 

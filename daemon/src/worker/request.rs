@@ -94,6 +94,9 @@ impl Outcome {
 /// done) and write its access log line if the listener wants one.
 #[inline]
 pub fn request_ended(shared: &Shared, ctx: &RequestCtx, started: Instant, ok: bool) {
+    if ctx.refused {
+        return refused_inside(shared.meter, ctx.client());
+    }
     let took = shared.meter.ended(started, ok);
     if shared.listener.access_log {
         let outcome = if ok { Outcome::Ok } else { Outcome::Error };
@@ -106,6 +109,21 @@ pub fn request_ended(shared: &Shared, ctx: &RequestCtx, started: Instant, ok: bo
             ctx.detail.as_deref(),
         );
     }
+}
+
+/// The plugin's own `verify_request`, run inside the request (it needed
+/// the connection), refused it (`refuse_request`): counted as refused with
+/// reason `verify_request` instead of as a request, as the loop's check
+/// would have. Logged at debug: a refusal the plugin decided is the
+/// plugin's to report, and a flood of them must not flood the log.
+#[cold]
+pub fn refused_inside(meter: Meter, client: &str) {
+    meter.withdrawn(crate::worker::gate::Reason::Plugin.index());
+    tracing::debug!(
+        client,
+        reason = "verify_request",
+        "connection from {client} refused by the plugin's verify_request"
+    );
 }
 
 /// One access log line (xinetd's `log_on_success`): the worker's span

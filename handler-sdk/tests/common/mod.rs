@@ -83,6 +83,7 @@ pub static HOST: sockhost_host = sockhost_host {
     take_listener: None,
     set_detail: None,
     exec_request: None,
+    refuse_request: None,
 };
 
 // ---- the handler under test ----------------------------------------------

@@ -51,6 +51,7 @@ static HOST: sockhost_host = sockhost_host {
     take_listener: None,
     set_detail: None,
     exec_request: None,
+    refuse_request: None,
 };
 
 /// The plugin table and one instance, for the whole test binary.

@@ -24,8 +24,11 @@ pub fn client_address<'py>(
                 addr.get(4..8).ok_or_else(bad)?,
             );
             let port = u16::from_be_bytes([port[0], port[1]]);
-            let host = std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string();
-            Ok((host, port).into_pyobject(py)?.into_any())
+            let mut text = [0u8; 15];
+            let host = ipv4_text([ip[0], ip[1], ip[2], ip[3]], &mut text);
+            Ok((PyString::new(py, host), port)
+                .into_pyobject(py)?
+                .into_any())
         }
         libc::AF_INET6 => {
             let field = |r: std::ops::Range<usize>| addr.get(r).ok_or_else(bad);
@@ -65,6 +68,31 @@ pub fn client_address<'py>(
     }
 }
 
+/// An IPv4 address in dotted decimal, written into `buf` on the stack:
+/// no heap page is touched (a fork-mode request child would copy it).
+fn ipv4_text(ip: [u8; 4], buf: &mut [u8; 15]) -> &str {
+    let mut at = 0;
+    for (i, octet) in ip.iter().enumerate() {
+        if i > 0 {
+            buf[at] = b'.';
+            at += 1;
+        }
+        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+        if h > 0 {
+            buf[at] = b'0' + h;
+            at += 1;
+        }
+        if h > 0 || t > 0 {
+            buf[at] = b'0' + t;
+            at += 1;
+        }
+        buf[at] = b'0' + o;
+        at += 1;
+    }
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..at]).unwrap_or("")
+}
+
 extern "C" {
     /// POSIX inet_ntop (glibc), which the libc crate does not declare.
     fn inet_ntop(
@@ -97,4 +125,26 @@ fn ntop6(ip: &[u8]) -> Option<String> {
             .to_string_lossy()
             .into_owned(),
     )
+}
+
+#[cfg(test)]
+mod ipv4_tests {
+    use super::ipv4_text;
+
+    #[test]
+    fn dotted_decimal_as_the_standard_library_writes_it() {
+        for ip in [
+            [127, 0, 0, 1],
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 20, 100, 9],
+            [1, 99, 200, 250],
+        ] {
+            let mut buf = [0u8; 15];
+            assert_eq!(
+                ipv4_text(ip, &mut buf),
+                std::net::Ipv4Addr::from(ip).to_string()
+            );
+        }
+    }
 }

@@ -279,5 +279,5 @@ def load_server(spec, family, socktype):
 
 # The server's steps (steps.py, compiled first as _sockhost_steps): what
 # the plugin calls on this module.
-from _sockhost_steps import (build_server, overrides, plan, serve_datagram,  # noqa: E402,F401
-                             serve_stream, watch_modules)
+from _sockhost_steps import (build_server, overrides, plan, child_server,  # noqa: E402,F401
+                             serve_datagram, serve_stream, watch_modules)

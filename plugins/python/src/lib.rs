@@ -11,8 +11,10 @@
 //! request then goes through the class's steps as `_handle_request_noblock`
 //! does: its `get_request` when it has one or wraps the socket
 //! (`server.socket.accept()` hands over the connection the daemon took),
-//! its `verify_request` with the real socket, its `process_request` (a
-//! mixin's dispatch is the daemon's) or `finish_request`, with
+//! its `verify_request` with the real socket (a refusal is reported with
+//! `refuse_request`, so the daemon counts it as refused), its
+//! `process_request` (a mixin's dispatch is the daemon's) or
+//! `finish_request`, with
 //! `handle_error` and `shutdown_request` as socketserver calls them.
 //! `server.shutdown()` and a sync-mode `SystemExit` stop the worker (the
 //! daemon starts a fresh one). The server's `verify_request` (datagram),
@@ -45,7 +47,7 @@ mod interp;
 mod settings;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyModule};
+use pyo3::types::{PyBool, PyBytes, PyModule};
 use sockhost_sdk::{export_handler, Client, Handler, Kind, Listener, Mixin, Request, Result};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
@@ -186,15 +188,16 @@ impl PyHandler {
             // fork child above all, whose findings die with it) looks for
             // new ones only after it imported some itself.
             g.call_method0("watch_modules")?;
-            let serve = if datagram {
-                "serve_datagram"
-            } else {
-                "serve_stream"
+            let plain = steps.extract::<(bool, bool, bool)>()? == (false, false, false);
+            let serve = match (datagram, l.mixin == Mixin::Fork && plain) {
+                (true, _) => g.getattr("serve_datagram")?,
+                (false, true) => g.call_method1("child_server", (&server,))?,
+                (false, false) => g.getattr("serve_stream")?,
             };
             let objects = Objects {
                 glue: glue.clone_ref(py),
                 server_socket: server.getattr("socket")?.unbind(),
-                serve: g.getattr(serve)?.unbind(),
+                serve: serve.unbind(),
                 steps: steps.unbind(),
                 server: server.unbind(),
             };
@@ -249,8 +252,10 @@ impl Handler for PyHandler {
     }
 
     fn handle(&self, req: &mut Request) -> Result<()> {
-        let _counted = InFlight::enter(&self.in_flight);
-        let outcome = Python::attach(|py| -> PyResult<Option<String>> {
+        // A fork child never runs destroy: nothing there reads the count
+        // (and writing it would copy its page).
+        let _counted = (!self.fork).then(|| InFlight::enter(&self.in_flight));
+        let outcome = Python::attach(|py| -> PyResult<Option<Option<String>>> {
             let addr = address::client_address(py, req.family(), req.client_addr())?;
             let request = self.request(py, req.fd(), req.data())?;
             let glue = self.py.glue.bind(py);
@@ -263,19 +268,26 @@ impl Handler for PyHandler {
             let result = self.py.serve.bind(py).call1(args);
             if self.fork {
                 // The child ends in _exit: let no half line be lost.
-                let _ = glue.call_method0("flush_logs");
+                let _ = glue.call_method0(pyo3::intern!(py, "flush_logs"));
             }
             let result = result?;
             if result.is_none() {
                 Ok(None)
+            } else if result.is_instance_of::<PyBool>() {
+                // The class's verify_request refused the client.
+                Ok(Some(None))
             } else {
-                Ok(Some(result.extract::<String>()?))
+                Ok(Some(Some(result.extract::<String>()?)))
             }
         });
         match outcome {
             Ok(None) => Ok(()),
+            Ok(Some(None)) => {
+                req.refuse_request();
+                Ok(())
+            }
             // handle_error has reported it with its traceback already.
-            Ok(Some(text)) => Err(text.into()),
+            Ok(Some(Some(text))) => Err(text.into()),
             Err(e) => Err(describe(&e).into()),
         }
     }
@@ -356,14 +368,16 @@ impl Handler for PyHandler {
     }
 
     fn after_fork_child(&self) {
-        if let Some(state) = FORK_GIL.with(Cell::take) {
+        if FORK_GIL.with(Cell::take).is_some() {
             // SAFETY: the child's only thread is the one that ran
             // before_fork, GIL held; CPython resets its locks and runs the
-            // register_at_fork(after_in_child=...) hooks.
-            unsafe {
-                pyo3::ffi::PyOS_AfterFork_Child();
-                pyo3::ffi::PyGILState_Release(state);
-            }
+            // register_at_fork(after_in_child=...) hooks. The child keeps
+            // the GIL, as a ForkingMixIn child does (its request's
+            // Python::attach finds it held): dropping it only to take it
+            // again would write the lock's pages, and the child ends in
+            // _exit, never giving it back. Threads the handler starts still
+            // run: the eval loop hands the GIL over as usual.
+            unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
         }
     }
 }

@@ -303,8 +303,9 @@ def serve(server, request, client_address, steps=(False, False, False)):
     get_request: verify_request (stream listeners whose class has its own,
     with the real socket), process_request (the class's own, with the
     mixin's dispatch already done by the daemon) or finish_request +
-    shutdown_request, with handle_error for an exception. Returns None, or
-    the failure's text for the daemon's log.
+    shutdown_request, with handle_error for an exception. Returns None,
+    False when verify_request refused the client (the daemon counts a
+    refusal), or the failure's text for the daemon's log.
 
     A thread-mode request runs on a thread CPython did not start, which
     threading sees as a daemon "dummy" thread; for the request it counts as
@@ -319,7 +320,7 @@ def serve(server, request, client_address, steps=(False, False, False)):
         _, verify, process = steps
         if verify and not server.verify_request(request, client_address):
             server.shutdown_request(request)
-            return None
+            return False
         try:
             if process:
                 _here.inline = True
@@ -365,6 +366,36 @@ def serve_stream(server, fd, client_address, steps):
     else:
         request = socket.socket(server.socket.family, socket.SOCK_STREAM, 0, fd)
     return serve(server, request, client_address, steps)
+
+
+def child_server(server):
+    """The serve step for a fork-mode request child of a stream server
+    whose class has none of its own get_request, verify_request or
+    process_request: ForkingMixIn's child step for step (finish_request,
+    then shutdown_request, with handle_error for an exception), as
+    serve_stream would run it, with fewer frames and objects so the child
+    copies fewer pages: the socket's family is an int found once here (no
+    enum lookup in the child), the socket class and constants are bound."""
+
+    def serve_child(server, fd, client_address, steps, new=socket.socket,
+                    family=int(server.socket.family), stream=int(socket.SOCK_STREAM)):
+        request = new(family, stream, 0, fd)
+        try:
+            server.finish_request(request, client_address)
+        except Exception as e:
+            return _failed(server, request, client_address, e)
+        except SystemExit as e:
+            server.shutdown_request(request)
+            return _system_exit(server, e)
+        except BaseException:
+            server.shutdown_request(request)
+            raise
+        finally:
+            watch_modules()
+        server.shutdown_request(request)
+        return None
+
+    return serve_child
 
 
 def serve_datagram(server, data, client_address, steps):

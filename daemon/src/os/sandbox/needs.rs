@@ -9,7 +9,8 @@
 //! sit there too); one anywhere else grants only its own file, so a plugin
 //! beside the config never opens the config folder. Promises: never the
 //! config folder's parent, `/tmp` or `/home` unless the listener lists
-//! them (or its Python `path` does). Never touches Landlock itself.
+//! them (or its Python `path` or `directory` does). Never touches
+//! Landlock itself.
 
 use crate::config::{ListenerConfig, Network};
 use std::path::{Path, PathBuf};
@@ -195,8 +196,8 @@ fn loader() -> Option<PathBuf> {
     None
 }
 
-/// The Python plugin: its standard library (from the libpython it links)
-/// and the listener's `path` folders.
+/// The Python plugin: its standard library (from the libpython it links),
+/// the listener's `path` folders and its `directory` when set (read only).
 fn python(
     l: &ListenerConfig,
     libs: &[PathBuf],
@@ -247,6 +248,13 @@ fn python(
     };
     for p in paths {
         add(folder.join(p), Access::Read, "Python path");
+    }
+    // A `directory` the listener names (what SimpleHTTPRequestHandler
+    // serves): read only, writable only when `read_write` lists it too.
+    // Unset, the working directory is the config's folder, granted only
+    // as far as `path` grants it (the config file itself sits there).
+    if let Some(toml::Value::String(d)) = l.config.get("directory") {
+        add(folder.join(d), Access::Read, "Python directory");
     }
 }
 

@@ -10,7 +10,9 @@
 //! empty (the worker clears it before the fork); a detail is cut at
 //! [`DETAIL_MAX`] bytes on a character boundary. The slot also carries
 //! the child's `exec_request` flag: the child became a program, so its
-//! exit status is the program's.
+//! exit status is the program's; and its `refused` flag: the plugin's own
+//! verify_request, run in the child, refused the client (`refuse_request`),
+//! so the worker counts a refusal, not a request.
 
 use super::unshared::UnsharedVec;
 use crate::os::shm::{SharedSlice, ShmSafe};
@@ -23,6 +25,8 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 pub struct Slot {
     /// The child became a program (`exec_request`).
     exec: AtomicU8,
+    /// The plugin refused the client inside the child (`refuse_request`).
+    refused: AtomicU8,
     len: AtomicU32,
     bytes: [AtomicU8; DETAIL_MAX],
 }
@@ -55,6 +59,7 @@ impl Details {
         if let Some(s) = self.slots.get(i as usize) {
             s.len.store(0, Ordering::Relaxed);
             s.exec.store(0, Ordering::Relaxed);
+            s.refused.store(0, Ordering::Relaxed);
         }
         Some(i)
     }
@@ -62,6 +67,21 @@ impl Details {
     /// The child's side: the flag `exec_request` sets in slot `i`.
     pub fn exec_flag(&self, i: u32) -> Option<&AtomicU8> {
         self.slots.get(i as usize).map(|s| &s.exec)
+    }
+
+    /// The child's side: the plugin refused its client (`refuse_request`).
+    pub fn refused(&self, i: u32) {
+        if let Some(s) = self.slots.get(i as usize) {
+            s.refused.store(1, Ordering::Release);
+        }
+    }
+
+    /// The worker's side, before `release`: whether the child refused its
+    /// client.
+    pub fn was_refused(&self, i: u32) -> bool {
+        self.slots
+            .get(i as usize)
+            .is_some_and(|s| s.refused.load(Ordering::Acquire) != 0)
     }
 
     /// The child's side: write `text` into slot `i`.

@@ -30,8 +30,8 @@ use crate::os::threads::check_single_threaded;
 use crate::plugin::RequestCtx;
 use crate::worker::limits::SourceSlot;
 use crate::worker::request::{
-    close_request, finish_request, log_access, request_ended, shutdown_connection, Outcome,
-    Request, Shared,
+    close_request, finish_request, log_access, refused_inside, request_ended, shutdown_connection,
+    Outcome, Request, Shared,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -169,7 +169,14 @@ impl ForkingMixIn {
         let Some(child) = self.children.swap_remove(at) else {
             return;
         };
+        let refused = self.details.was_refused(child.detail);
         let (program, detail) = self.details.release(child.detail);
+        if refused && matches!(status, WaitStatus::Exited(_, 0)) {
+            refused_inside(self.meter, child.ctx.client());
+            let Child { ctx, .. } = child;
+            let _ = self.spare.push(ctx);
+            return;
+        }
         if program {
             self.program_ended(child, status);
             return;
@@ -407,6 +414,9 @@ fn run_child(
     shutdown_connection(&request);
     if let Some(text) = &request.ctx.detail {
         details.write(slot, text);
+    }
+    if request.ctx.refused {
+        details.refused(slot);
     }
     let status = match ok {
         Ok(true) => 0,
