@@ -26,6 +26,7 @@ pub mod gate;
 mod handover;
 mod intake;
 mod limits;
+mod notices;
 pub mod proxy;
 pub mod request;
 mod server;

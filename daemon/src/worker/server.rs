@@ -19,13 +19,13 @@
 use crate::config::{ListenerConfig, SockType};
 use crate::os::backoff::AcceptBackoff;
 use crate::os::poll::{wait_readable, wait_readable_array};
-use crate::os::ratelimit::RateLimit;
 use crate::os::signals::SignalPipe;
 use crate::os::stats::Meter;
 use crate::plugin::{Instance, RequestCtx};
 use crate::worker::dispatch::{self, Dispatch};
 use crate::worker::gate::{Gate, Refusal};
 use crate::worker::intake::{Intake, Outcome};
+use crate::worker::notices::{CapLog, OversizeLog};
 use crate::worker::request::{shutdown_request, Request, Shared};
 use nix::sys::signal::Signal;
 use socket2::Socket;
@@ -466,84 +466,4 @@ fn is_transient(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
     )
-}
-
-/// Says when the mixin's cap (`max_children`, `max_threads`) holds new
-/// requests back, as Apache does for MaxRequestWorkers: one warning when it
-/// is first hit, then at most one a minute, with how often it was hit in
-/// between. Writes nothing while below the cap.
-struct CapLog {
-    at_cap: bool,
-    limit: RateLimit,
-}
-
-impl Default for CapLog {
-    fn default() -> CapLog {
-        CapLog {
-            at_cap: false,
-            limit: RateLimit::new(Duration::from_secs(60)),
-        }
-    }
-}
-
-impl CapLog {
-    /// `room`: whether the mixin can take a request now. The worker's log
-    /// span names the listener.
-    fn update(&mut self, dispatch: &dyn Dispatch, room: bool) {
-        // Written only when it changes: in a fork worker each write to a
-        // page the children share costs a copy-on-write fault.
-        if room {
-            if self.at_cap {
-                self.at_cap = false;
-            }
-            return;
-        }
-        if self.at_cap {
-            return;
-        }
-        self.at_cap = true;
-        let ever = self.limit.ever();
-        let Some(held) = self.limit.allow(Instant::now()) else {
-            return;
-        };
-        let (key, max) = dispatch.cap();
-        let since = if ever {
-            format!(" ({} times since the last warning)", held + 1)
-        } else {
-            String::new()
-        };
-        tracing::warn!(
-            "{key} ({max}) reached: new requests wait in the backlog until one ends{since}; raise {key} if this persists"
-        );
-    }
-}
-
-/// Counts dropped oversized datagrams; warns at most once every 10 s.
-struct OversizeLog {
-    dropped: u64,
-    limit: RateLimit,
-}
-
-impl Default for OversizeLog {
-    fn default() -> OversizeLog {
-        OversizeLog {
-            dropped: 0,
-            limit: RateLimit::new(Duration::from_secs(10)),
-        }
-    }
-}
-
-impl OversizeLog {
-    fn record(&mut self, client: &str, size: usize, max: usize) {
-        self.dropped += 1;
-        let Some(held) = self.limit.allow(Instant::now()) else {
-            return;
-        };
-        tracing::warn!(
-            client,
-            "dropped a {size}-byte datagram (max_packet_size = {max}); {} dropped since the last warning, {} in all",
-            held + 1,
-            self.dropped
-        );
-    }
 }
