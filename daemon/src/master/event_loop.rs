@@ -3,7 +3,7 @@
 //! moves every state in flight on (a generation starting, a reload, a
 //! respawn, an upgrade). Never blocks anywhere but in its one poll.
 
-use super::launch::Launch;
+use super::launch::{Launch, LaunchState};
 use super::{relay, retire, Master};
 use crate::os::poll::Interest;
 use nix::sys::signal::Signal;
@@ -135,6 +135,13 @@ impl Master {
     }
 
     pub(super) fn next_timer(&self) -> Option<Instant> {
+        // A launch already decided (an empty one: a reload that changes no
+        // listener) is acted on in the next turn, at once: nothing else
+        // may come to wake the loop.
+        let decided = self
+            .launches()
+            .any(|l| !matches!(l.state(), LaunchState::Pending))
+            .then(Instant::now);
         let launches = self
             .launches()
             .map(Launch::deadline)
@@ -146,6 +153,7 @@ impl Master {
             .next_due()
             .filter(|_| self.stop_deadline.is_none());
         [
+            decided,
             launches,
             respawn,
             self.stop_deadline,
