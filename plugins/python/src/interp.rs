@@ -114,6 +114,7 @@ pub fn start(path: &[String], log_fd: Option<i32>) -> Result<Py<PyModule>, Strin
         let native = PyModule::new(py, "_sockhost")?;
         native.add_function(wrap_pyfunction!(log, &native)?)?;
         native.add_function(wrap_pyfunction!(depends_on, &native)?)?;
+        native.add_function(wrap_pyfunction!(crate::fork::fork_is_quiet, &native)?)?;
         sys.getattr("modules")?.set_item("_sockhost", &native)?;
         PyModule::from_code(py, STEPS, c"<sockhost steps.py>", c"_sockhost_steps")?;
         let glue = PyModule::from_code(py, GLUE, c"<sockhost glue.py>", c"_sockhost_glue")?;

@@ -43,15 +43,15 @@
 
 mod address;
 mod exit;
+mod fork;
 mod interp;
 mod settings;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyModule};
 use sockhost_sdk::{export_handler, Client, Handler, Kind, Listener, Mixin, Request, Result};
-use std::cell::Cell;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A Python error as one readable text: `Type: message`, with the extra
 /// lines CPython prints for a SyntaxError. The full traceback goes to the
@@ -106,6 +106,11 @@ pub struct PyHandler {
     serving: bool,
     /// Requests inside Python now (thread mode: several at once).
     in_flight: AtomicUsize,
+    /// Fork mode: threading's after-fork hook can skip itself (fork.rs).
+    quiet_forks: bool,
+    /// glue.threading_quiet's verdict, taken whenever Python last ran in
+    /// the worker (only Python can start a thread there).
+    threading_quiet: AtomicBool,
 }
 
 /// The Python objects a handler keeps.
@@ -134,11 +139,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-thread_local! {
-    /// The GIL state `before_fork` took, for the after-fork hook to give back.
-    static FORK_GIL: Cell<Option<pyo3::ffi::PyGILState_STATE>> = const { Cell::new(None) };
 }
 
 impl PyHandler {
@@ -194,6 +194,12 @@ impl PyHandler {
                 (false, true) => g.call_method1("child_server", (&server,))?,
                 (false, false) => g.getattr("serve_stream")?,
             };
+            // Fork mode: threading's rebuild in each child skipped when it
+            // would change nothing (fork.rs).
+            let quiet_forks = l.mixin == Mixin::Fork
+                && l.listen_fd.is_some()
+                && g.call_method0("quiet_after_fork")?.is_truthy()?;
+            let threading_quiet = quiet_forks && g.call_method0("threading_quiet")?.is_truthy()?;
             let objects = Objects {
                 glue: glue.clone_ref(py),
                 server_socket: server.getattr("socket")?.unbind(),
@@ -209,6 +215,8 @@ impl PyHandler {
                 has_service_actions,
                 serving: l.listen_fd.is_some(),
                 in_flight: AtomicUsize::new(0),
+                quiet_forks,
+                threading_quiet: AtomicBool::new(threading_quiet),
             })
         });
         made.map_err(|e| describe(&e))
@@ -242,7 +250,21 @@ impl PyHandler {
             // Modules the hook imported: named here, in the worker, not
             // again in every request child.
             let _ = self.py.glue.bind(py).call_method0("watch_modules");
+            self.recheck_threads(py);
         });
+    }
+
+    /// After Python ran in the worker (a server hook): whether threading
+    /// still knows of no live thread but this one, for the next forks.
+    fn recheck_threads(&self, py: Python<'_>) {
+        if self.quiet_forks {
+            let glue = self.py.glue.bind(py);
+            let quiet = glue
+                .call_method0("threading_quiet")
+                .and_then(|v| v.is_truthy())
+                .unwrap_or(false);
+            self.threading_quiet.store(quiet, Ordering::Release);
+        }
     }
 }
 
@@ -316,6 +338,7 @@ impl Handler for PyHandler {
                     .call_method1("verify_request", (request, addr))?
                     .is_truthy()
             })();
+            self.recheck_threads(py);
             verdict.unwrap_or_else(|e| {
                 sockhost_sdk::log(
                     sockhost_sdk::Level::Error,
@@ -347,38 +370,16 @@ impl Handler for PyHandler {
         | sockhost_sdk::sys::SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS;
 
     fn before_fork(&self) {
-        // SAFETY: the interpreter is running (create succeeded); the worker's
-        // only thread takes the GIL, then CPython's pre-fork locks.
-        let state = unsafe {
-            let state = pyo3::ffi::PyGILState_Ensure();
-            pyo3::ffi::PyOS_BeforeFork();
-            state
-        };
-        FORK_GIL.with(|g| g.set(Some(state)));
+        let quiet = self.quiet_forks && self.threading_quiet.load(Ordering::Acquire);
+        fork::before_fork(quiet);
     }
 
     fn after_fork_parent(&self) {
-        if let Some(state) = FORK_GIL.with(Cell::take) {
-            // SAFETY: paired with before_fork on this thread, GIL held.
-            unsafe {
-                pyo3::ffi::PyOS_AfterFork_Parent();
-                pyo3::ffi::PyGILState_Release(state);
-            }
-        }
+        fork::after_fork_parent();
     }
 
     fn after_fork_child(&self) {
-        if FORK_GIL.with(Cell::take).is_some() {
-            // SAFETY: the child's only thread is the one that ran
-            // before_fork, GIL held; CPython resets its locks and runs the
-            // register_at_fork(after_in_child=...) hooks. The child keeps
-            // the GIL, as a ForkingMixIn child does (its request's
-            // Python::attach finds it held): dropping it only to take it
-            // again would write the lock's pages, and the child ends in
-            // _exit, never giving it back. Threads the handler starts still
-            // run: the eval loop hands the GIL over as usual.
-            unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
-        }
+        fork::after_fork_child();
     }
 }
 
