@@ -87,7 +87,7 @@ n = max(float(rps) * float(dur), 1)
 cpu = (float(c1) - float(c0)) / float(hz) / n * 1e6
 print(f"| {label} | {float(rps):,.0f} | {cpu:,.0f} | {(int(f1) - int(f0)) / n:.0f} | {(int(k1) - int(k0)) / n:.0f} |")
 with open(tsv, "a") as f:
-    f.write(f"{label}\t{cpu}\n")
+    f.write(f"{label}\t{cpu}\t{(int(k1) - int(k0)) / n}\n")
 EOF
 }
 
@@ -97,7 +97,7 @@ floor() {
     local us
     us=$(python3 bench/peers/forkfloor.py 1000)
     echo "| floor: os.fork() + os._exit(0) of the same interpreter, nothing served | | $us | | |"
-    printf 'floor\t%s\n' "$us" >>"$WORK/cpu.tsv"
+    printf 'floor\t%s\t0\n' "$us" >>"$WORK/cpu.tsv"
 }
 
 echo "\`bench/python-cpu.sh -d $DUR -r $ROUNDS -c $CONC\` on $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -116,16 +116,30 @@ done
 python3 - "$WORK/cpu.tsv" <<'EOF'
 import statistics
 import sys
-rows = {}
+rows, faults = {}, {}
 for line in open(sys.argv[1]):
-    label, us = line.rstrip("\n").split("\t")
+    label, us, kids = line.rstrip("\n").split("\t")
     rows.setdefault(label, []).append(float(us))
+    faults.setdefault(label, []).append(float(kids))
 med = {k: statistics.median(v) for k, v in rows.items()}
+kid = {k: statistics.median(v) for k, v in faults.items()}
 forking = med["Python ForkingTCPServer"]
 ours = med["sockhostd, Python handler, fork"]
+threading = med["Python ThreadingTCPServer"]
+ours_t = med["sockhostd, Python handler, thread"]
 floor = med["floor"]
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
 print()
-print(f"Medians, CPU µs per request: ForkingTCPServer {forking:,.0f}, sockhostd fork {ours:,.0f}, fork floor {floor:,.0f}.")
-print(f"ForkingTCPServer / sockhostd fork: {forking / ours:.2f}x.")
+print(f"Medians, CPU µs per request: ForkingTCPServer {forking:,.0f}, sockhostd fork {ours:,.0f}, "
+      f"fork floor {floor:,.0f}; ThreadingTCPServer {threading:,.0f}, sockhostd thread {ours_t:,.0f}.")
+print(f"ForkingTCPServer / sockhostd fork: {forking / ours:.2f}x (target >= 1.05: {verdict(forking / ours >= 1.05)}).")
+fk, fo = kid["Python ForkingTCPServer"], kid["sockhostd, Python handler, fork"]
+print(f"Faults per request child: sockhostd {fo:.0f}, ForkingTCPServer {fk:.0f} (target: no more: {verdict(fo <= fk)}).")
+print(f"sockhostd thread / ThreadingTCPServer: {ours_t / threading:.2f}x (target <= 0.6: {verdict(ours_t / threading <= 0.6)}).")
 print(f"Ceiling for any server that forks this interpreter per request (ForkingTCPServer / floor): {forking / floor:.2f}x.")
 EOF
