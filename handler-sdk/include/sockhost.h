@@ -148,9 +148,15 @@ typedef struct sockhost_abi_record {
  * only on a turn of the serve loop that something woke.
  * TRUNCATE_DATAGRAMS: hand on a datagram longer than max_packet_size cut to
  * its first max_packet_size bytes, as socketserver's recvfrom(max_packet_size)
- * does, instead of dropping it. */
+ * does, instead of dropping it.
+ * ONE_CPU: the plugin's request threads take turns on one lock of its own
+ * (an embedded interpreter's global lock), so a thread-mode worker runs
+ * better kept on one CPU: with the listener's cpu_affinity = "auto" (the
+ * default) the host keeps each thread-mode worker on one CPU, before
+ * create (a host that predates this bit ignores it, as any other). */
 #define SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS 0x1
 #define SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS 0x2
+#define SOCKHOST_PLUGIN_ONE_CPU 0x4
 
 /* ---- data handed to the plugin ---------------------------------------- */
 

@@ -33,6 +33,7 @@ pub const SOCKHOST_MIXIN_FORK: i32 = 2;
 
 pub const SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS: u32 = 0x1;
 pub const SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS: u32 = 0x2;
+pub const SOCKHOST_PLUGIN_ONE_CPU: u32 = 0x4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

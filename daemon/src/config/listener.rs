@@ -16,7 +16,7 @@ use super::address::parse_address;
 use super::applies;
 use super::error::{ConfigError, Location};
 use super::identity;
-use super::model::{Address, Family, ListenerConfig, Mixin, SockType};
+use super::model::{Address, CpuAffinity, Family, ListenerConfig, Mixin, SockType};
 use super::raw::RawListener;
 use super::source::Source;
 use super::values as v;
@@ -167,6 +167,14 @@ impl Choice for SockType {
     }
 }
 
+impl Choice for CpuAffinity {
+    const KEY: &'static str = "listener.cpu_affinity";
+    const ALL: &'static [Self] = &CpuAffinity::ALL;
+    fn spelling(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 impl Choice for Mixin {
     const KEY: &'static str = "listener.mixin";
     const ALL: &'static [Self] = &Mixin::ALL;
@@ -221,6 +229,7 @@ fn defaults(
         connection_timeout: None,
         disable_nagle_algorithm: false,
         workers: 1,
+        cpu_affinity: CpuAffinity::Auto,
         allow: Vec::new(),
         deny: Vec::new(),
         allow_uids: Vec::new(),
@@ -285,6 +294,9 @@ fn settings(src: &Source, raw: &RawListener, c: &mut ListenerConfig) -> Result<(
         v::opt_seconds(src, &raw.connection_timeout, "listener.connection_timeout")?;
     c.disable_nagle_algorithm = v::flag(&raw.disable_nagle_algorithm, false);
     c.workers = v::opt_int_in(src, &raw.workers, "listener.workers", (1, 256), 1)? as usize;
+    if let Some(affinity) = &raw.cpu_affinity {
+        c.cpu_affinity = choose::<CpuAffinity>(src, affinity)?;
+    }
     Ok(())
 }
 

@@ -180,6 +180,33 @@ impl Mixin {
     }
 }
 
+/// `cpu_affinity`: which CPUs a listener's workers run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CpuAffinity {
+    /// `one` when the plugin asks for it in thread mode (its request
+    /// threads take turns on one lock, as Python's on the GIL), else `all`.
+    #[default]
+    Auto,
+    /// Each worker kept on one CPU of those the daemon may use, the
+    /// listener's workers spread over them.
+    One,
+    /// Wherever the kernel places them, as the daemon itself.
+    All,
+}
+
+impl CpuAffinity {
+    /// Every value, in the order error messages list them.
+    pub const ALL: [CpuAffinity; 3] = [CpuAffinity::Auto, CpuAffinity::One, CpuAffinity::All];
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CpuAffinity::Auto => "auto",
+            CpuAffinity::One => "one",
+            CpuAffinity::All => "all",
+        }
+    }
+}
+
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -236,6 +263,8 @@ pub struct ListenerConfig {
     pub connection_timeout: Option<Duration>,
     pub disable_nagle_algorithm: bool,
     pub workers: usize,
+    /// `cpu_affinity` (resolved in the worker, which knows the plugin).
+    pub cpu_affinity: CpuAffinity,
     pub allow: Vec<ipnet::IpNet>,
     pub deny: Vec<ipnet::IpNet>,
     pub allow_uids: Vec<u32>,

@@ -71,6 +71,7 @@ pub(crate) struct RawListener {
     pub connection_timeout: Opt<Number>,
     pub disable_nagle_algorithm: Opt<bool>,
     pub workers: Opt<Int>,
+    pub cpu_affinity: Opt<String>,
     pub allow: Opt<Vec<Spanned<String>>>,
     pub deny: Opt<Vec<Spanned<String>>>,
     pub allow_uids: Opt<Vec<Spanned<Int>>>,

@@ -93,6 +93,12 @@ pub fn spawn(
                 check_only,
                 stats,
                 log_fd,
+                cpu_slot: config
+                    .listeners
+                    .iter()
+                    .position(|x| x.name == l.name)
+                    .unwrap_or(0)
+                    + index,
             })
         }
         ForkResult::Parent { child } => {

@@ -4,6 +4,7 @@
 //! back-off. Nothing here knows about plugins or the master's state.
 
 pub(crate) mod backoff;
+pub(crate) mod cpu;
 pub mod daemonize;
 pub(crate) mod fdstore;
 pub(crate) mod identity;

@@ -51,6 +51,13 @@ unsafe impl Send for Plugin {}
 // SAFETY: as above; shared references only read the table.
 unsafe impl Sync for Plugin {}
 
+impl Plugin {
+    /// Whether the plugin asked for `flag` (a `SOCKHOST_PLUGIN_*` bit).
+    pub fn wants(&self, flag: u32) -> bool {
+        self.table.flags & flag != 0
+    }
+}
+
 /// Load and check the plugin at `path`; the result lives for the process.
 pub fn load(path: &Path) -> Result<&'static Plugin, PluginError> {
     let fail = |reason: String| PluginError {
@@ -332,7 +339,7 @@ impl Instance {
 
     /// Whether the plugin asked for `flag` (a `SOCKHOST_PLUGIN_*` bit).
     pub fn wants(&self, flag: u32) -> bool {
-        self.plugin.table.flags & flag != 0
+        self.plugin.wants(flag)
     }
 
     /// The plugin's `service_actions`.

@@ -32,7 +32,7 @@ pub mod request;
 mod server;
 pub(crate) mod shared_limits;
 
-use crate::config::{DaemonConfig, ListenerConfig, Mixin};
+use crate::config::{CpuAffinity, DaemonConfig, ListenerConfig, Mixin};
 use crate::os::shm::SharedSlice;
 use crate::os::signals::SignalPipe;
 use crate::os::stats::{Meter, WorkerStats};
@@ -62,6 +62,9 @@ pub struct WorkerArgs<'a> {
     pub stats: Option<SharedSlice<WorkerStats>>,
     /// The write end of this worker's log relay (None in check mode).
     pub log_fd: Option<std::os::fd::OwnedFd>,
+    /// Where this worker goes among the CPUs when it is kept on one (the
+    /// listener's position in the config plus the worker's index).
+    pub cpu_slot: usize,
 }
 
 /// The signals a worker routes to its loop.
@@ -139,6 +142,9 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
         tracing::info!("worker box: {report}");
     }
     let plugin = plugin::load(&l.handler).map_err(|e| e.to_string())?;
+    if !args.check_only {
+        place_on_cpus(l, plugin, args.cpu_slot)?;
+    }
     let listen_fd = args.socket.as_ref().map_or(-1, |s| s.as_raw_fd());
     // Kept open for the worker's whole life (the plugin borrows it).
     let log_fd = args.log_fd.map_or(-1, std::os::fd::IntoRawFd::into_raw_fd);
@@ -191,6 +197,25 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
     let _ = ctrl.write_all(b"STOPPED\n");
     server.server_close(args.daemon.shutdown_timeout);
     served.map_err(|e| format!("serve loop failed: {e}"))
+}
+
+/// `cpu_affinity`: keep the worker on one CPU when the listener says
+/// `one`, or says `auto` (the default) of a thread-mode listener whose
+/// plugin asks for it (SOCKHOST_PLUGIN_ONE_CPU); before `create`, while
+/// the worker has one thread, so every thread and child inherits it.
+fn place_on_cpus(l: &ListenerConfig, plugin: &plugin::Plugin, slot: usize) -> Result<(), String> {
+    let why = match l.cpu_affinity {
+        CpuAffinity::All => return Ok(()),
+        CpuAffinity::One => "cpu_affinity = \"one\"",
+        CpuAffinity::Auto if l.mixin == Mixin::Thread && plugin.wants(sockhost_sdk::sys::SOCKHOST_PLUGIN_ONE_CPU) => {
+            "its plugin's request threads take turns on one lock; cpu_affinity = \"all\" to spread them"
+        }
+        CpuAffinity::Auto => return Ok(()),
+    };
+    let (cpu, of) = crate::os::cpu::keep_on_one(slot)
+        .map_err(|e| format!("cpu_affinity: cannot keep the worker on one CPU: {e}"))?;
+    tracing::info!("worker kept on CPU {cpu} (of {of} the daemon may use): {why}");
+    Ok(())
 }
 
 /// SIGTERM to whatever is left in this worker's process group as it
