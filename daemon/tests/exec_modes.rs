@@ -11,10 +11,6 @@ use common::observe::{observed, of, scrape};
 use common::*;
 use std::time::Duration;
 
-fn cmd(p: &std::path::Path) -> String {
-    format!("[\"{}\"]", p.display())
-}
-
 /// Protects: `stderr = "log"` (the default) turns each line into a log
 /// record with the listener and the program's pid, at info, at error with
 /// a `<3>` prefix, control bytes escaped, the last unterminated line
@@ -29,16 +25,7 @@ fn stderr_lines_become_log_records_with_listener_and_pid() {
          printf 'esc \\033[31mred\\n' >&2; printf 'no newline at end' >&2",
     );
     for mixin in ["fork", "thread"] {
-        let d = Daemon::start(&exec_listener(
-            "talker",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            mixin,
-            &cmd(&s),
-            "",
-            "",
-        ));
+        let d = Daemon::start(&tcp_exec("talker", mixin, &s, "", ""));
         let out = converse(&d.addr("talker"), b"");
         let pid = out.trim().to_string();
         assert!(
@@ -84,26 +71,8 @@ fn stderr_to_the_connection_or_nowhere() {
     let s = script(&dir.path, "err.sh", "echo out; echo 'err text xyzzy' >&2");
     let d = Daemon::start(&format!(
         "{}{}",
-        exec_listener(
-            "conn",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            "fork",
-            &cmd(&s),
-            "",
-            "stderr = \"connection\""
-        ),
-        exec_listener(
-            "null",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            "thread",
-            &cmd(&s),
-            "",
-            "stderr = \"null\""
-        ),
+        tcp_exec("conn", "fork", &s, "", "stderr = \"connection\""),
+        tcp_exec("null", "thread", &s, "", "stderr = \"null\""),
     ));
     let seen = converse(&d.addr("conn"), b"");
     assert!(
@@ -126,18 +95,7 @@ fn exit_status_and_signals_reach_the_access_log_and_the_failure_count() {
     for mixin in ["fork", "thread"] {
         let listeners = [("ok", &ok), ("three", &three), ("killed", &killed)]
             .iter()
-            .map(|(n, p)| {
-                exec_listener(
-                    n,
-                    "inet",
-                    "stream",
-                    "127.0.0.1:0",
-                    mixin,
-                    &cmd(p),
-                    "access_log = true",
-                    "",
-                )
-            })
+            .map(|(n, p)| tcp_exec(n, mixin, p, "access_log = true", ""))
             .collect::<String>();
         let d = Daemon::start(&observed(&listeners));
         for n in ["ok", "three", "killed"] {
@@ -204,7 +162,7 @@ fn datagram_programs_answer_with_their_stdout() {
             "dgram",
             "127.0.0.1:0",
             mixin,
-            &cmd(&s),
+            &argv(&s),
             "",
             "",
         ));
@@ -241,16 +199,7 @@ fn the_mixin_cap_bounds_running_programs() {
     );
     for (mixin, key) in [("fork", "max_children"), ("thread", "max_threads")] {
         let _ = std::fs::remove_file(&journal);
-        let d = Daemon::start(&exec_listener(
-            "cap",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            mixin,
-            &cmd(&s),
-            &format!("{key} = 2"),
-            "",
-        ));
+        let d = Daemon::start(&tcp_exec("cap", mixin, &s, &format!("{key} = 2"), ""));
         let addr = d.addr("cap");
         let clients: Vec<_> = (0..6)
             .map(|_| {
@@ -293,23 +242,17 @@ fn max_runtime_terminates_then_kills() {
     );
     let listeners = format!(
         "{}{}",
-        exec_listener(
+        tcp_exec(
             "polite",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
             "fork",
-            &cmd(&polite),
+            &polite,
             "access_log = true",
             "max_runtime = 0.5"
         ),
-        exec_listener(
+        tcp_exec(
             "stubborn",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
             "thread",
-            &cmd(&stubborn),
+            &stubborn,
             "access_log = true",
             "max_runtime = 0.5"
         ),
@@ -362,36 +305,9 @@ fn fork_mode_execs_in_place_unless_it_must_watch_the_clock() {
     let s = script(&dir.path, "ppid.sh", "echo $PPID");
     let d = Daemon::start(&format!(
         "{}{}{}",
-        exec_listener(
-            "direct",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            "fork",
-            &cmd(&s),
-            "",
-            ""
-        ),
-        exec_listener(
-            "watched",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            "fork",
-            &cmd(&s),
-            "",
-            "max_runtime = 30"
-        ),
-        exec_listener(
-            "threaded",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            "thread",
-            &cmd(&s),
-            "",
-            ""
-        ),
+        tcp_exec("direct", "fork", &s, "", ""),
+        tcp_exec("watched", "fork", &s, "", "max_runtime = 30"),
+        tcp_exec("threaded", "thread", &s, "", ""),
     ));
     let parent = |n: &str| {
         converse(&d.addr(n), b"")
@@ -434,7 +350,7 @@ fn a_wait_program_that_takes_nothing_does_not_spin() {
         "dgram",
         "127.0.0.1:0",
         "fork",
-        &cmd(&s),
+        &argv(&s),
         "",
         "wait = true",
     ));

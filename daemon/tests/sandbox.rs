@@ -12,120 +12,12 @@
 //! SOCKHOST_REQUIRE_LANDLOCK is set).
 
 mod common;
+use common::hostile::*;
 use common::life::*;
 use common::sec::landlock_or_skip;
 use common::*;
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Compile the hostile fixture into `dir`.
-fn build_hostile(dir: &Path) -> PathBuf {
-    let root = workspace();
-    let out = dir.join("libhostile.so");
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-Wall", "-I"])
-        .arg(root.join("handler-sdk/include"))
-        .arg(root.join("plugins/fixtures/hostile-c/hostile.c"))
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("run cc");
-    assert!(st.success(), "cc builds hostile.c: {st}");
-    out
-}
-
-/// A daemon with a hostile listener per mixin in `mixins` under `mode`,
-/// and a probe listener `sib` beside them.
-struct Scene {
-    d: Daemon,
-    root: PathBuf,
-    tcp: TcpListener,
-    udp: UdpSocket,
-}
-
-fn scene(mode: &str, mixins: &[&str]) -> Scene {
-    let dir = TestDir::new("sandbox");
-    let root = dir.path.clone();
-    dir.write("other/secret.txt", "secret\n");
-    dir.write("mine/a.txt", "mine\n");
-    std::fs::create_dir_all(dir.join("rw")).expect("mkdir rw");
-    let hostile = build_hostile(&dir.path);
-    let mut cfg = "[daemon]\ncontrol_socket = \"\"\n".to_owned();
-    for m in mixins {
-        let extra = format!(
-            "[listener.sandbox]\nmode = \"{mode}\"\nread_only = [\"mine\"]\nread_write = [\"rw\"]\nnetwork = \"none\"\nexec = false\n"
-        );
-        cfg += &listener(
-            &format!("hostile-{m}"),
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            m,
-            &hostile,
-            &extra,
-        );
-    }
-    cfg += &tcp_probe("sib", "sync", "");
-    let config = dir.write("sockhost.toml", &cfg);
-    let mut cmd = Command::new(sockhostd());
-    cmd.arg("-c")
-        .arg(&config)
-        .args(["--log", "stderr"])
-        .env("SOCKHOST_HOSTILE_SECRET", root.join("other/secret.txt"));
-    let d = Daemon::try_start_cmd(dir, config, cmd)
-        .unwrap_or_else(|f| panic!("daemon failed to start ({}):\n{}", f.status, f.log));
-    Scene {
-        d,
-        root,
-        tcp: TcpListener::bind("127.0.0.1:0").expect("bind tcp"),
-        udp: UdpSocket::bind("127.0.0.1:0").expect("bind udp"),
-    }
-}
-
-/// Every probe's reply, by probe name, from listener `name`.
-fn probe_all(s: &Scene, name: &str) -> BTreeMap<&'static str, String> {
-    let sib = Probe::connect(&s.d.addr("sib")).cmd("PID");
-    let tcp = s.tcp.local_addr().expect("addr").port();
-    let udp = s.udp.local_addr().expect("addr").port();
-    let r = |p: &str| s.root.join(p).display().to_string();
-    let escape = format!("/tmp/sockhost-escape-{}-{name}", std::process::id());
-    let cmds: Vec<(&'static str, String)> = vec![
-        ("ctor", "CTOR".into()),
-        ("read_other", format!("READ {}", r("other/secret.txt"))),
-        ("read_mine", format!("READ {}", r("mine/a.txt"))),
-        ("write_rw", format!("WRITE {}", r("rw/out.txt"))),
-        ("write_config_folder", format!("WRITE {}", r("escape.txt"))),
-        ("write_tmp", format!("WRITE {escape}")),
-        ("tcp", format!("TCP 127.0.0.1 {tcp}")),
-        ("udp", format!("UDP 127.0.0.1 {udp}")),
-        ("mptcp", format!("MPTCP 127.0.0.1 {tcp}")),
-        ("exec", "EXEC".into()),
-        ("userns", "USERNS".into()),
-        ("kill", format!("KILL {sib}")),
-        ("ptrace", format!("PTRACE {sib}")),
-        ("uring", "URING".into()),
-    ];
-    let mut p = Probe::connect(&s.d.addr(name));
-    let out = cmds.into_iter().map(|(k, c)| (k, p.cmd(&c))).collect();
-    let _ = std::fs::remove_file(&escape);
-    out
-}
-
-/// The listener, its sibling and the master all still serve.
-fn all_still_serve(s: &Scene, names: &[String]) {
-    for n in names {
-        assert_eq!(stream_cmd(&s.d.addr(n), "PING"), "PONG", "{n} still serves");
-    }
-    assert_eq!(
-        stream_cmd(&s.d.addr("sib"), "PING"),
-        "PONG",
-        "sib untouched"
-    );
-    assert!(!exited(s.d.pid()), "the master is running");
-}
 
 // Protects: under enforce every escape fails with its errno, the plugin's
 // constructor cannot read a secret during dlopen, and the log names the
@@ -136,47 +28,13 @@ fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
         return;
     }
     let mixins = ["sync", "fork"];
-    let s = scene("enforce", &mixins);
-    let workers = workers_of(s.d.pid());
+    let s = Hostile::start(Runs::Plugin, "enforce", &mixins);
     let mut names = Vec::new();
     for m in mixins {
-        let name = format!("hostile-{m}");
-        let got = probe_all(&s, &name);
-        let want = [
-            ("ctor", "ERR open EACCES"),
-            ("read_other", "ERR open EACCES"),
-            ("read_mine", "OK read 5"),
-            ("write_rw", "OK wrote 8"),
-            ("write_config_folder", "ERR open EACCES"),
-            ("write_tmp", "ERR open EACCES"),
-            ("tcp", "ERR socket EAFNOSUPPORT"),
-            ("udp", "ERR socket EAFNOSUPPORT"),
-            ("mptcp", "ERR socket EAFNOSUPPORT"),
-            ("exec", "ERR execve EPERM"),
-            ("userns", "ERR unshare EPERM"),
-            ("kill", "ERR kill EPERM"),
-            ("ptrace", "ERR ptrace EPERM"),
-            ("uring", "ERR io_uring_setup EPERM"),
-        ];
-        for (k, v) in want {
-            assert_eq!(got[k], v, "{name}: {k}\n{}", s.d.log());
-        }
-        for what in [
-            "socket(AF_INET, SOCK_STREAM)",
-            "socket(AF_INET, SOCK_DGRAM)",
-            "socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)",
-            "execve(/bin/sh)",
-            "unshare(CLONE_NEWUSER)",
-            "ptrace(",
-            "io_uring_setup",
-        ] {
-            let needles = ["sandbox blocked", what, &format!("in listener {name} pid")];
-            assert!(
-                wait_until(DEADLINE, || has_line(&s.d.log(), &needles)),
-                "{name}: the log names {what}:\n{}",
-                s.d.log()
-            );
-        }
+        let name = s.name(m);
+        let (got, _) = s.probe_all(&name);
+        s.assert_enforced(&name, &got);
+        s.assert_log_names_calls(BLOCKED, &name);
         let start = [
             &format!("listener={name}"),
             "worker box: user=",
@@ -185,25 +43,16 @@ fn enforce_blocks_every_escape_with_an_errno_and_logs_it() {
         assert!(has_line(&s.d.log(), &start), "start line:\n{}", s.d.log());
         names.push(name);
     }
-    assert!(
-        !s.root.join("escape.txt").exists(),
-        "nothing written beside the config"
-    );
-    all_still_serve(&s, &names);
-    assert_eq!(workers_of(s.d.pid()), workers, "no worker was replaced");
+    s.assert_nothing_beside_the_config();
+    s.assert_still_serving(&names.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 // Protects: the probes are real: with the sandbox off every one succeeds.
 #[test]
 fn with_the_sandbox_off_the_same_escapes_succeed() {
-    let s = scene("off", &["sync"]);
-    let got = probe_all(&s, "hostile-sync");
-    for (k, v) in &got {
-        assert!(
-            v.starts_with("OK"),
-            "{k} succeeds with the sandbox off: {v}"
-        );
-    }
+    let s = Hostile::start(Runs::Plugin, "off", &["sync"]);
+    let (got, _) = s.probe_all("hostile-sync");
+    assert_all_succeed(&got, "with the sandbox off");
     assert_eq!(got["read_mine"], "OK read 5");
     assert!(has_line(
         &s.d.log(),
@@ -213,7 +62,7 @@ fn with_the_sandbox_off_the_same_escapes_succeed() {
             "no_new_privs=true sandbox=off"
         ]
     ));
-    all_still_serve(&s, &["hostile-sync".to_owned()]);
+    s.assert_still_serving(&["hostile-sync"]);
 }
 
 // Protects: log mode blocks nothing and reports every call enforce would block.
@@ -222,36 +71,17 @@ fn log_mode_lets_every_escape_through_and_reports_it() {
     if !landlock_or_skip() {
         return;
     }
-    let s = scene("log", &["fork"]);
-    let got = probe_all(&s, "hostile-fork");
-    for (k, v) in &got {
-        assert!(v.starts_with("OK"), "{k} succeeds under log mode: {v}");
-    }
-    for what in [
-        "socket(AF_INET, SOCK_STREAM)",
-        "socket(AF_INET, SOCK_DGRAM)",
-        "execve(/bin/sh)",
-        "unshare(CLONE_NEWUSER)",
-        "ptrace(",
-    ] {
-        let needles = [
-            "sandbox (log mode) would block",
-            what,
-            "in listener hostile-fork pid",
-        ];
-        assert!(
-            wait_until(DEADLINE, || has_line(&s.d.log(), &needles)),
-            "the log names {what}:\n{}",
-            s.d.log()
-        );
-    }
+    let s = Hostile::start(Runs::Plugin, "log", &["fork"]);
+    let (got, _) = s.probe_all("hostile-fork");
+    assert_all_succeed(&got, "under log mode");
+    s.assert_log_names_calls(WOULD_BLOCK, "hostile-fork");
     let start = [
         "worker box: user=",
         "sandbox=log landlock=[files not restricted",
         "seccomp=[",
     ];
     assert!(has_line(&s.d.log(), &start), "start line:\n{}", s.d.log());
-    all_still_serve(&s, &["hostile-fork".to_owned()]);
+    s.assert_still_serving(&["hostile-fork"]);
 }
 
 // Protects: an ordinary plugin needs nothing more than the runtime grants:
@@ -372,7 +202,7 @@ fn blocked_call_lines_are_rate_limited_and_count_what_was_held_back() {
     if !landlock_or_skip() {
         return;
     }
-    let s = scene("enforce", &["sync"]);
+    let s = Hostile::start(Runs::Plugin, "enforce", &["sync"]);
     let addr = s.d.addr("hostile-sync");
     let mut p = Probe::connect(&addr);
     assert_eq!(p.cmd("SOCKETS 500"), "EAFNOSUPPORT opened 0");
@@ -424,7 +254,7 @@ fn limits_bite_inside_the_sandbox_and_the_listener_serves_on() {
         return;
     }
     let dir = TestDir::new("sandbox-limits");
-    let hostile = build_hostile(&dir.path);
+    let hostile = build_hostile_plugin(&dir.path);
     let sandbox = "[listener.sandbox]\nmode = \"enforce\"\nnetwork = \"none\"";
     let mut cfg = listener(
         "tight",

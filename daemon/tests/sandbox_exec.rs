@@ -1,7 +1,7 @@
 //! Programs run by the exec plugin under `[listener.sandbox]`: the program
 //! inherits the worker's box. The hostile fixture's probes
-//! (plugins/fixtures/hostile-c/hostile.c) are built here as a program
-//! reading commands on fd 0 and answering on it, run as each request's
+//! (plugins/fixtures/hostile-c/hostile.c) are built (common/hostile.rs) as
+//! a program reading commands on fd 0 and answering on it, run as each request's
 //! command: under `enforce` with `exec = true` it reads its own paths and
 //! writes its `read_write` folder, but another listener's file, a write
 //! elsewhere, a TCP/UDP socket, exec of a binary other than its command
@@ -16,126 +16,12 @@
 
 mod common;
 use common::exec::*;
+use common::hostile::*;
 use common::life::*;
 use common::sec::landlock_or_skip;
 use common::*;
-use std::collections::BTreeMap;
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// The hostile fixture's command loop as a program on fd 0.
-const PROGRAM_MAIN: &str = r#"
-#include "hostile.c"
-int main(void) {
-    sockhost_request req;
-    memset(&req, 0, sizeof req);
-    req.fd = 0;
-    return hostile_handle(NULL, &req);
-}
-"#;
-
-/// Compile the probe program into `dir`.
-fn build_program(dir: &Path) -> PathBuf {
-    let root = workspace();
-    let main = dir.join("probe-main.c");
-    std::fs::write(&main, PROGRAM_MAIN).expect("write probe-main.c");
-    let out = dir.join("probe");
-    let st = Command::new("cc")
-        .args(["-O2", "-Wall", "-Wno-unused-function", "-I"])
-        .arg(root.join("handler-sdk/include"))
-        .arg("-I")
-        .arg(root.join("plugins/fixtures/hostile-c"))
-        .arg(&main)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("run cc");
-    assert!(st.success(), "cc builds the probe program: {st}");
-    out
-}
-
-struct Scene {
-    d: Daemon,
-    root: PathBuf,
-    tcp: TcpListener,
-    udp: UdpSocket,
-}
-
-/// A daemon with an exec listener `prog-MIXIN` per mixin running the probe
-/// program under `mode`, and a probe listener `sib` beside them.
-fn scene(mode: &str, mixins: &[&str]) -> Scene {
-    let dir = TestDir::new("sandbox-exec");
-    let root = dir.path.clone();
-    dir.write("other/secret.txt", "secret\n");
-    dir.write("mine/a.txt", "mine\n");
-    std::fs::create_dir_all(dir.join("rw")).expect("mkdir rw");
-    let program = build_program(&dir.path);
-    let mut cfg = "[daemon]\ncontrol_socket = \"\"\n".to_owned();
-    for m in mixins {
-        let extra = format!(
-            "[listener.sandbox]\nmode = \"{mode}\"\nread_only = [\"mine\"]\nread_write = [\"rw\"]\nnetwork = \"none\"\nexec = true\n"
-        );
-        cfg += &exec_listener(
-            &format!("prog-{m}"),
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            m,
-            &format!("[\"{}\"]", program.display()),
-            &extra,
-            "",
-        );
-    }
-    cfg += &tcp_probe("sib", "sync", "");
-    let d = start_in(dir, &cfg)
-        .unwrap_or_else(|f| panic!("daemon failed to start ({}):\n{}", f.status, f.log));
-    Scene {
-        d,
-        root,
-        tcp: TcpListener::bind("127.0.0.1:0").expect("bind tcp"),
-        udp: UdpSocket::bind("127.0.0.1:0").expect("bind udp"),
-    }
-}
-
-/// Every probe's reply by name from one connection to `name` (one program),
-/// and that program's pid.
-fn probe_all(s: &Scene, name: &str) -> (BTreeMap<&'static str, String>, String) {
-    let sib = Probe::connect(&s.d.addr("sib")).cmd("PID");
-    let tcp = s.tcp.local_addr().expect("addr").port();
-    let udp = s.udp.local_addr().expect("addr").port();
-    let r = |p: &str| s.root.join(p).display().to_string();
-    let escape = format!("/tmp/sockhost-exec-escape-{}-{name}", std::process::id());
-    let cmds: Vec<(&'static str, String)> = vec![
-        ("read_other", format!("READ {}", r("other/secret.txt"))),
-        ("read_mine", format!("READ {}", r("mine/a.txt"))),
-        ("write_rw", format!("WRITE {}", r("rw/out.txt"))),
-        ("write_config_folder", format!("WRITE {}", r("escape.txt"))),
-        ("write_tmp", format!("WRITE {escape}")),
-        ("tcp", format!("TCP 127.0.0.1 {tcp}")),
-        ("udp", format!("UDP 127.0.0.1 {udp}")),
-        ("exec", "EXEC".into()),
-        ("userns", "USERNS".into()),
-        ("kill", format!("KILL {sib}")),
-        ("ptrace", format!("PTRACE {sib}")),
-    ];
-    let mut p = Probe::connect(&s.d.addr(name));
-    let pid = p.cmd("PID");
-    let out = cmds.into_iter().map(|(k, c)| (k, p.cmd(&c))).collect();
-    let _ = std::fs::remove_file(&escape);
-    (out, pid)
-}
-
-fn still_serves(s: &Scene, name: &str) {
-    let mut p = Probe::connect(&s.d.addr(name));
-    assert_eq!(p.cmd("PING"), "PONG", "{name} still serves");
-    assert_eq!(
-        stream_cmd(&s.d.addr("sib"), "PING"),
-        "PONG",
-        "sib untouched"
-    );
-    assert!(!exited(s.d.pid()), "the master is running");
-}
 
 // Protects: a program run by the exec plugin is in its listener's box:
 // every escape fails with its errno (exec of another binary too, though
@@ -147,43 +33,16 @@ fn enforce_boxes_the_program_and_logs_what_it_blocked() {
         return;
     }
     let mixins = ["fork", "thread"];
-    let s = scene("enforce", &mixins);
+    let s = Hostile::start(Runs::Program, "enforce", &mixins);
     for m in mixins {
-        let name = format!("prog-{m}");
-        let (got, pid) = probe_all(&s, &name);
+        let name = s.name(m);
+        let (got, pid) = s.probe_all(&name);
         assert!(
             pid.parse::<i32>().is_ok(),
             "{name}: the program answers: {pid}"
         );
-        let want = [
-            ("read_other", "ERR open EACCES"),
-            ("read_mine", "OK read 5"),
-            ("write_rw", "OK wrote 8"),
-            ("write_config_folder", "ERR open EACCES"),
-            ("write_tmp", "ERR open EACCES"),
-            ("tcp", "ERR socket EAFNOSUPPORT"),
-            ("udp", "ERR socket EAFNOSUPPORT"),
-            ("exec", "ERR execve EACCES"),
-            ("userns", "ERR unshare EPERM"),
-            ("kill", "ERR kill EPERM"),
-            ("ptrace", "ERR ptrace EPERM"),
-        ];
-        for (k, v) in want {
-            assert_eq!(got[k], v, "{name}: {k}\n{}", s.d.log());
-        }
-        for what in [
-            "socket(AF_INET, SOCK_STREAM)",
-            "socket(AF_INET, SOCK_DGRAM)",
-            "unshare(CLONE_NEWUSER)",
-            "ptrace(",
-        ] {
-            let needles = ["sandbox blocked", what, &format!("in listener {name} pid ")];
-            assert!(
-                wait_until(DEADLINE, || has_line(&s.d.log(), &needles)),
-                "{name}: the log names {what}:\n{}",
-                s.d.log()
-            );
-        }
+        s.assert_enforced(&name, &got);
+        s.assert_log_names_calls(BLOCKED, &name);
         // The socket calls are the program's own (the unshare and ptrace
         // ones are made by a child it forks or by itself, any pid is fine).
         let own = [
@@ -195,7 +54,7 @@ fn enforce_boxes_the_program_and_logs_what_it_blocked() {
             "{name}: the line names the program's pid {pid}:\n{}",
             s.d.log()
         );
-        still_serves(&s, &name);
+        s.assert_still_serving(&[&name]);
         let start: Vec<String> =
             s.d.log()
                 .lines()
@@ -220,26 +79,18 @@ fn enforce_boxes_the_program_and_logs_what_it_blocked() {
             s.d.log()
         );
     }
-    assert!(
-        !s.root.join("escape.txt").exists(),
-        "nothing written beside the config"
-    );
+    s.assert_nothing_beside_the_config();
 }
 
 // Protects: the probes are real: with the sandbox off every one succeeds,
 // exec of /bin/sh included.
 #[test]
 fn with_the_sandbox_off_the_program_escapes() {
-    let s = scene("off", &["fork"]);
-    let (got, _) = probe_all(&s, "prog-fork");
-    for (k, v) in &got {
-        assert!(
-            v.starts_with("OK"),
-            "{k} succeeds with the sandbox off: {v}"
-        );
-    }
+    let s = Hostile::start(Runs::Program, "off", &["fork"]);
+    let (got, _) = s.probe_all("prog-fork");
+    assert_all_succeed(&got, "with the sandbox off");
     assert_eq!(got["exec"], "OK ran, status 0");
-    still_serves(&s, "prog-fork");
+    s.assert_still_serving(&["prog-fork"]);
 }
 
 // Protects: log mode lets the program do everything and reports the calls
@@ -249,28 +100,10 @@ fn log_mode_lets_the_program_through_and_reports_it() {
     if !landlock_or_skip() {
         return;
     }
-    let s = scene("log", &["fork"]);
-    let (got, pid) = probe_all(&s, "prog-fork");
-    for (k, v) in &got {
-        assert!(v.starts_with("OK"), "{k} succeeds under log mode: {v}");
-    }
-    for what in [
-        "socket(AF_INET, SOCK_STREAM)",
-        "socket(AF_INET, SOCK_DGRAM)",
-        "unshare(CLONE_NEWUSER)",
-        "ptrace(",
-    ] {
-        let needles = [
-            "sandbox (log mode) would block",
-            what,
-            "in listener prog-fork pid ",
-        ];
-        assert!(
-            wait_until(DEADLINE, || has_line(&s.d.log(), &needles)),
-            "the log names {what}:\n{}",
-            s.d.log()
-        );
-    }
+    let s = Hostile::start(Runs::Program, "log", &["fork"]);
+    let (got, pid) = s.probe_all("prog-fork");
+    assert_all_succeed(&got, "under log mode");
+    s.assert_log_names_calls(WOULD_BLOCK, "prog-fork");
     let own = [
         "would block socket(AF_INET, SOCK_DGRAM)",
         &format!("in listener prog-fork pid {pid}"),
@@ -280,7 +113,7 @@ fn log_mode_lets_the_program_through_and_reports_it() {
         "program pid {pid}:\n{}",
         s.d.log()
     );
-    still_serves(&s, "prog-fork");
+    s.assert_still_serving(&["prog-fork"]);
 }
 
 // Protects: the exec plugin under enforce with `exec = false` (or `exec`
@@ -296,16 +129,7 @@ fn check_refuses_the_exec_plugin_without_exec_under_enforce() {
         ("missing", "[listener.sandbox]\nmode = \"enforce\"\n"),
     ] {
         let dir = TestDir::new("sandbox-exec-check");
-        let cfg = exec_listener(
-            "prog",
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            "fork",
-            "[\"/bin/cat\"]",
-            sandbox,
-            "",
-        );
+        let cfg = tcp_exec("prog", "fork", Path::new("/bin/cat"), sandbox, "");
         let path = dir.write("sockhost.toml", &cfg);
         let file = path.display().to_string();
         // Where the error points: `exec = false` itself, else the table.
@@ -370,16 +194,7 @@ fn a_script_runs_its_interpreter_and_listed_tools_only() {
             "[listener.sandbox]\nmode = \"{mode}\"\nnetwork = \"none\"\nexec = true\nread_only = [\"{}\", \"/usr/bin/cat\"]\n",
             dir.join("mine").display()
         );
-        cfg += &exec_listener(
-            &format!("sh-{mode}"),
-            "inet",
-            "stream",
-            "127.0.0.1:0",
-            "fork",
-            &format!("[\"{}\"]", prog.display()),
-            &sandbox,
-            "",
-        );
+        cfg += &tcp_exec(&format!("sh-{mode}"), "fork", &prog, &sandbox, "");
     }
     let d = Daemon::start(&cfg);
     assert_eq!(

@@ -35,6 +35,26 @@ pub fn exec_listener(
     )
 }
 
+/// The `command` array (TOML text) running `program` with no arguments.
+pub fn argv(program: &Path) -> String {
+    format!("[\"{}\"]", program.display())
+}
+
+/// An exec listener on loopback TCP, any free port, running `program`
+/// with no arguments; `extra` and `config` as for [`exec_listener`].
+pub fn tcp_exec(name: &str, mixin: &str, program: &Path, extra: &str, config: &str) -> String {
+    exec_listener(
+        name,
+        "inet",
+        "stream",
+        "127.0.0.1:0",
+        mixin,
+        &argv(program),
+        extra,
+        config,
+    )
+}
+
 /// An executable shell script `name` in `dir` with `body`.
 pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);

@@ -137,6 +137,7 @@ pub mod clients;
 pub mod daemon;
 pub mod deb;
 pub mod exec;
+pub mod hostile;
 pub mod journal;
 pub mod life;
 pub mod notify;
