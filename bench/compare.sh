@@ -52,6 +52,7 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+. bench/common.sh # pid_of
 
 # ---- peers -----------------------------------------------------------------
 install_peers() {
@@ -170,6 +171,7 @@ listener() { # name type address mixin handler [extra]
     fi
 } >"$WORK/sockhost.toml"
 start sockhostd env SOCKHOST_LOG=warn,sockhostd=info "$SOCKHOSTD" -c "$WORK/sockhost.toml" --log stderr
+SOCKHOSTD_PID=$! # setsid and env exec it: its own pid
 wait_for "$WORK/sockhostd.log" " ready: "
 
 start bare-sync "$BENCH" bare -l "tcp:127.0.0.1:$(port 21)" -m sync
@@ -381,14 +383,12 @@ echo "\`$COMMAND\` on $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d): $CONC 
 echo
 python3 "$ROOT/bench/compare_report.py" "$WORK" "$ONLY"
 
-# rss_kb COMM: resident memory of the first process named COMM, in KiB.
+# rss_kb COMM: resident memory of the worker named COMM of the sockhostd
+# started above (not another daemon's of the same name), in KiB.
 rss_kb() {
-    local p
-    for p in /proc/[0-9]*; do
-        if [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ]; then
-            awk '/^VmRSS:/ { print $2 }' "$p/status" 2>/dev/null && return 0
-        fi
-    done
+    local pid
+    pid=$(pid_of "$SOCKHOSTD_PID" "$1" 2>/dev/null) &&
+        awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null && return 0
     echo "?"
 }
 if [[ ",$ONLY," == *",python,"* ]]; then
