@@ -89,37 +89,12 @@ fi
 for _ in $(seq 100); do grep -q " ready: " "$WORK/sockhostd.log" && break; sleep 0.05; done
 sleep 1
 
-pid_of() { # COMM: the process named COMM (sockhostd names workers shd:LISTENER)
-    local p
-    for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ] && { basename "$p"; return; }
-    done
-}
-ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-
-# report LABEL RPS CPU_SECONDS: one table row, and the CPU to cpu.tsv.
-report() {
-    python3 - "$@" "$DUR" "$WORK/cpu.tsv" <<'EOF'
-import sys
-label, rps, cpu, dur, tsv = sys.argv[1:]
-n = max(float(rps) * float(dur), 1)
-us = float(cpu) / n * 1e6
-print(f"| {label} | {float(rps):,.0f} | {us:,.0f} |")
-with open(tsv, "a") as f:
-    f.write(f"{label}\t{rps}\t{us}\n")
-EOF
-}
-
-measure() { # label pid port
-    local c0 c1 rps
-    [ -n "$2" ] && [ -d "/proc/$2" ] || return 0
-    c0=$(ticks "$2")
-    rps=$("$BENCH" load -t "tcp:127.0.0.1:$3" -m conn -c "$CONC" -s 64 -d "$DUR" -w 0 --tsv 2>/dev/null | cut -f1)
-    sleep 0.3 # let the last programs end and be reaped
-    c1=$(ticks "$2")
-    report "$1" "$rps" "$(python3 -c "print(($c1 - $c0) / $HZ)")"
-}
+DAEMON=${PIDS[0]}
+# No warm-up: the first connections' programs count too; 0.3 s for the last
+# programs to end and be reaped.
+BENCH_WARMUP=0 BENCH_SETTLE=0.3
+BENCH_ROW='| {label} | {rps:,.0f} | {cpu:,.0f} |'
+measure() { bench_measure "$1" "$2" "tcp:127.0.0.1:$3"; } # label pid port
 
 floor() {
     local out
@@ -132,7 +107,7 @@ r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(p.stdout.split("\t")[0], r.ru_utime + r.ru_stime)
 EOF
 )
-    report "spawn floor: /bin/cat started and reaped, nothing served" ${out}
+    bench_record "spawn floor: /bin/cat started and reaped, nothing served" ${out}
 }
 
 echo "\`bench/exec-cpu.sh -d $DUR -r $ROUNDS -c $CONC\` on $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -144,9 +119,9 @@ for r in $(seq "$ROUNDS"); do
     [ $((r % 2)) = 0 ] && rows=(floor ssa xinetd tcpserver alt thread fork)
     for row in "${rows[@]}"; do
         case $row in
-        fork) measure "sockhostd exec, fork" "$(pid_of shd:xc-fork)" "$((BASE + 1))" ;;
-        thread) measure "sockhostd exec, thread" "$(pid_of shd:xc-thread)" "$((BASE + 2))" ;;
-        alt) if [ -n "${EXEC_ALT:-}" ]; then measure "sockhostd exec, fork (EXEC_ALT)" "$(pid_of shd:xc-alt)" "$((BASE + 3))"; fi ;;
+        fork) measure "sockhostd exec, fork" "$(pid_of "$DAEMON" shd:xc-fork)" "$((BASE + 1))" ;;
+        thread) measure "sockhostd exec, thread" "$(pid_of "$DAEMON" shd:xc-thread)" "$((BASE + 2))" ;;
+        alt) if [ -n "${EXEC_ALT:-}" ]; then measure "sockhostd exec, fork (EXEC_ALT)" "$(pid_of "$DAEMON" shd:xc-alt)" "$((BASE + 3))"; fi ;;
         tcpserver) measure "tcpserver cat" "${SERVER[tcpserver]:-}" "$((BASE + 11))" ;;
         xinetd) measure "xinetd cat" "${SERVER[xinetd]:-}" "$((BASE + 12))" ;;
         ssa) measure "systemd-socket-activate --inetd -a cat" "${SERVER[ssa]:-}" "$((BASE + 13))" ;;
@@ -158,7 +133,7 @@ python3 - "$WORK/cpu.tsv" <<'EOF'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    label, rps, us = line.rstrip("\n").split("\t")
+    label, rps, us, _, _ = line.rstrip("\n").split("\t")
     rows.setdefault(label, []).append((float(rps), float(us)))
 floor = statistics.median(u for _, u in rows[next(k for k in rows if k.startswith("spawn floor"))])
 print()

@@ -34,16 +34,8 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 cargo build --release --workspace --quiet
-OUT=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/release
-WORK=$(mktemp -d /tmp/sockhost-pycpu.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
+bench_setup pycpu
 
 {
     printf '[daemon]\nplugin_dir = "%s"\n' "$OUT"
@@ -63,33 +55,9 @@ for spec in tcp:11 threading:12 forking:13; do
 done
 sleep 2
 
-# pid_of COMM: the process named COMM (sockhostd names workers shd:LISTENER).
-pid_of() {
-    local p
-    for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ] && { basename "$p"; return; }
-    done
-}
-# stat PID: cpu ticks (self + children), minor faults (self, children)
-stat_of() { awk '{ print $14 + $15 + $16 + $17, $10, $11 }' "/proc/$1/stat"; }
-
-measure() { # label pid port
-    local c0 f0 k0 c1 f1 k1 out rps
-    read -r c0 f0 k0 < <(stat_of "$2")
-    out=$("$OUT/sockhost-bench" load -t "tcp:127.0.0.1:$3" -m conn -c "$CONC" -s 64 -d "$DUR" --tsv 2>/dev/null)
-    sleep 0.5 # let the last children be reaped
-    read -r c1 f1 k1 < <(stat_of "$2")
-    rps=$(cut -f1 <<<"$out")
-    python3 - "$1" "$rps" "$DUR" "$c0" "$c1" "$f0" "$f1" "$k0" "$k1" "$(getconf CLK_TCK)" "$WORK/cpu.tsv" <<'EOF'
-import sys
-label, rps, dur, c0, c1, f0, f1, k0, k1, hz, tsv = sys.argv[1:]
-n = max(float(rps) * float(dur), 1)
-cpu = (float(c1) - float(c0)) / float(hz) / n * 1e6
-print(f"| {label} | {float(rps):,.0f} | {cpu:,.0f} | {(int(f1) - int(f0)) / n:.0f} | {(int(k1) - int(k0)) / n:.0f} |")
-with open(tsv, "a") as f:
-    f.write(f"{label}\t{cpu}\t{(int(k1) - int(k0)) / n}\n")
-EOF
-}
+DAEMON=${PIDS[0]}
+BENCH_ROW='| {label} | {rps:,.0f} | {cpu:,.0f} | {faults:.0f} | {child_faults:.0f} |'
+measure() { bench_measure "$1" "$2" "tcp:127.0.0.1:$3"; } # label pid port
 
 # floor: what forking this interpreter costs with nothing served
 # (bench/peers/forkfloor.py), a row of its own.
@@ -97,7 +65,7 @@ floor() {
     local us
     us=$(python3 bench/peers/forkfloor.py 1000)
     echo "| floor: os.fork() + os._exit(0) of the same interpreter, nothing served | | $us | | |"
-    printf 'floor\t%s\t0\n' "$us" >>"$WORK/cpu.tsv"
+    printf 'floor\t0\t%s\t0\t0\n' "$us" >>"$WORK/cpu.tsv"
 }
 
 echo "\`bench/python-cpu.sh -d $DUR -r $ROUNDS -c $CONC\` on $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -105,11 +73,11 @@ echo
 echo "| server | req/s | CPU µs per request | faults per request (server) | faults per request (children) |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 for _ in $(seq "$ROUNDS"); do
-    measure "sockhostd, Python handler, sync" "$(pid_of shd:pc-sync)" "$((BASE + 1))"
+    measure "sockhostd, Python handler, sync" "$(pid_of "$DAEMON" shd:pc-sync)" "$((BASE + 1))"
     measure "Python TCPServer" "${PIDS[1]}" "$((BASE + 11))"
-    measure "sockhostd, Python handler, thread" "$(pid_of shd:pc-thread)" "$((BASE + 2))"
+    measure "sockhostd, Python handler, thread" "$(pid_of "$DAEMON" shd:pc-thread)" "$((BASE + 2))"
     measure "Python ThreadingTCPServer" "${PIDS[2]}" "$((BASE + 12))"
-    measure "sockhostd, Python handler, fork" "$(pid_of shd:pc-fork)" "$((BASE + 3))"
+    measure "sockhostd, Python handler, fork" "$(pid_of "$DAEMON" shd:pc-fork)" "$((BASE + 3))"
     measure "Python ForkingTCPServer" "${PIDS[3]}" "$((BASE + 13))"
     floor
 done
@@ -118,7 +86,7 @@ import statistics
 import sys
 rows, faults = {}, {}
 for line in open(sys.argv[1]):
-    label, us, kids = line.rstrip("\n").split("\t")
+    label, _, us, _, kids = line.rstrip("\n").split("\t")
     rows.setdefault(label, []).append(float(us))
     faults.setdefault(label, []).append(float(kids))
 med = {k: statistics.median(v) for k, v in rows.items()}

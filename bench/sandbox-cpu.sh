@@ -31,16 +31,8 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 cargo build --release --workspace --quiet
-OUT=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/release
-WORK=$(mktemp -d /tmp/sockhost-sbcpu.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
+bench_setup sbcpu
 
 {
     printf '[daemon]\nplugin_dir = "%s"\ncontrol_socket = ""\n' "$OUT"
@@ -57,32 +49,8 @@ SOCKHOST_LOG=warn "$OUT/sockhostd" -c "$WORK/sockhost.toml" --log stderr 2>"$WOR
 PIDS+=($!)
 sleep 2
 
-# pid_of COMM: the process named COMM (sockhostd names workers shd:LISTENER).
-pid_of() {
-    local p
-    for p in /proc/[0-9]*; do
-        [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ] && { basename "$p"; return; }
-    done
-}
-# cpu ticks of PID and its reaped children
-ticks_of() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
-
-measure() { # label pid port
-    local c0 c1 out
-    c0=$(ticks_of "$2")
-    out=$("$OUT/sockhost-bench" load -t "tcp:127.0.0.1:$3" -m conn -c "$CONC" -s 64 -d "$DUR" --tsv 2>/dev/null)
-    sleep 0.5 # let the last children be reaped
-    c1=$(ticks_of "$2")
-    python3 - "$1" "$(cut -f1 <<<"$out")" "$DUR" "$c0" "$c1" "$(getconf CLK_TCK)" "$WORK/cpu.tsv" <<'PY'
-import sys
-label, rps, dur, c0, c1, hz, tsv = sys.argv[1:]
-n = max(float(rps) * float(dur), 1)
-cpu = (float(c1) - float(c0)) / float(hz) / n * 1e6
-print(f"| {label} | {float(rps):,.0f} | {cpu:,.1f} |")
-with open(tsv, "a") as f:
-    f.write(f"{label}\t{cpu}\n")
-PY
-}
+DAEMON=${PIDS[0]}
+BENCH_ROW='| {label} | {rps:,.0f} | {cpu:,.1f} |'
 
 echo "\`bench/sandbox-cpu.sh -d $DUR -r $ROUNDS -c $CONC\` on $(nproc) cores, $(date -u +%Y-%m-%d), load average before $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -95,8 +63,8 @@ for r in $(seq "$ROUNDS"); do
         for box in $order; do
             n=$([ "$mixin" = fork ] && echo 1 || echo 3)
             [ "$box" = sb ] && n=$((n + 1))
-            measure "echo $mixin, sandbox $([ "$box" = sb ] && echo enforce || echo off)" \
-                "$(pid_of "shd:$mixin-$box")" "$((BASE + n))"
+            bench_measure "echo $mixin, sandbox $([ "$box" = sb ] && echo enforce || echo off)" \
+                "$(pid_of "$DAEMON" "shd:$mixin-$box")" "tcp:127.0.0.1:$((BASE + n))"
         done
     done
 done
@@ -105,7 +73,7 @@ import statistics
 import sys
 rows = {}
 for line in open(sys.argv[1]):
-    label, us = line.rstrip("\n").split("\t")
+    label, _, us, _, _ = line.rstrip("\n").split("\t")
     rows.setdefault(label, []).append(float(us))
 med = {k: statistics.median(v) for k, v in rows.items()}
 print()
