@@ -2,9 +2,9 @@
 //! each real worker's `/proc/PID/status` (`Cpus_allowed_list`). A Python
 //! thread-mode worker (its plugin asks for one CPU: its request threads
 //! take turns on the GIL) is kept on one CPU by default, its workers on
-//! different ones when the daemon may use two; `"all"` spreads it; a
-//! plugin that does not ask (echo) and the other mixins are left where the
-//! daemon is; `"one"` keeps any listener's worker on one CPU. The bad
+//! different ones when the daemon may use two, and so is each of several
+//! sync workers; `"all"` spreads them; a plugin that does not ask (echo),
+//! fork mode and a lone sync worker are left where the daemon is; `"one"` keeps any listener's worker on one CPU. The bad
 //! value is in tests/corpus/bad-configs.
 
 mod common;
@@ -77,6 +77,16 @@ fn start() -> Daemon {
             "",
         ),
         py_listener("pyfork", "inet", "stream", "fork", "app:Echo", "", ""),
+        py_listener(
+            "pysync2",
+            "inet",
+            "stream",
+            "sync",
+            "app:Echo",
+            "workers = 2",
+            "",
+        ),
+        py_listener("pysync", "inet", "stream", "sync", "app:Echo", "", ""),
         listener(
             "echothread",
             "inet",
@@ -100,33 +110,38 @@ fn start() -> Daemon {
     start_with("cpuaffinity", &[("app.py", APP)], &cfg)
 }
 
-/// Protects: the default places a Python thread-mode listener's two
-/// workers on one CPU each (different ones when the daemon may use two or
-/// more) and says so in the log; they still serve; `cpu_affinity = "all"`,
-/// a fork-mode Python worker and an echo thread worker keep the daemon's
+/// Protects: the default places the two workers of a Python thread-mode
+/// listener, and of a sync one with `workers = 2`, on one CPU each
+/// (different ones when the daemon may use two or more) and says so in the
+/// log; they still serve; `cpu_affinity = "all"`, a fork-mode Python
+/// worker, a lone sync one and an echo thread worker keep the daemon's
 /// CPUs; `"one"` keeps even an echo worker on one.
 #[test]
 fn python_thread_workers_are_kept_on_one_cpu_each_and_the_rest_where_the_daemon_is() {
     let daemon_cpus = cpus_of("self");
     assert!(!daemon_cpus.is_empty(), "this process's CPUs");
     let d = start();
-    let py = workers(&d, "pythread");
-    assert_eq!(py.len(), 2, "two workers: {py:?}\n{}", d.log());
-    for w in &py {
-        assert_eq!(w.len(), 1, "one CPU per worker: {py:?}");
-        assert!(daemon_cpus.contains(&w[0]), "{py:?} within {daemon_cpus:?}");
+    for name in ["pythread", "pysync2"] {
+        let py = workers(&d, name);
+        assert_eq!(py.len(), 2, "{name}: two workers: {py:?}\n{}", d.log());
+        for w in &py {
+            assert_eq!(w.len(), 1, "{name}: one CPU per worker: {py:?}");
+            assert!(daemon_cpus.contains(&w[0]), "{py:?} within {daemon_cpus:?}");
+        }
+        if daemon_cpus.len() >= 2 {
+            assert_ne!(py[0], py[1], "{name}: spread over the CPUs: {py:?}");
+        }
+        let kept = d
+            .log()
+            .lines()
+            .filter(|l| {
+                l.contains("worker kept on CPU") && l.contains(&format!("listener={name} "))
+            })
+            .count();
+        assert_eq!(kept, 2, "{name}: {}", d.log());
+        assert_eq!(stream_exchange(&d.addr(name), b"hello"), b"hello");
     }
-    if daemon_cpus.len() >= 2 {
-        assert_ne!(py[0], py[1], "spread over the CPUs: {py:?}");
-    }
-    let kept = d
-        .log()
-        .lines()
-        .filter(|l| l.contains("worker kept on CPU") && l.contains("listener=pythread"))
-        .count();
-    assert_eq!(kept, 2, "{}", d.log());
-    assert_eq!(stream_exchange(&d.addr("pythread"), b"hello"), b"hello");
-    for name in ["pyall", "pyfork", "echothread"] {
+    for name in ["pyall", "pyfork", "pysync", "echothread"] {
         let w = workers(&d, name);
         assert_eq!(
             w,

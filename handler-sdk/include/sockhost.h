@@ -150,10 +150,11 @@ typedef struct sockhost_abi_record {
  * its first max_packet_size bytes, as socketserver's recvfrom(max_packet_size)
  * does, instead of dropping it.
  * ONE_CPU: the plugin's request threads take turns on one lock of its own
- * (an embedded interpreter's global lock), so a thread-mode worker runs
- * better kept on one CPU: with the listener's cpu_affinity = "auto" (the
- * default) the host keeps each thread-mode worker on one CPU, before
- * create (a host that predates this bit ignores it, as any other). */
+ * (an embedded interpreter's global lock), so its workers run better each
+ * kept on a CPU of its own: with the listener's cpu_affinity = "auto" (the
+ * default) the host keeps a thread-mode worker, or each of several sync
+ * workers, on one CPU before create (never a fork-mode one). A host that
+ * predates this bit ignores it, as any other. */
 #define SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS 0x1
 #define SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS 0x2
 #define SOCKHOST_PLUGIN_ONE_CPU 0x4

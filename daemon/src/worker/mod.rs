@@ -200,17 +200,22 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
 }
 
 /// `cpu_affinity`: keep the worker on one CPU when the listener says
-/// `one`, or says `auto` (the default) of a thread-mode listener whose
-/// plugin asks for it (SOCKHOST_PLUGIN_ONE_CPU); before `create`, while
-/// the worker has one thread, so every thread and child inherits it.
+/// `one`, or says `auto` (the default) and its plugin asks for it
+/// (SOCKHOST_PLUGIN_ONE_CPU) for a worker that serves with threads or is
+/// one of several sync workers (never a fork-mode worker: its request
+/// children would share the one CPU); before `create`, while the worker
+/// has one thread, so every thread it starts inherits it.
 fn place_on_cpus(l: &ListenerConfig, plugin: &plugin::Plugin, slot: usize) -> Result<(), String> {
-    let why = match l.cpu_affinity {
-        CpuAffinity::All => return Ok(()),
-        CpuAffinity::One => "cpu_affinity = \"one\"",
-        CpuAffinity::Auto if l.mixin == Mixin::Thread && plugin.wants(sockhost_sdk::sys::SOCKHOST_PLUGIN_ONE_CPU) => {
+    let asks = plugin.wants(sockhost_sdk::sys::SOCKHOST_PLUGIN_ONE_CPU);
+    let why = match (l.cpu_affinity, l.mixin) {
+        (CpuAffinity::One, _) => "cpu_affinity = \"one\"",
+        (CpuAffinity::Auto, Mixin::Thread) if asks => {
             "its plugin's request threads take turns on one lock; cpu_affinity = \"all\" to spread them"
         }
-        CpuAffinity::Auto => return Ok(()),
+        (CpuAffinity::Auto, Mixin::Sync) if asks && l.workers > 1 => {
+            "its plugin asks for a CPU per worker; cpu_affinity = \"all\" to let them move"
+        }
+        _ => return Ok(()),
     };
     let (cpu, of) = crate::os::cpu::keep_on_one(slot)
         .map_err(|e| format!("cpu_affinity: cannot keep the worker on one CPU: {e}"))?;
