@@ -365,9 +365,10 @@ impl Handler for PyHandler {
     const FORK_HOOKS: bool = true;
 
     /// socketserver's poll_interval for `service_actions`, its truncation
-    /// of a datagram longer than `max_packet_size`, and one CPU for a
-    /// thread-mode worker (its request threads take turns on the GIL)
-    /// unless the listener's `cpu_affinity` says otherwise.
+    /// of a datagram longer than `max_packet_size`, and a CPU of its own
+    /// for a thread-mode worker (its request threads take turns on the
+    /// GIL) or each of several sync workers, unless the listener's
+    /// `cpu_affinity` says otherwise.
     const FLAGS: u32 = sockhost_sdk::sys::SOCKHOST_PLUGIN_POLL_SERVICE_ACTIONS
         | sockhost_sdk::sys::SOCKHOST_PLUGIN_TRUNCATE_DATAGRAMS
         | sockhost_sdk::sys::SOCKHOST_PLUGIN_ONE_CPU;
