@@ -23,6 +23,8 @@ WORKER_LOCK = threading._active_limbo_lock
 
 def facts():
     main = threading.main_thread()
+    # Before any thread starts here: a new thread can reuse a stale entry's ident.
+    only_main = threading.enumerate() == [main]
     seen = []
     t = threading.Thread(target=lambda: seen.append(threading.current_thread().name))
     t.start()
@@ -30,7 +32,7 @@ def facts():
     return {
         "rebuilt": threading._active_limbo_lock is not WORKER_LOCK,
         "current_is_main": threading.current_thread() is main,
-        "only_main": threading.enumerate() == [main],
+        "only_main": only_main and threading.enumerate() == [main],
         "thread_ran": seen == [t.name] and not t.is_alive(),
         "count_after": threading.active_count(),
         "random": random.getrandbits(64),
@@ -78,6 +80,29 @@ while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < deadline:
     time.sleep(0.01)
 "#;
 
+/// A worker whose Python runs outside any server hook between forks: an
+/// `after_in_parent` at-fork hook that, after the first fork, leaves
+/// threading a `_DummyThread` of a raw thread that has ended. CPython's
+/// child drops it from the thread table; so must every later child here.
+const LATE: &str = r#"
+import _thread, os, threading, time
+from app import Threads  # noqa: F401
+
+calls = [0]
+
+
+def after_parent():
+    calls[0] += 1
+    if calls[0] == 1:
+        _thread.start_new_thread(threading.current_thread, ())
+        deadline = time.monotonic() + 10
+        while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+os.register_at_fork(after_in_parent=after_parent)
+"#;
+
 fn facts(addr: &str, what: &str) -> std::collections::HashMap<String, String> {
     let reply = String::from_utf8_lossy(&stream_exchange(addr, what.as_bytes())).into_owned();
     reply
@@ -89,7 +114,7 @@ fn facts(addr: &str, what: &str) -> std::collections::HashMap<String, String> {
 
 fn start() -> Daemon {
     let cfg = format!(
-        "{}{}",
+        "{}{}{}",
         py_listener("quiet", "inet", "stream", "fork", "app:Threads", "", ""),
         py_listener(
             "dangling",
@@ -99,11 +124,16 @@ fn start() -> Daemon {
             "app_dangling:Threads",
             "",
             ""
-        )
+        ),
+        py_listener("late", "inet", "stream", "fork", "app_late:Threads", "", "")
     );
     start_with(
         "pyforkthreads",
-        &[("app.py", QUIET), ("app_dangling.py", DANGLING)],
+        &[
+            ("app.py", QUIET),
+            ("app_dangling.py", DANGLING),
+            ("app_late.py", LATE),
+        ],
         &cfg,
     )
 }
@@ -171,5 +201,18 @@ fn a_worker_with_a_thread_threading_has_not_seen_end_forks_in_full() {
         "{f:?}"
     );
     assert_like_cpython(&f);
+    d.stop();
+}
+
+/// Protects: the verdict is taken at each fork, not cached from the last
+/// server hook: Python that ran in the worker since (another module's
+/// at-fork hook) and left threading another thread gets the full rebuild.
+#[test]
+fn python_run_by_another_at_fork_hook_is_seen_by_the_next_fork() {
+    let d = start();
+    let addr = d.addr("late");
+    for _ in 0..3 {
+        assert_like_cpython(&facts(&addr, "plain"));
+    }
     d.stop();
 }

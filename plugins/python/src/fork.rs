@@ -16,10 +16,10 @@
 //! the thread that forked, with the same ident, and no lock can be held
 //! by a thread the fork left behind. `glue.quiet_after_fork` makes the hook
 //! skip itself for such a fork only: the worker decides before the fork
-//! (`set_quiet`, from `glue.threading_quiet` after each time Python ran in
-//! the worker), the child reads the verdict once (`_sockhost.fork_is_quiet`)
-//! and forgets it, so an `os.fork()` the handler itself makes, or any fork
-//! from a worker that ever had another live thread, runs the hook in full.
+//! (`glue.threading_quiet` after each server hook, confirmed in
+//! `before_fork` by the sizes of threading's thread tables), the child reads the verdict once (`_sockhost.fork_is_quiet`)
+//! and forgets it, so an `os.fork()` the handler itself makes, or a fork
+//! from a worker whose threading lists another thread, runs the hook in full.
 
 use pyo3::prelude::*;
 use std::cell::Cell;
@@ -43,8 +43,13 @@ pub fn fork_is_quiet() -> bool {
 }
 
 /// Before the worker's fork: the GIL, then CPython's pre-fork locks and
-/// `before` hooks. `quiet`: whether threading may skip its rebuild.
-pub fn before_fork(quiet: bool) {
+/// `before` hooks. `quiet_tables`: when the cached verdict says threading may skip its
+/// rebuild, threading's `_active` and `_limbo` dicts, whose sizes are read
+/// again here (no Python runs, nothing is written) after every `before`
+/// hook ran: Python the worker ran since the verdict (another module's
+/// at-fork hooks, a signal handler, a finalizer) may have left a thread in
+/// them.
+pub fn before_fork(quiet_tables: Option<(*mut pyo3::ffi::PyObject, *mut pyo3::ffi::PyObject)>) {
     // SAFETY: the interpreter is running (create succeeded); the worker's
     // only thread takes the GIL, then CPython's pre-fork locks.
     let state = unsafe {
@@ -53,6 +58,11 @@ pub fn before_fork(quiet: bool) {
         state
     };
     FORK_GIL.with(|g| g.set(Some(state)));
+    // SAFETY: GIL held; both are dicts the handler keeps alive; PyDict_Size
+    // only reads them.
+    let quiet = quiet_tables.is_some_and(|(active, limbo)| unsafe {
+        pyo3::ffi::PyDict_Size(active) == 1 && pyo3::ffi::PyDict_Size(limbo) == 0
+    });
     QUIET.with(|q| q.set(quiet));
 }
 

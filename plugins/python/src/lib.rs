@@ -123,6 +123,10 @@ struct Objects {
     steps: Py<PyAny>,
     /// `glue.serve_stream` or `glue.serve_datagram`.
     serve: Py<PyAny>,
+    /// Fork mode with `quiet_forks`: `threading._active` and
+    /// `threading._limbo` (never rebound, only mutated), whose sizes are
+    /// read again right before each fork.
+    thread_tables: Option<(Py<PyAny>, Py<PyAny>)>,
 }
 
 /// Counts a request in `in_flight` while it lives.
@@ -200,7 +204,17 @@ impl PyHandler {
                 && l.listen_fd.is_some()
                 && g.call_method0("quiet_after_fork")?.is_truthy()?;
             let threading_quiet = quiet_forks && g.call_method0("threading_quiet")?.is_truthy()?;
+            let thread_tables = if quiet_forks {
+                let threading = py.import("threading")?;
+                Some((
+                    threading.getattr("_active")?.unbind(),
+                    threading.getattr("_limbo")?.unbind(),
+                ))
+            } else {
+                None
+            };
             let objects = Objects {
+                thread_tables,
                 glue: glue.clone_ref(py),
                 server_socket: server.getattr("socket")?.unbind(),
                 serve: serve.unbind(),
@@ -374,8 +388,13 @@ impl Handler for PyHandler {
         | sockhost_sdk::sys::SOCKHOST_PLUGIN_ONE_CPU;
 
     fn before_fork(&self) {
-        let quiet = self.quiet_forks && self.threading_quiet.load(Ordering::Acquire);
-        fork::before_fork(quiet);
+        let tables = self
+            .py
+            .thread_tables
+            .as_ref()
+            .map(|(a, l)| (a.as_ptr(), l.as_ptr()));
+        let quiet = self.threading_quiet.load(Ordering::Acquire);
+        fork::before_fork(tables.filter(|_| quiet));
     }
 
     fn after_fork_parent(&self) {
