@@ -155,3 +155,34 @@ fn python_thread_workers_are_kept_on_one_cpu_each_and_the_rest_where_the_daemon_
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
 }
+
+/// Protects: workers of different listeners kept on one CPU take
+/// different CPUs while the daemon has CPUs to spare, whatever listeners
+/// stand between them in the config (a listener left where the daemon is
+/// takes no CPU from them).
+#[test]
+fn two_python_thread_listeners_take_different_cpus() {
+    let daemon_cpus = cpus_of("self");
+    if daemon_cpus.len() < 2 {
+        eprintln!("SKIPPED: this process may use one CPU only");
+        return;
+    }
+    let echo = plugin("sockhost_echo");
+    let cfg = [
+        py_listener("pya", "inet", "stream", "thread", "app:Echo", "", ""),
+        listener("echo", "inet", "stream", "127.0.0.1:0", "sync", &echo, ""),
+        py_listener("pyb", "inet", "stream", "thread", "app:Echo", "", ""),
+    ]
+    .concat();
+    let d = start_with("cpuaffinity2", &[("app.py", APP)], &cfg);
+    let (a, b) = (workers(&d, "pya"), workers(&d, "pyb"));
+    assert_eq!((a.len(), b.len()), (1, 1), "{a:?} {b:?}");
+    assert_eq!(
+        (a[0].len(), b[0].len()),
+        (1, 1),
+        "one CPU each: {a:?} {b:?}"
+    );
+    assert_ne!(a[0], b[0], "different CPUs: {a:?} {b:?}\n{}", d.log());
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}

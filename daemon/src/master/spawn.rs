@@ -6,7 +6,7 @@
 //! Promises: a worker is forked from the single-threaded master; the master
 //! process itself never loads a plugin; nothing here waits for a worker.
 
-use crate::config::{Config, ListenerConfig};
+use crate::config::{Config, CpuAffinity, ListenerConfig, Mixin};
 use crate::os::shm::SharedSlice;
 use crate::os::stats::WorkerStats;
 use crate::worker::{worker_main, WorkerArgs};
@@ -37,6 +37,28 @@ pub struct Worker {
     /// The read end of its log relay, until the master adopts it (it
     /// outlives the worker: programs may still write).
     pub relay: Option<super::relay::Relay>,
+}
+
+/// Where worker `index` of `l` goes among the CPUs when it is kept on one:
+/// after the workers of the listeners before it that may be kept on one
+/// (`one`, or `auto` in thread mode or sync with several workers: whether
+/// the plugin asks is known only in the worker), so no two of them share
+/// a CPU while there are CPUs to spare.
+fn cpu_slot(config: &Config, l: &ListenerConfig, index: usize) -> usize {
+    let may_pin = |x: &ListenerConfig| match (x.cpu_affinity, x.mixin) {
+        (CpuAffinity::One, _) => true,
+        (CpuAffinity::Auto, Mixin::Thread) => true,
+        (CpuAffinity::Auto, Mixin::Sync) => x.workers > 1,
+        _ => false,
+    };
+    let before: usize = config
+        .listeners
+        .iter()
+        .take_while(|x| x.name != l.name)
+        .filter(|x| may_pin(x))
+        .map(|x| x.workers)
+        .sum();
+    before + index
 }
 
 /// Fork one worker for `l`. `close_fds` are the master's fds the worker
@@ -93,12 +115,7 @@ pub fn spawn(
                 check_only,
                 stats,
                 log_fd,
-                cpu_slot: config
-                    .listeners
-                    .iter()
-                    .position(|x| x.name == l.name)
-                    .unwrap_or(0)
-                    + index,
+                cpu_slot: cpu_slot(config, l, index),
             })
         }
         ForkResult::Parent { child } => {

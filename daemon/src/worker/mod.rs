@@ -217,9 +217,21 @@ fn place_on_cpus(l: &ListenerConfig, plugin: &plugin::Plugin, slot: usize) -> Re
         }
         _ => return Ok(()),
     };
-    let (cpu, of) = crate::os::cpu::keep_on_one(slot)
-        .map_err(|e| format!("cpu_affinity: cannot keep the worker on one CPU: {e}"))?;
-    tracing::info!("worker kept on CPU {cpu} (of {of} the daemon may use): {why}");
+    match crate::os::cpu::keep_on_one(slot) {
+        Ok((cpu, of)) => {
+            tracing::info!("worker kept on CPU {cpu} (of {of} the daemon may use): {why}")
+        }
+        // `auto` is the default: a host that refuses the call (a seccomp
+        // profile, a cpuset changing under us) must not stop the listener.
+        Err(e) if l.cpu_affinity == CpuAffinity::Auto => {
+            tracing::warn!("cpu_affinity = \"auto\": the worker stays on the daemon's CPUs: {e}")
+        }
+        Err(e) => {
+            return Err(format!(
+                "cpu_affinity = \"one\": cannot keep the worker on one CPU: {e}"
+            ))
+        }
+    }
     Ok(())
 }
 
