@@ -11,6 +11,9 @@
 #
 # Serves bench/peers/pyecho.py's StreamEcho with sockhostd (sync, thread,
 # fork) and with CPython's TCPServer, ThreadingTCPServer, ForkingTCPServer.
+# Thread mode twice more, like for like: sockhostd's thread worker with
+# cpu_affinity = "all" (by default it is kept on one CPU), and
+# ThreadingTCPServer kept on one CPU with `taskset -c 0`.
 #
 # Promises: loopback only; every run is bounded; every process started here
 # is killed by its pid on exit and the temp folder removed.
@@ -27,7 +30,7 @@ while [ $# -gt 0 ]; do
     -d) DUR=$2; shift 2 ;;
     -r) ROUNDS=$2; shift 2 ;;
     -c) CONC=$2; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "python-cpu.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -39,10 +42,11 @@ bench_setup pycpu
 
 {
     printf '[daemon]\nplugin_dir = "%s"\n' "$OUT"
-    for spec in sync:1 thread:2 fork:3; do
-        IFS=: read -r mixin n <<<"$spec"
-        printf '[[listener]]\nname = "pc-%s"\nfamily = "inet"\ntype = "stream"\n' "$mixin"
+    for spec in sync:sync:1:auto thread:thread:2:auto fork:fork:3:auto tall:thread:4:all; do
+        IFS=: read -r name mixin n affinity <<<"$spec"
+        printf '[[listener]]\nname = "pc-%s"\nfamily = "inet"\ntype = "stream"\n' "$name"
         printf 'address = "127.0.0.1:%s"\nmixin = "%s"\nhandler = "libsockhost_python.so"\n' "$((BASE + n))" "$mixin"
+        printf 'cpu_affinity = "%s"\n' "$affinity"
         printf '[listener.config]\nhandler = "pyecho:StreamEcho"\npath = ["%s/bench/peers"]\n' "$ROOT"
     done
 } >"$WORK/sockhost.toml"
@@ -53,6 +57,8 @@ for spec in tcp:11 threading:12 forking:13; do
     python3 bench/peers/pyecho.py "$kind" "$((BASE + n))" >"$WORK/py-$kind.log" 2>&1 &
     PIDS+=($!)
 done
+taskset -c 0 python3 bench/peers/pyecho.py threading "$((BASE + 14))" >"$WORK/py-threading-one.log" 2>&1 &
+PIDS+=($!)
 sleep 2
 
 DAEMON=${PIDS[0]}
@@ -77,6 +83,8 @@ for _ in $(seq "$ROUNDS"); do
     measure "Python TCPServer" "${PIDS[1]}" "$((BASE + 11))"
     measure "sockhostd, Python handler, thread" "$(pid_of "$DAEMON" shd:pc-thread)" "$((BASE + 2))"
     measure "Python ThreadingTCPServer" "${PIDS[2]}" "$((BASE + 12))"
+    measure "sockhostd, Python handler, thread, cpu_affinity = all" "$(pid_of "$DAEMON" shd:pc-tall)" "$((BASE + 4))"
+    measure "Python ThreadingTCPServer on one CPU (taskset -c 0)" "${PIDS[4]}" "$((BASE + 14))"
     measure "sockhostd, Python handler, fork" "$(pid_of "$DAEMON" shd:pc-fork)" "$((BASE + 3))"
     measure "Python ForkingTCPServer" "${PIDS[3]}" "$((BASE + 13))"
     floor
@@ -109,5 +117,8 @@ print(f"ForkingTCPServer / sockhostd fork: {forking / ours:.2f}x (target >= 1.05
 fk, fo = kid["Python ForkingTCPServer"], kid["sockhostd, Python handler, fork"]
 print(f"Faults per request child: sockhostd {fo:.0f}, ForkingTCPServer {fk:.0f} (target: no more: {verdict(fo <= fk)}).")
 print(f"sockhostd thread / ThreadingTCPServer: {ours_t / threading:.2f}x (target <= 0.6: {verdict(ours_t / threading <= 0.6)}).")
+both_one = med["sockhostd, Python handler, thread"] / med["Python ThreadingTCPServer on one CPU (taskset -c 0)"]
+both_all = med["sockhostd, Python handler, thread, cpu_affinity = all"] / threading
+print(f"Like for like, sockhostd thread / ThreadingTCPServer: {both_one:.2f}x both on one CPU, {both_all:.2f}x both on every CPU.")
 print(f"Ceiling for any server that forks this interpreter per request (ForkingTCPServer / floor): {forking / floor:.2f}x.")
 EOF

@@ -8,11 +8,11 @@
 //!
 //! Promises: only CPUs the daemon itself may use are chosen (its affinity
 //! mask, as systemd's CPUAffinity= or a cpuset leave it); the listener's
-//! workers are spread over them by `slot` (the listener's position in the
-//! config plus the worker's index), so two workers of one listener land
-//! on different CPUs when there are two; the mask is set on the calling
-//! thread before any other exists, so every thread the worker starts and
-//! every process it forks inherit it.
+//! workers are spread over them by `slot` (master/spawn.rs: the workers
+//! of earlier listeners that may be kept on one CPU, plus the worker's
+//! index), so two such workers land on different CPUs when there are two; the mask is set on the calling
+//! thread (the worker's main one, before the plugin's create), so every
+//! thread it starts and every process it forks from then on inherit it.
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;

@@ -62,8 +62,8 @@ pub struct WorkerArgs<'a> {
     pub stats: Option<SharedSlice<WorkerStats>>,
     /// The write end of this worker's log relay (None in check mode).
     pub log_fd: Option<std::os::fd::OwnedFd>,
-    /// Where this worker goes among the CPUs when it is kept on one (the
-    /// listener's position in the config plus the worker's index).
+    /// Where this worker goes among the CPUs when it is kept on one
+    /// (master/spawn.rs `cpu_slot`).
     pub cpu_slot: usize,
 }
 
@@ -203,8 +203,10 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
 /// `one`, or says `auto` (the default) and its plugin asks for it
 /// (SOCKHOST_PLUGIN_ONE_CPU) for a worker that serves with threads or is
 /// one of several sync workers (never a fork-mode worker: its request
-/// children would share the one CPU); before `create`, while the worker
-/// has one thread, so every thread it starts inherits it.
+/// children would share the one CPU); before `create`, so every thread
+/// and process the plugin starts from then on inherits it (a thread a
+/// plugin's library constructor started during dlopen would not: the
+/// mask is the calling thread's; the Python plugin starts none).
 fn place_on_cpus(l: &ListenerConfig, plugin: &plugin::Plugin, slot: usize) -> Result<(), String> {
     let asks = plugin.wants(sockhost_sdk::sys::SOCKHOST_PLUGIN_ONE_CPU);
     let why = match (l.cpu_affinity, l.mixin) {

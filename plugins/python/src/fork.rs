@@ -17,9 +17,10 @@
 //! by a thread the fork left behind. `glue.quiet_after_fork` makes the hook
 //! skip itself for such a fork only: the worker decides before the fork
 //! (`glue.threading_quiet` after each server hook, confirmed in
-//! `before_fork` by the sizes of threading's thread tables), the child reads the verdict once (`_sockhost.fork_is_quiet`)
-//! and forgets it, so an `os.fork()` the handler itself makes, or a fork
-//! from a worker whose threading lists another thread, runs the hook in full.
+//! `before_fork` by the sizes of threading's thread tables), the child
+//! reads the verdict once (`_sockhost.fork_is_quiet`) and forgets it, so
+//! an `os.fork()` the handler itself makes, or a fork from a worker whose
+//! threading lists another thread, runs the hook in full.
 
 use pyo3::prelude::*;
 use std::cell::Cell;
@@ -43,12 +44,12 @@ pub fn fork_is_quiet() -> bool {
 }
 
 /// Before the worker's fork: the GIL, then CPython's pre-fork locks and
-/// `before` hooks. `quiet_tables`: when the cached verdict says threading may skip its
-/// rebuild, threading's `_active` and `_limbo` dicts, whose sizes are read
-/// again here (no Python runs, nothing is written) after every `before`
-/// hook ran: Python the worker ran since the verdict (another module's
-/// at-fork hooks, a signal handler, a finalizer) may have left a thread in
-/// them.
+/// `before` hooks. `quiet_tables`: when the cached verdict says threading
+/// may skip its rebuild, threading's `_active` and `_limbo` dicts, whose
+/// sizes are read again here (no Python runs, nothing is written) after
+/// every `before` hook ran: Python the worker ran since the verdict
+/// (another module's at-fork hooks, a signal handler, a finalizer) may
+/// have left a thread in them.
 pub fn before_fork(quiet_tables: Option<(*mut pyo3::ffi::PyObject, *mut pyo3::ffi::PyObject)>) {
     // SAFETY: the interpreter is running (create succeeded); the worker's
     // only thread takes the GIL, then CPython's pre-fork locks.
