@@ -1,6 +1,9 @@
 # bench/common.sh: what the bench/ scripts share; sourced, not run. Expects
 # ROOT (the repository) to be set and the cwd to be ROOT.
 #
+# bench_args "$@": the CPU scripts' options, -d SECONDS (DUR), -r ROUNDS,
+#   -c CLIENTS (CONC; the script sets the defaults first) and -h (the
+#   script's header comment, up to its `set -euo pipefail`).
 # bench_setup TAG: sets OUT (the release build folder; CARGO_TARGET_DIR is
 #   honoured), BENCH (the release sockhost-bench), WORK (a fresh
 #   temp folder /tmp/sockhost-TAG.*) and PIDS (empty); on exit every pid
@@ -18,15 +21,28 @@
 #   and its reaped children's) over one closed-loop `sockhost-bench load -m
 #   conn` run against TARGET (e.g. tcp:127.0.0.1:PORT; CONC clients, 64-byte
 #   requests, DUR seconds), then bench_record of them. Does nothing when PID
-#   is empty or gone (a server that is not installed). BENCH_WARMUP, when
-#   set, is the load's warm-up (-w; else sockhost-bench's default);
-#   BENCH_SETTLE (default 0.5) the seconds waited after the run for the last
-#   children to end and be reaped before PID's counters are read again.
+#   is empty or gone (a server that is not installed). BENCH_WARMUP
+#   (seconds, default 0.5; 0 for none) is a load run of its own before the
+#   counters are read, so its CPU is not counted; BENCH_SETTLE (default
+#   0.5) the seconds waited after the run for the last children to end and
+#   be reaped before PID's counters are read again.
 # bench_record LABEL RPS CPU_SECONDS [FAULTS CHILD_FAULTS]: divides the run's
 #   totals by its requests (RPS x DUR), appends "LABEL RPS CPU_US FAULTS
 #   CHILD_FAULTS" (per request, tab-separated) to WORK/cpu.tsv and prints
 #   the table row BENCH_ROW: a Python format string over label, rps, cpu
 #   (µs per request), faults and child_faults (per request).
+
+bench_args() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        -d) DUR=$2; shift 2 ;;
+        -r) ROUNDS=$2; shift 2 ;;
+        -c) CONC=$2; shift 2 ;;
+        -h | --help) sed -n '2,/^set -euo pipefail$/{/^set -euo pipefail$/!p}' "$0"; exit 0 ;;
+        *) echo "$(basename "$0"): unknown argument $1" >&2; exit 2 ;;
+        esac
+    done
+}
 
 bench_setup() {
     OUT=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/release

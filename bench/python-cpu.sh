@@ -25,19 +25,11 @@ set -euo pipefail
 
 DUR=3 ROUNDS=2 CONC=8
 BASE=${SOCKHOST_BENCH_PORT:-27300}
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -d) DUR=$2; shift 2 ;;
-    -r) ROUNDS=$2; shift 2 ;;
-    -c) CONC=$2; shift 2 ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
-    *) echo "python-cpu.sh: unknown argument $1" >&2; exit 2 ;;
-    esac
-done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/common.sh"
+bench_args "$@"
 cd "$ROOT"
 cargo build --release --workspace --quiet
-. bench/common.sh
 bench_setup pycpu
 
 {

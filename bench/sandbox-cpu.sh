@@ -19,19 +19,11 @@ set -euo pipefail
 
 DUR=3 ROUNDS=3 CONC=8
 BASE=${SOCKHOST_BENCH_PORT:-27400}
-while [ $# -gt 0 ]; do
-    case $1 in
-    -d) DUR=$2; shift 2 ;;
-    -r) ROUNDS=$2; shift 2 ;;
-    -c) CONC=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "sandbox-cpu.sh: unknown argument $1" >&2; exit 2 ;;
-    esac
-done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/common.sh"
+bench_args "$@"
 cd "$ROOT"
 cargo build --release --workspace --quiet
-. bench/common.sh
 bench_setup sbcpu
 
 {
