@@ -4,6 +4,8 @@
 # bench_args "$@": the CPU scripts' options, -d SECONDS (DUR), -r ROUNDS,
 #   -c CLIENTS (CONC; the script sets the defaults first) and -h (the
 #   script's header comment, up to its `set -euo pipefail`).
+# xinetd_cat_config PORT: an xinetd.conf running /bin/cat per connection
+#   on 127.0.0.1:PORT (nowait, no limits, logging to WORK), on stdout.
 # bench_setup TAG: sets OUT (the release build folder; CARGO_TARGET_DIR is
 #   honoured), BENCH (the release sockhost-bench), WORK (a fresh
 #   temp folder /tmp/sockhost-TAG.*) and PIDS (empty); on exit every pid
@@ -42,6 +44,29 @@ bench_args() {
         *) echo "$(basename "$0"): unknown argument $1" >&2; exit 2 ;;
         esac
     done
+}
+
+xinetd_cat_config() {
+    cat <<EOF
+service sockhost-bench-cat
+{
+    type = UNLISTED
+    port = $1
+    bind = 127.0.0.1
+    socket_type = stream
+    protocol = tcp
+    wait = no
+    user = $(id -un)
+    server = /bin/cat
+    instances = UNLIMITED
+    per_source = UNLIMITED
+    cps = 1000000 1
+    flags = REUSE
+    log_type = FILE $WORK/xinetd-service.log
+    log_on_success =
+    log_on_failure =
+}
+EOF
 }
 
 bench_setup() {

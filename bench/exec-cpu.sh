@@ -51,26 +51,7 @@ if command -v tcpserver >/dev/null; then
     PIDS+=($!) SERVER[tcpserver]=$!
 fi
 if command -v xinetd >/dev/null; then
-    cat >"$WORK/xinetd.conf" <<EOF
-service sockhost-bench-cat
-{
-    type = UNLISTED
-    port = $((BASE + 12))
-    bind = 127.0.0.1
-    socket_type = stream
-    protocol = tcp
-    wait = no
-    user = $(id -un)
-    server = /bin/cat
-    instances = UNLIMITED
-    per_source = UNLIMITED
-    cps = 1000000 1
-    flags = REUSE
-    log_type = FILE $WORK/xinetd-service.log
-    log_on_success =
-    log_on_failure =
-}
-EOF
+    xinetd_cat_config "$((BASE + 12))" >"$WORK/xinetd.conf"
     xinetd -dontfork -f "$WORK/xinetd.conf" -pidfile "$WORK/xinetd.pid" -filelog "$WORK/xinetd.log" &
     PIDS+=($!) SERVER[xinetd]=$!
 fi
