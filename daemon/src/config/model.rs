@@ -318,6 +318,19 @@ impl ListenerConfig {
         mine == *other
     }
 
+    /// Whether `cpu_affinity` may keep this listener's workers on one CPU
+    /// each: `one`, or `auto` for a thread-mode listener or a sync one
+    /// with several workers (then only if the plugin asks, which only the
+    /// worker knows); never `all`, never `auto` in fork mode.
+    pub fn may_keep_on_one_cpu(&self) -> bool {
+        match (self.cpu_affinity, self.mixin) {
+            (CpuAffinity::One, _) => true,
+            (CpuAffinity::Auto, Mixin::Thread) => true,
+            (CpuAffinity::Auto, Mixin::Sync) => self.workers > 1,
+            _ => false,
+        }
+    }
+
     /// True when the listening socket can be kept across a reload:
     /// same family, socket type and address.
     pub fn same_socket(&self, other: &ListenerConfig) -> bool {

@@ -6,7 +6,7 @@
 //! Promises: a worker is forked from the single-threaded master; the master
 //! process itself never loads a plugin; nothing here waits for a worker.
 
-use crate::config::{Config, CpuAffinity, ListenerConfig, Mixin};
+use crate::config::{Config, ListenerConfig};
 use crate::os::shm::SharedSlice;
 use crate::os::stats::WorkerStats;
 use crate::worker::{worker_main, WorkerArgs};
@@ -41,21 +41,14 @@ pub struct Worker {
 
 /// Where worker `index` of `l` goes among the CPUs when it is kept on one:
 /// after the workers of the listeners before it that may be kept on one
-/// (`one`, or `auto` in thread mode or sync with several workers: whether
-/// the plugin asks is known only in the worker), so no two of them share
-/// a CPU while there are CPUs to spare.
+/// (`ListenerConfig::may_keep_on_one_cpu`), so no two of them share a CPU
+/// while there are CPUs to spare.
 fn cpu_slot(config: &Config, l: &ListenerConfig, index: usize) -> usize {
-    let may_pin = |x: &ListenerConfig| match (x.cpu_affinity, x.mixin) {
-        (CpuAffinity::One, _) => true,
-        (CpuAffinity::Auto, Mixin::Thread) => true,
-        (CpuAffinity::Auto, Mixin::Sync) => x.workers > 1,
-        _ => false,
-    };
     let before: usize = config
         .listeners
         .iter()
         .take_while(|x| x.name != l.name)
-        .filter(|x| may_pin(x))
+        .filter(|x| x.may_keep_on_one_cpu())
         .map(|x| x.workers)
         .sum();
     before + index

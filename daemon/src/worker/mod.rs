@@ -209,15 +209,15 @@ fn run(args: WorkerArgs, span: &tracing::Span) -> Result<(), String> {
 /// mask is the calling thread's; the Python plugin starts none).
 fn place_on_cpus(l: &ListenerConfig, plugin: &plugin::Plugin, slot: usize) -> Result<(), String> {
     let asks = plugin.wants(sockhost_sdk::sys::SOCKHOST_PLUGIN_ONE_CPU);
+    if !l.may_keep_on_one_cpu() || (l.cpu_affinity == CpuAffinity::Auto && !asks) {
+        return Ok(());
+    }
     let why = match (l.cpu_affinity, l.mixin) {
         (CpuAffinity::One, _) => "cpu_affinity = \"one\"",
-        (CpuAffinity::Auto, Mixin::Thread) if asks => {
+        (_, Mixin::Thread) => {
             "its plugin's request threads take turns on one lock; cpu_affinity = \"all\" to spread them"
         }
-        (CpuAffinity::Auto, Mixin::Sync) if asks && l.workers > 1 => {
-            "its plugin asks for a CPU per worker; cpu_affinity = \"all\" to let them move"
-        }
-        _ => return Ok(()),
+        _ => "its plugin asks for a CPU per worker; cpu_affinity = \"all\" to let them move",
     };
     match crate::os::cpu::keep_on_one(slot) {
         Ok((cpu, of)) => {
